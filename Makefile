@@ -1,0 +1,30 @@
+# The two commands of the README: `make demo` (set up, then run the study on the offline demo data)
+# and `make test` (set up, then run the tests). Everything installs into ./.venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m bench.prepare_celeba
+
+clean:
+	rm -rf $(VENV) data/prepared data/raw metrics

@@ -1,0 +1,3 @@
+"""facegen: attribute-conditional GAN faces and how much they help face recognition."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""Typed configuration: params.yaml is read and validated once, here, into these objects.
+
+Each top-level group of params.yaml is one stage's settings (as in iterative/example-get-started).
+Unknown keys and wrong values are errors that name the parameter, e.g. ``data.image_size``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoSource(_Section):
+    """Procedurally drawn faces in the official CelebA layout (the offline default)."""
+
+    root: Path = Path("data/raw/demo")
+    identities: int = Field(200, gt=0)
+    images_per_identity: int = Field(15, gt=0)
+    seed: int = 0
+
+
+class CelebASource(_Section):
+    """The official CelebA files, from Google Drive (gdown) or a mirror base URL."""
+
+    root: Path = Path("data/raw/celeba")
+    mirror_url: str | None = None
+    checksums: Literal["auto", "official", "none"] = "auto"
+    include_optional: bool = True
+
+
+class LocalSource(_Section):
+    """An existing folder in the official CelebA layout (zip or extracted images)."""
+
+    root: Path = Path("../shared/celeba")
+
+
+class FolderSource(_Section):
+    """Folder-per-person photos (people/<name>/*.jpg), as attendance systems collect them."""
+
+    root: Path = Path("../shared/faces64")
+    attributes_csv: Path | None = None
+    celeba_root: Path | None = None  # join CelebA attributes and splits on file name (faces64 is CelebA)
+    detect_faces: bool = False  # run MTCNN on in-the-wild photos instead of resizing tight crops
+
+
+class DataConfig(_Section):
+    source: Literal["demo", "celeba", "local", "folder"] = "demo"
+    image_size: Literal[32, 64, 128] = 64
+    strict: bool = False  # turn counted skips (missing/corrupt images, no face found) into errors
+    demo: DemoSource = DemoSource()
+    celeba: CelebASource = CelebASource()
+    local: LocalSource = LocalSource()
+    folder: FolderSource = FolderSource()
+
+
+class PrepareConfig(_Section):
+    out: Path = Path("data/prepared")
+    crop: int = Field(140, gt=0)  # centred square crop (px) of the 178x218 aligned images before resizing
+    workers: int = Field(2, ge=0)
+    batch_size: int = Field(256, gt=0)
+
+
+class Params(_Section):
+    data: DataConfig = DataConfig()
+    prepare: PrepareConfig = PrepareConfig()
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or has an invalid value; the message names the parameter."""
+
+
+def load_params(path: Path | str = "params.yaml", overrides: dict | None = None) -> Params:
+    """Read and validate params.yaml (plus optional nested overrides) into typed config objects."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file; run from the project root or pass --params") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else "")
+            for e in err.errors()
+        )
+        raise ParamsError(f"{path}: {problems}") from None
+
+
+def _set_dotted(tree: dict, dotted: str, value: object) -> None:
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        tree = tree.setdefault(key, {})
+    tree[leaf] = value

@@ -1,0 +1,171 @@
+"""The official CelebA annotation files: their names, checksums, and a strict reader/writer for each.
+
+Readers name the file and line of anything malformed. Writers produce the official layout (CRLF line
+endings, the attribute file's count and header lines), so generated data sets read like the real one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CELEBA_ATTRIBUTES: tuple[str, ...] = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
+    "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby",
+    "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male",
+    "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose",
+    "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair",
+    "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+)
+SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")  # codes 0, 1, 2 of list_eval_partition.txt
+
+IMAGES_ZIP = "img_align_celeba.zip"
+IMAGES_DIR = "img_align_celeba"
+ATTR_FILE = "list_attr_celeba.txt"
+IDENTITY_FILE = "identity_CelebA.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+
+
+@dataclass(frozen=True)
+class CelebAFile:
+    """One file of the official distribution: Google Drive id, official md5, and whether it is needed."""
+
+    name: str
+    gdrive_id: str
+    md5: str
+    required: bool = True
+
+
+# The same ids and checksums torchvision's datasets.CelebA uses.
+CELEBA_FILES: tuple[CelebAFile, ...] = (
+    CelebAFile(IMAGES_ZIP, "0B7EVK8r0v71pZjFTYXZWM3FlRnM", "00d2c5bc6d35e252742224ab0c1e8fcb"),
+    CelebAFile(ATTR_FILE, "0B7EVK8r0v71pblRyaVFSWGxPY0U", "75e246fa4810816ffd6ee81facbd244c"),
+    CelebAFile(IDENTITY_FILE, "1_ee_0u7vcNLOfNLegJRHmolfH5ICW-XS", "32bd1bd63d3c78cd57e08160ec5ed1e2"),
+    CelebAFile(PARTITION_FILE, "0B7EVK8r0v71pY0NSMzRuSXJEVkk", "d32c9cbf5e040fd4025c592c306e6668"),
+    CelebAFile("list_bbox_celeba.txt", "0B7EVK8r0v71pbThiMVRxWXZ4dU0", "00566efa6fedff7a56946cd1c10f1c16",
+               required=False),
+    CelebAFile("list_landmarks_align_celeba.txt", "0B7EVK8r0v71pd0FJY3Blby1HUTQ",
+               "cc24ecafdb5b50baae59b03474781f8c", required=False),
+)
+
+
+class AnnotationError(ValueError):
+    """An annotation file is malformed; the message names the file and line."""
+
+
+def select_attributes(names: list[str] | tuple[str, ...], available: tuple[str, ...] = CELEBA_ATTRIBUTES) -> list[str]:
+    """Validate attribute names; an unknown name is an error that lists the valid ones."""
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {unknown}; valid names are: {', '.join(available)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"attribute names repeat: {list(names)}")
+    return list(names)
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="ascii").splitlines()
+    except UnicodeDecodeError as err:
+        raise AnnotationError(f"{path}: not an ASCII text annotation file ({err})") from None
+
+
+def _check_image_id(path: Path, lineno: int, image_id: str) -> None:
+    if not image_id.lower().endswith((".jpg", ".jpeg", ".png")):
+        raise AnnotationError(f"{path}:{lineno}: expected an image file name first, got {image_id!r}")
+
+
+def read_attributes(path: Path) -> pd.DataFrame:
+    """list_attr_celeba.txt -> DataFrame indexed by image id, one int8 column (0/1) per attribute."""
+    lines = _lines(path)
+    if len(lines) < 2:
+        raise AnnotationError(f"{path}: expected a count line and a header line, found {len(lines)} line(s)")
+    try:
+        expected = int(lines[0])
+    except ValueError:
+        raise AnnotationError(f"{path}:1: expected the number of rows, got {lines[0]!r}") from None
+    header = tuple(lines[1].split())
+    if not header:
+        raise AnnotationError(f"{path}:2: empty attribute header")
+    rows = [line for line in lines[2:] if line.strip()]
+    if len(rows) != expected:
+        raise AnnotationError(f"{path}: line 1 says {expected} rows but the file has {len(rows)}")
+    ids: list[str] = []
+    values = np.empty((len(rows), len(header)), dtype=np.int8)
+    for i, line in enumerate(rows):
+        fields = line.split()
+        lineno = i + 3
+        if len(fields) != len(header) + 1:
+            raise AnnotationError(
+                f"{path}:{lineno}: expected an image name and {len(header)} values, got {len(fields)} fields"
+            )
+        _check_image_id(path, lineno, fields[0])
+        if any(v not in ("1", "-1") for v in fields[1:]):
+            bad = next(v for v in fields[1:] if v not in ("1", "-1"))
+            raise AnnotationError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
+        ids.append(fields[0])
+        values[i] = [v == "1" for v in fields[1:]]
+    frame = pd.DataFrame(values, index=pd.Index(ids, name="image_id"), columns=list(header))
+    return _unique_index(frame, path)
+
+
+def _read_pairs(path: Path, what: str) -> pd.Series:
+    ids: list[str] = []
+    values: list[str] = []
+    for lineno, line in enumerate(_lines(path), start=1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise AnnotationError(f"{path}:{lineno}: expected '<image> <{what}>', got {line.strip()!r}")
+        _check_image_id(path, lineno, fields[0])
+        if not fields[1].isdigit():
+            raise AnnotationError(f"{path}:{lineno}: {what} must be a non-negative integer, got {fields[1]!r}")
+        ids.append(fields[0])
+        values.append(fields[1])
+    series = pd.Series(values, index=pd.Index(ids, name="image_id"), name=what)
+    return _unique_index(series, path)
+
+
+def _unique_index(obj, path: Path):
+    duplicated = obj.index[obj.index.duplicated()]
+    if len(duplicated):
+        raise AnnotationError(f"{path}: image {duplicated[0]!r} is listed more than once")
+    return obj
+
+
+def read_identities(path: Path) -> pd.Series:
+    """identity_CelebA.txt -> Series of identity labels (strings) indexed by image id."""
+    return _read_pairs(path, "identity")
+
+
+def read_partition(path: Path) -> pd.Series:
+    """list_eval_partition.txt -> Series of split names ('train', 'valid', 'test') indexed by image id."""
+    codes = _read_pairs(path, "split")
+    bad = codes[~codes.isin(["0", "1", "2"])]
+    if len(bad):
+        raise AnnotationError(f"{path}: split codes must be 0, 1 or 2; image {bad.index[0]!r} has {bad.iloc[0]!r}")
+    return codes.map(lambda c: SPLIT_NAMES[int(c)]).rename("split")
+
+
+def write_attributes(path: Path, attributes: pd.DataFrame) -> None:
+    """Write a 0/1 attribute frame (indexed by image id) in the official list_attr_celeba.txt layout."""
+    lines = [str(len(attributes)), " ".join(attributes.columns) + " "]
+    signs = np.where(attributes.to_numpy() > 0, " 1", "-1")
+    lines += [f"{image_id} " + " ".join(row) for image_id, row in zip(attributes.index, signs)]
+    _write_crlf(path, lines)
+
+
+def write_identities(path: Path, identities: pd.Series) -> None:
+    _write_crlf(path, [f"{i} {v}" for i, v in identities.items()])
+
+
+def write_partition(path: Path, splits: pd.Series) -> None:
+    _write_crlf(path, [f"{i} {SPLIT_NAMES.index(s)}" for i, s in splits.items()])
+
+
+def _write_crlf(path: Path, lines: list[str]) -> None:
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("ascii"))

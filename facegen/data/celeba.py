@@ -1,0 +1,132 @@
+"""CelebA in its official layout, read from the image zip or the extracted folder.
+
+Unlike torchvision's ``datasets.CelebA`` the bbox and landmark files are optional, and a folder holding
+only part of the images (a subset mirror) works: rows without an image are counted and reported, and
+``strict=True`` turns that into an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from facegen.data.annotations import (
+    ATTR_FILE,
+    IDENTITY_FILE,
+    IMAGES_DIR,
+    IMAGES_ZIP,
+    PARTITION_FILE,
+    AnnotationError,
+    read_attributes,
+    read_identities,
+    read_partition,
+)
+from facegen.data.base import FaceDataset
+from facegen.data.images import decode_image
+
+log = logging.getLogger(__name__)
+
+
+class CelebA(FaceDataset):
+    """The official CelebA files under ``root`` (``img_align_celeba.zip`` or ``img_align_celeba/``)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        split: str = "all",
+        attributes: Sequence[str] | None = None,
+        min_images_per_identity: int = 1,
+        strict: bool = False,
+        transform: Callable[[Image.Image], Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        for name in (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE):
+            if not (self.root / name).is_file():
+                raise FileNotFoundError(f"{self.root / name} is missing: {self.root} is not a CelebA folder")
+        self._images = _ImageStore.open(self.root)
+        annotations = read_celeba_annotations(self.root)
+        present = annotations["image_id"].isin(self._images.names)
+        self.missing_images = int((~present).sum())
+        self.unannotated_images = len(self._images.names) - int(present.sum())
+        if strict and (self.missing_images or self.unannotated_images):
+            raise AnnotationError(
+                f"{self.root}: {self.missing_images} annotation rows have no image and "
+                f"{self.unannotated_images} images have no annotation row (strict mode)"
+            )
+        if self.missing_images:
+            log.warning(
+                "%s: %d of %d annotation rows have no image (a subset copy?); using the %d present",
+                self.root, self.missing_images, len(annotations), int(present.sum()),
+            )
+        if self.unannotated_images:
+            log.warning("%s: %d images have no annotation row; ignored", self.root, self.unannotated_images)
+        super().__init__(
+            annotations[present],
+            attributes=attributes,
+            split=split,
+            min_images_per_identity=min_images_per_identity,
+            transform=transform,
+        )
+
+    def load_image(self, i: int) -> Image.Image:
+        return self._images.read(self.annotations.at[i, "image_id"])
+
+
+def read_celeba_annotations(root: Path) -> pd.DataFrame:
+    """Join the attribute, identity and partition files; an image missing from one of them is an error."""
+    attributes = read_attributes(root / ATTR_FILE)
+    identities = read_identities(root / IDENTITY_FILE)
+    splits = read_partition(root / PARTITION_FILE)
+    for name, series in ((IDENTITY_FILE, identities), (PARTITION_FILE, splits)):
+        if len(series) != len(attributes) or not series.index.equals(attributes.index):
+            missing = attributes.index.difference(series.index)
+            extra = series.index.difference(attributes.index)
+            raise AnnotationError(
+                f"{root / name} and {root / ATTR_FILE} list different images: "
+                f"{len(missing)} only in {ATTR_FILE} (e.g. {list(missing[:3])}), "
+                f"{len(extra)} only in {name} (e.g. {list(extra[:3])})"
+            )
+    frame = pd.concat([identities, splits, attributes], axis=1).reset_index()
+    return frame
+
+
+class _ImageStore:
+    """Images by file name from the extracted folder, or lazily (once per worker process) from the zip."""
+
+    def __init__(self, folder: Path | None, archive: Path | None, names: set[str]) -> None:
+        self.folder, self.archive, self.names = folder, archive, names
+        self._zip: zipfile.ZipFile | None = None
+        self._zip_pid = -1
+
+    @classmethod
+    def open(cls, root: Path) -> "_ImageStore":
+        folder, archive = root / IMAGES_DIR, root / IMAGES_ZIP
+        if folder.is_dir():
+            return cls(folder, None, {e.name for e in os.scandir(folder) if e.is_file()})
+        if archive.is_file():
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    names = {Path(n).name for n in zf.namelist() if n.startswith(f"{IMAGES_DIR}/") and not n.endswith("/")}
+            except zipfile.BadZipFile:
+                raise AnnotationError(f"{archive}: not a valid zip archive (truncated, or an HTML page?)") from None
+            return cls(None, archive, names)
+        raise FileNotFoundError(f"{root}: neither {IMAGES_DIR}/ nor {IMAGES_ZIP} is present")
+
+    def read(self, name: str) -> Image.Image:
+        if self.folder is not None:
+            return decode_image(self.folder / name, (self.folder / name).read_bytes())
+        if self._zip is None or self._zip_pid != os.getpid():  # zip handles must not cross a fork
+            self._zip, self._zip_pid = zipfile.ZipFile(self.archive), os.getpid()
+        return decode_image(self.archive / name, self._zip.read(f"{IMAGES_DIR}/{name}"))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_zip": None, "_zip_pid": -1}
+

@@ -1,0 +1,179 @@
+"""Preprocessing: crop and resize every face once, and cache the result in a compact format.
+
+Aligned CelebA-layout images get a centred square crop; folder photos that are already tight crops are
+squared and resized; in-the-wild photos go through facenet-pytorch's MTCNN (its weights ship with the
+package). Unreadable photos and photos with no face are counted and listed in ``skipped.csv`` (or, with
+``strict``, stop the run); the output folder appears only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+from numpy.lib.format import open_memmap
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from facegen.data.base import FaceDataset
+from facegen.data.images import CorruptImageError
+from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, META_FILE, SKIPPED_FILE
+from facegen.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+class Cropper(Protocol):
+    size: int
+
+    def __call__(self, image: Image.Image) -> Image.Image | None:
+        """The face as a size x size RGB image, or None when no face is found."""
+
+
+@dataclass(frozen=True)
+class CenterCropResize:
+    """A centred square crop of `crop` px (None: the largest square), resized to `size`."""
+
+    size: int
+    crop: int | None = None
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        width, height = image.size
+        side = min(width, height, self.crop or max(width, height))
+        left, top = (width - side) // 2, (height - side) // 2
+        return image.resize((self.size, self.size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side))
+
+
+class MTCNNCrop:
+    """Detect the largest face with facenet-pytorch's MTCNN and return it aligned to size x size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._mtcnn = None
+
+    def __call__(self, image: Image.Image) -> Image.Image | None:
+        if self._mtcnn is None:  # built lazily, once per worker process
+            from facenet_pytorch import MTCNN
+
+            self._mtcnn = MTCNN(image_size=self.size, margin=round(self.size * 14 / 160), post_process=False)
+        face = self._mtcnn(image)
+        if face is None:
+            return None
+        return Image.fromarray(face.clamp(0, 255).byte().permute(1, 2, 0).numpy())
+
+    def __getstate__(self) -> dict:
+        return {"size": self.size, "_mtcnn": None}
+
+
+class PrepareError(RuntimeError):
+    """A photo could not be prepared in strict mode; the message names it."""
+
+
+@dataclass
+class PrepareReport:
+    images_in: int
+    images_written: int
+    corrupt: int = 0
+    no_face: int = 0
+    seconds: float = 0.0
+    images_per_second: float = 0.0
+    source: dict = field(default_factory=dict)
+
+
+class _Cropped(Dataset):
+    """(row, uint8 array or None, reason) for each row of a face dataset, computed in loader workers."""
+
+    def __init__(self, faces: FaceDataset, cropper: Cropper) -> None:
+        self.faces, self.cropper = faces, cropper
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            face = self.cropper(self.faces.load_image(i))
+        except CorruptImageError as err:
+            return i, None, f"corrupt: {err}"
+        if face is None:
+            return i, None, "no face found"
+        return i, np.asarray(face, dtype=np.uint8), ""
+
+
+def prepare_faces(
+    faces: FaceDataset,
+    out: Path,
+    cropper: Cropper,
+    *,
+    strict: bool = False,
+    workers: int = 2,
+    batch_size: int = 256,
+    source: dict | None = None,
+) -> PrepareReport:
+    """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened."""
+    start = time.perf_counter()
+    size = cropper.size
+    loader = DataLoader(
+        _Cropped(faces, cropper), batch_size=batch_size, num_workers=workers, collate_fn=list,
+        worker_init_fn=_one_thread,
+    )
+    kept: list[int] = []
+    skipped: list[tuple[str, str]] = []
+    with atomic_dir(Path(out)) as tmp:
+        staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
+        with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
+            for batch in loader:
+                for i, array, reason in batch:
+                    if array is None:
+                        image_id = faces.annotations.at[i, "image_id"]
+                        if strict:
+                            raise PrepareError(f"{image_id}: {reason} (strict mode)")
+                        skipped.append((image_id, reason))
+                    else:
+                        staging[len(kept)] = array
+                        kept.append(i)
+                progress.update(len(batch))
+        _finalise_images(tmp, staging, len(kept))
+        columns = [c for c in faces.annotations.columns if not c.startswith("_")]
+        faces.annotations.loc[kept, columns].reset_index(drop=True).to_parquet(tmp / ANNOTATIONS_FILE, index=False)
+        pd.DataFrame(skipped, columns=["image_id", "reason"]).to_csv(tmp / SKIPPED_FILE, index=False)
+        seconds = time.perf_counter() - start
+        report = PrepareReport(
+            images_in=len(faces),
+            images_written=len(kept),
+            corrupt=sum(r.startswith("corrupt") for _, r in skipped),
+            no_face=sum(r == "no face found" for _, r in skipped),
+            seconds=round(seconds, 2),
+            images_per_second=round(len(faces) / max(seconds, 1e-9), 1),
+            source=source or {},
+        )
+        write_json(tmp / META_FILE, {"image_size": size, **asdict(report)})
+    if skipped:
+        log.warning("%d of %d photos skipped (listed in %s): %s", len(skipped), len(faces),
+                    Path(out) / SKIPPED_FILE, skipped[:3])
+    return report
+
+
+def _finalise_images(folder: Path, staging: np.memmap, count: int) -> None:
+    """Keep the first `count` staged images as images.npy (a rename when nothing was skipped)."""
+    staging.flush()
+    if count == len(staging):
+        del staging
+        (folder / "staging.npy").rename(folder / IMAGES_FILE)
+        return
+    final = open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(count, *staging.shape[1:]))
+    for start in range(0, count, 4096):
+        final[start:start + 4096] = staging[start:min(start + 4096, count)]
+    final.flush()
+    del staging
+    (folder / "staging.npy").unlink()
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)

@@ -1,0 +1,64 @@
+"""The compact cache that ``prepare`` writes and every later stage reads.
+
+Layout of ``data/prepared/``: ``images.npy`` (N x S x S x 3 uint8, memory-mapped), ``annotations.parquet``
+(row i describes image i), ``skipped.csv`` (what was left out and why) and ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from facegen.data.base import FaceDataset
+
+IMAGES_FILE = "images.npy"
+ANNOTATIONS_FILE = "annotations.parquet"
+SKIPPED_FILE = "skipped.csv"
+META_FILE = "meta.json"
+
+
+class PreparedFaces(FaceDataset):
+    """Faces from a ``prepare`` cache; ``images`` gives the whole uint8 array for in-memory training."""
+
+    def __init__(
+        self,
+        root: Path | str = "data/prepared",
+        *,
+        split: str = "all",
+        attributes: Sequence[str] | None = None,
+        min_images_per_identity: int = 1,
+        transform: Callable[[Image.Image], Any] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        if not (self.root / META_FILE).is_file():
+            raise FileNotFoundError(f"{self.root}: no prepared faces here; run `dvc repro prepare` first")
+        self.meta = json.loads((self.root / META_FILE).read_text())
+        annotations = pd.read_parquet(self.root / ANNOTATIONS_FILE)
+        annotations["_row"] = np.arange(len(annotations))
+        self._all_images = np.load(self.root / IMAGES_FILE, mmap_mode="r")
+        if len(self._all_images) != len(annotations):
+            raise ValueError(f"{self.root}: {IMAGES_FILE} has {len(self._all_images)} images "
+                             f"but {ANNOTATIONS_FILE} has {len(annotations)} rows")
+        super().__init__(
+            annotations,
+            attributes=attributes,
+            split=split,
+            min_images_per_identity=min_images_per_identity,
+            transform=transform,
+        )
+        self._rows = self.annotations["_row"].to_numpy()
+
+    @property
+    def images(self) -> np.ndarray:
+        """The selected images, N x S x S x 3 uint8 (loaded into memory)."""
+        return self._all_images[self._rows]
+
+    def load_image(self, i: int) -> Image.Image:
+        return Image.fromarray(np.asarray(self._all_images[self._rows[i]]))
+

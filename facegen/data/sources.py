@@ -1,0 +1,49 @@
+"""`data.source` in params.yaml -> acquired files on disk, a face dataset over them, and its cropper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facegen.config import DataConfig, PrepareConfig
+from facegen.data.base import FaceDataset
+from facegen.data.celeba import CelebA
+from facegen.data.folder import FaceFolder
+from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop
+
+
+def acquire(data: DataConfig) -> Path:
+    """Make the configured source's files available locally (generate, download or check) and return the root."""
+    if data.source == "demo":
+        from facegen.data.demo import DemoSpec, make_demo_celeba
+
+        spec = DemoSpec(identities=data.demo.identities, images_per_identity=data.demo.images_per_identity,
+                        seed=data.demo.seed)
+        return make_demo_celeba(data.demo.root, spec)
+    if data.source == "celeba":
+        from facegen.data.download import DownloadConfig, download_celeba
+
+        config = DownloadConfig(mirror_url=data.celeba.mirror_url, checksums=data.celeba.checksums,
+                                include_optional=data.celeba.include_optional)
+        download_celeba(data.celeba.root, config)
+        return data.celeba.root
+    root = data.local.root if data.source == "local" else data.folder.root
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"data.{data.source}.root: {root} is not a folder")
+    return root
+
+
+def open_faces(data: DataConfig, root: Path) -> FaceDataset:
+    """The dataset for an acquired source (all splits, all attributes)."""
+    if data.source == "folder":
+        return FaceFolder(root, attributes_csv=data.folder.attributes_csv, celeba_root=data.folder.celeba_root,
+                          strict=data.strict)
+    return CelebA(root, strict=data.strict)
+
+
+def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
+    """Aligned CelebA layouts get a centred crop; folder photos are tight crops or, if asked, go through MTCNN."""
+    if data.source != "folder":
+        return CenterCropResize(data.image_size, prepare.crop)
+    if data.folder.detect_faces:
+        return MTCNNCrop(data.image_size)
+    return CenterCropResize(data.image_size)

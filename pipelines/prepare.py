@@ -1,0 +1,73 @@
+"""Stage `prepare`: acquire the configured face source and cache cropped, resized faces.
+
+Run by `dvc repro prepare`, or standalone: `python -m pipelines.prepare [--params params.yaml]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.tasks import exponential_backoff
+
+from facegen.config import DataConfig, PrepareConfig, load_params
+from facegen.data.prepare import PrepareReport, prepare_faces
+from facegen.data.sources import acquire, cropper_for, open_faces
+from facegen.io import write_json
+
+METRICS_FILE = Path("metrics/prepare.json")
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
+def acquire_source(data: DataConfig) -> Path:
+    """Generate, download or check the source files (retried with backoff: downloads can fail transiently)."""
+    root = acquire(data)
+    get_run_logger().info("source %r ready at %s", data.source, root)
+    return root
+
+
+@task
+def preprocess(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
+    faces = open_faces(data, root)
+    source = {
+        "source": data.source,
+        "root": str(root),
+        "annotation_rows_without_image": faces.missing_images,
+        "images_without_annotation": faces.unannotated_images,
+    }
+    return prepare_faces(faces, prepare.out, cropper_for(data, prepare), strict=data.strict,
+                         workers=prepare.workers, batch_size=prepare.batch_size, source=source)
+
+
+@flow(name="prepare", log_prints=True)
+def prepare_flow(params_file: str = "params.yaml") -> PrepareReport:
+    """Acquire the face source named by `data.source` and write `prepare.out` plus metrics/prepare.json."""
+    params = load_params(params_file)
+    root = acquire_source(params.data)
+    report = preprocess(params.data, params.prepare, root)
+    write_json(METRICS_FILE, asdict(report))
+    create_markdown_artifact(
+        key="prepare-report",
+        markdown=_markdown(report, params.prepare.out),
+        description="Faces prepared for training",
+    )
+    return report
+
+
+def _markdown(report: PrepareReport, out: Path) -> str:
+    fields = {k: v for k, v in asdict(report).items() if k != "source"} | report.source
+    rows = "\n".join(f"| {k} | {v} |" for k, v in fields.items())
+    return f"# Prepared faces in `{out}`\n\n| what | value |\n|---|---|\n{rows}\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    prepare_flow(parser.parse_args().params)
+
+
+if __name__ == "__main__":
+    main()

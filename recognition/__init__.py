@@ -1,0 +1,1 @@
+"""facenet-pytorch attendance recognizer (InceptionResnetV1 + MTCNN)."""
