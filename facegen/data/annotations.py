@@ -87,29 +87,44 @@ def read_attributes(path: Path) -> pd.DataFrame:
         expected = int(lines[0])
     except ValueError:
         raise AnnotationError(f"{path}:1: expected the number of rows, got {lines[0]!r}") from None
-    header = tuple(lines[1].split())
+    header = lines[1].split()
     if not header:
         raise AnnotationError(f"{path}:2: empty attribute header")
     rows = [line for line in lines[2:] if line.strip()]
     if len(rows) != expected:
         raise AnnotationError(f"{path}: line 1 says {expected} rows but the file has {len(rows)}")
-    ids: list[str] = []
-    values = np.empty((len(rows), len(header)), dtype=np.int8)
+    frame = _parse_attribute_rows(rows, header)
+    if frame is None:  # the fast parse found a problem: locate it exactly
+        _raise_first_bad_row(path, rows, header)
+    return _unique_index(frame, path)
+
+
+def _parse_attribute_rows(rows: list[str], header: list[str]) -> pd.DataFrame | None:
+    """Vectorised parse of well-formed rows; None if any row is malformed."""
+    fields = np.array(" ".join(rows).split(), dtype=object)
+    if fields.size != len(rows) * (len(header) + 1):
+        return None
+    table = fields.reshape(len(rows), len(header) + 1)
+    values = table[:, 1:]
+    ones, minus = values == "1", values == "-1"
+    names = pd.Index(table[:, 0].astype(str), name="image_id")
+    if not (ones | minus).all() or not names.str.lower().str.endswith((".jpg", ".jpeg", ".png")).all():
+        return None
+    return pd.DataFrame(ones.astype(np.int8), index=names, columns=header)
+
+
+def _raise_first_bad_row(path: Path, rows: list[str], header: list[str]) -> None:
     for i, line in enumerate(rows):
-        fields = line.split()
-        lineno = i + 3
+        fields, lineno = line.split(), i + 3
         if len(fields) != len(header) + 1:
             raise AnnotationError(
                 f"{path}:{lineno}: expected an image name and {len(header)} values, got {len(fields)} fields"
             )
         _check_image_id(path, lineno, fields[0])
-        if any(v not in ("1", "-1") for v in fields[1:]):
-            bad = next(v for v in fields[1:] if v not in ("1", "-1"))
-            raise AnnotationError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad!r}")
-        ids.append(fields[0])
-        values[i] = [v == "1" for v in fields[1:]]
-    frame = pd.DataFrame(values, index=pd.Index(ids, name="image_id"), columns=list(header))
-    return _unique_index(frame, path)
+        bad = [v for v in fields[1:] if v not in ("1", "-1")]
+        if bad:
+            raise AnnotationError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad[0]!r}")
+    raise AssertionError("unreachable: a row was malformed")
 
 
 def _read_pairs(path: Path, what: str) -> pd.Series:

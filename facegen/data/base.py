@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
@@ -52,8 +53,8 @@ class FaceDataset(Dataset):
         self._annotations = rows.reset_index(drop=True)
         self.identity_names: list[str] = sorted(self._annotations["identity"].unique(), key=_natural)
         index = {name: i for i, name in enumerate(self.identity_names)}
-        self._identity_index = torch.tensor(self._annotations["identity"].map(index).to_numpy(), dtype=torch.long)
-        self._targets = torch.tensor(self._annotations[self.attribute_names].to_numpy(copy=True), dtype=torch.float32)
+        self._identity_index = torch.tensor(self._annotations["identity"].map(index).to_numpy(dtype=np.int64))
+        self._targets = torch.tensor(self._annotations[self.attribute_names].to_numpy(dtype=np.float32))
         self.transform = transform
 
     @property

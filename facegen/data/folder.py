@@ -81,13 +81,13 @@ def _join_csv(frame: pd.DataFrame, csv: Path, strict: bool) -> tuple[pd.DataFram
         raise AnnotationError(f"{csv}: needs an 'image' column (path relative to the folder root, or file name)")
     attribute_columns = [c for c in table.columns if c not in ("image", "split")]
     for column in attribute_columns:
-        bad = ~table[column].isin([0, 1, -1])
+        bad = ~pd.to_numeric(table[column], errors="coerce").isin([0, 1, -1])
         if bad.any():
             row = int(bad.idxmax())
             raise AnnotationError(
                 f"{csv}: row {row + 2} column {column!r}: values must be 0/1 or -1/1, got {table.at[row, column]!r}"
             )
-        table[column] = (table[column] > 0).astype("int8")
+        table[column] = (pd.to_numeric(table[column]) > 0).astype("int8")
     key = "image_id" if table["image"].str.contains("/").any() else "file"
     return _join(frame, table.rename(columns={"image": key}).set_index(key), key, csv, strict)
 

@@ -1,0 +1,43 @@
+"""params.yaml -> typed config: the shipped file is valid; mistakes name the parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facegen.config import ParamsError, load_params
+from tests.conftest import REPO
+
+
+def test_shipped_params_are_valid_and_default_to_the_offline_demo() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.data.source == "demo" and params.data.image_size == 64
+    assert params.prepare.out == Path("data/prepared")
+
+
+def test_overrides_use_dotted_names() -> None:
+    params = load_params(REPO / "params.yaml", {"data.source": "local", "data.demo.identities": 5})
+    assert params.data.source == "local" and params.data.demo.identities == 5
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"data.image_size": 48}, r"data.image_size: Input should be 32, 64 or 128 \(got 48\)"),
+        ({"data.sorce": "demo"}, r"data.sorce: Extra inputs are not permitted"),
+        ({"data.source": "s3"}, r"data.source: Input should be 'demo', 'celeba', 'local' or 'folder'"),
+        ({"prepare.workers": -1}, r"prepare.workers: Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_values_name_the_parameter(overrides: dict, message: str) -> None:
+    with pytest.raises(ParamsError, match=message):
+        load_params(REPO / "params.yaml", overrides)
+
+
+def test_missing_or_broken_file(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="no such file"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("data: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "params.yaml")
