@@ -122,6 +122,8 @@ def prepare_faces(
     loader = DataLoader(
         _Cropped(faces, cropper), batch_size=batch_size, num_workers=workers, collate_fn=list,
         worker_init_fn=_one_thread,
+        # spawn, not fork: callers such as Prefect flows run threads that a forked worker must not inherit
+        multiprocessing_context="spawn" if workers else None,
     )
     kept: list[int] = []
     skipped: list[tuple[str, str]] = []
