@@ -12,39 +12,18 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from bench.scratch import run_in, scratch_copy
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_CELEBA = REPO.parent / "shared" / "celeba"
+SHARED_CELEBA = Path(__file__).resolve().parents[2] / "shared" / "celeba"
 
 
-def _run(cmd: list[str], cwd: Path) -> float:
+def _timed(work: Path, *cmd: str) -> float:
     start = time.perf_counter()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    run_in(work, *cmd)
     return time.perf_counter() - start
-
-
-def scratch_copy(size: int, workers: int) -> Path:
-    """A copy of the tracked files of this repo (a git + DVC repo of its own) set to the local source."""
-    work = Path(tempfile.mkdtemp(prefix="facegen-bench-"))
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, check=True, capture_output=True, text=True).stdout.split()
-    for name in files:
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, work / name)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["data"].update(source="local", image_size=size)
-    params["data"]["local"]["root"] = str(SHARED_CELEBA)
-    params["prepare"]["workers"] = workers
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    return work
 
 
 def main() -> None:
@@ -52,11 +31,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    work = scratch_copy(args.size, args.workers)
+    work = scratch_copy({"data.source": "local", "data.image_size": args.size,
+                         "data.local.root": str(SHARED_CELEBA), "prepare.workers": args.workers})
     try:
-        first = _run(["dvc", "repro", "prepare"], work)
+        first = _timed(work, "dvc", "repro", "prepare")
         metrics = json.loads((work / "metrics" / "prepare.json").read_text())
-        second = _run(["dvc", "repro", "prepare"], work)
+        second = _timed(work, "dvc", "repro", "prepare")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({
