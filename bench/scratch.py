@@ -36,4 +36,8 @@ def scratch_copy(overrides: dict[str, object], into: Path | None = None) -> Path
 def run_in(work: Path, *cmd: str) -> subprocess.CompletedProcess:
     """Run a command in `work` with this interpreter's environment (its venv's dvc and python) first on PATH."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed in {work} (exit {result.returncode}):\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
