@@ -1,0 +1,259 @@
+"""Fetch the official CelebA files from Google Drive (gdown) or a mirror: md5-verified, resumable, idempotent.
+
+Each file is written to ``<name>.part`` and renamed to its official name only once its md5 matches, so a
+file under its final name is always complete. Files already present with the right md5 are not fetched
+again. The small annotation files come first, so a misconfigured mirror fails before the 1.4 GB zip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+from tqdm import tqdm
+
+from facegen.data.annotations import CELEBA_FILES, IMAGES_ZIP, CelebAFile
+from facegen.data.extract import safe_extract_zip
+from facegen.io import md5sum
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = 1.0  # delay before the first retry; doubled for each further one
+_CHUNK = 64 << 10  # a connection lost mid-chunk loses that chunk's bytes (urllib3 drops them): resumed from there
+_SNIFF = 64 << 10  # bytes read to recognise a web page saved in place of the data
+_QUOTA_MARKERS = (b"quota exceeded", b"too many users have viewed or downloaded")
+_ADVICE = ("wait 24 h and retry, set data.celeba.mirror_url to a mirror, "
+           "or point data.source=local at an existing copy (data.local.root)")
+_MD5_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
+
+T = TypeVar("T")
+
+
+class DownloadError(RuntimeError):
+    """A download failed in a way the user can act on; the message says what to do."""
+
+
+class _ServerError(Exception):
+    """A 5xx answer: worth retrying."""
+
+
+_RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, _ServerError)
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    mirror_url: str | None = None  # base URL, e.g. "http://lab-server/celeba/"; None = Google Drive via gdown
+    checksums: str = "auto"  # "auto": the mirror's MD5SUMS if served, else official; "official"; "none"
+    include_optional: bool = True  # also fetch the bbox/landmark files; unavailable ones are skipped
+    extract: bool = True  # extract img_align_celeba.zip into root/img_align_celeba/
+    retries: int = 3
+    timeout_s: float = 60.0
+
+
+def download_celeba(root: Path, config: DownloadConfig) -> dict:
+    """Make the CelebA files present and verified under `root`; returns what was fetched, present and skipped."""
+    if config.checksums not in ("auto", "official", "none"):
+        raise ValueError(f"checksums must be 'auto', 'official' or 'none', got {config.checksums!r}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    files = sorted((f for f in CELEBA_FILES if f.required or config.include_optional),
+                   key=lambda f: f.name == IMAGES_ZIP)
+    report: dict = {"fetched": [], "present": [], "skipped": [], "bytes": 0, "extracted": 0}
+    with requests.Session() as session:
+        session.headers["Accept-Encoding"] = "identity"  # byte offsets for Range must be those of the file
+        expected, report["checksums"] = _expected_md5s(session, config)
+        for file in files:
+            path = root / file.name
+            if path.is_file() and _is_verified(path, expected.get(file.name)):
+                log.info("%s: already present%s", file.name, "" if file.name not in expected else ", md5 verified")
+                report["present"].append(file.name)
+                continue
+            try:
+                report["bytes"] += _fetch(session, file, path, expected.get(file.name), config)
+            except DownloadError as err:
+                if file.required:
+                    raise
+                log.warning("%s (optional) skipped: %s", file.name, err)
+                report["skipped"].append(file.name)
+                continue
+            report["fetched"].append(file.name)
+    if config.extract:
+        report["extracted"] = _extract(root / IMAGES_ZIP)
+    return report
+
+
+def looks_like_html(head: bytes) -> str | None:
+    """Why a file starting with `head` is a web page, not data: "quota" (Google Drive's quota page), "html", or None."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if not text.startswith((b"<!doctype html", b"<html")):
+        return None
+    return "quota" if any(marker in text for marker in _QUOTA_MARKERS) else "html"
+
+
+def _expected_md5s(session: requests.Session, config: DownloadConfig) -> tuple[dict[str, tuple[str, str]], str]:
+    """File name -> (md5, where it comes from), and a label for the report."""
+    if config.checksums == "none":
+        return {}, "none"
+    official = {f.name: (f.md5, "official") for f in CELEBA_FILES}
+    if config.checksums == "official" or config.mirror_url is None:
+        return official, "official"
+    url = _url(config.mirror_url, "MD5SUMS")
+    text = _retrying(lambda: _get_text(session, url, config.timeout_s), f"GET {url}", config)
+    if text is None:
+        log.info("%s: not found (404); using the official md5s", url)
+        return official, "official"
+    mirror = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _MD5_LINE.match(line.strip())
+        if match is None:
+            raise DownloadError(f"{url}:{lineno}: expected '<md5>  <file name>', got {line.strip()[:80]!r}; "
+                                "fix the mirror's MD5SUMS or set data.celeba.checksums: official")
+        mirror[match[2]] = (match[1].lower(), "the mirror's MD5SUMS")
+    log.info("%s: using the mirror's md5s for %d files", url, len(mirror))
+    return {**official, **mirror}, "mirror"
+
+
+def _is_verified(path: Path, expected: tuple[str, str] | None) -> bool:
+    if expected is None:
+        return True
+    if md5sum(path) == expected[0]:
+        return True
+    log.warning("%s: present but its md5 differs from %s; downloading it again", path.name, expected[1])
+    return False
+
+
+def _fetch(session: requests.Session, file: CelebAFile, path: Path, expected: tuple[str, str] | None,
+           config: DownloadConfig) -> int:
+    """Download one file to `<name>.part`, check it, rename it into place; returns the bytes received."""
+    part = path.with_name(path.name + ".part")
+    if config.mirror_url is None:
+        received = _fetch_gdrive(file, part)
+    else:
+        url = _url(config.mirror_url, file.name)
+        received = _retrying(lambda: _stream(session, url, part, config.timeout_s), f"download of {url}", config)
+    _reject_html(part, file.name)
+    if expected is not None:
+        _check_md5(part, file.name, expected)
+    os.replace(part, path)
+    log.info("%s: downloaded (%d bytes)%s", file.name, received, "" if expected is None else ", md5 verified")
+    return received
+
+
+def _fetch_gdrive(file: CelebAFile, part: Path) -> int:
+    import gdown
+
+    try:
+        gdown.download(id=file.gdrive_id, output=str(part), quiet=False, resume=True)
+    except Exception as err:  # gdown raises its own errors, requests' and OSError: all mean "did not work"
+        if any(marker.decode() in str(err).lower() for marker in _QUOTA_MARKERS):
+            raise DownloadError(_quota_message(file.name)) from err
+        raise DownloadError(f"Google Drive download of {file.name} failed ({err}); {_ADVICE}") from err
+    return part.stat().st_size
+
+
+def _stream(session: requests.Session, url: str, part: Path, timeout: float) -> int:
+    """GET `url` into `part`, resuming what `part` holds with a Range request; returns the bytes received."""
+    start = part.stat().st_size if part.exists() else 0
+    headers = {"Range": f"bytes={start}-"} if start else {}
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+        if response.status_code == 416 and start:  # nothing left to send: .part is complete (the md5 will tell)
+            return 0
+        _check_status(response, url)
+        if response.status_code == 200:
+            start = 0  # the server ignored the range: start over
+        elif not response.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
+            raise DownloadError(f"{url}: asked for bytes {start}- but got {response.headers.get('Content-Range')!r}; "
+                                f"delete {part} and run again")
+        size = response.headers.get("Content-Length")
+        total = start + int(size) if size is not None else None
+        received = 0
+        with open(part, "ab" if start else "wb") as out, \
+                tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar:
+            for chunk in response.iter_content(_CHUNK):
+                out.write(chunk)
+                bar.update(len(chunk))
+                received += len(chunk)
+    return received
+
+
+def _get_text(session: requests.Session, url: str, timeout: float) -> str | None:
+    """The body of `url`, or None if the server answers 404."""
+    response = session.get(url, timeout=timeout)
+    if response.status_code == 404:
+        return None
+    _check_status(response, url)
+    return response.text
+
+
+def _check_status(response: requests.Response, url: str) -> None:
+    status = response.status_code
+    if status == 404:
+        raise DownloadError(f"{url}: not found (HTTP 404); check data.celeba.mirror_url")
+    if status >= 500:
+        raise _ServerError(f"HTTP {status}")
+    if status not in (200, 206):
+        raise DownloadError(f"{url}: HTTP {status} {response.reason}; check data.celeba.mirror_url")
+
+
+def _retrying(action: Callable[[], T], what: str, config: DownloadConfig) -> T:
+    """Run `action`, retrying connection errors, timeouts and 5xx answers with exponential backoff."""
+    attempt = 0
+    while True:
+        try:
+            return action()
+        except _RETRYABLE as err:
+            if attempt >= config.retries:
+                raise DownloadError(f"{what} failed after {attempt + 1} attempt(s): {err}; check the network and "
+                                    "data.celeba.mirror_url, then run again (partial downloads resume)") from err
+            delay = BACKOFF_S * 2**attempt
+            log.warning("%s failed (%s); retrying in %.1f s", what, err, delay)
+            time.sleep(delay)
+            attempt += 1
+
+
+def _reject_html(part: Path, name: str) -> None:
+    with open(part, "rb") as f:
+        reason = looks_like_html(f.read(_SNIFF))
+    if reason is None:
+        return
+    part.unlink()
+    if reason == "quota":
+        raise DownloadError(_quota_message(name))
+    raise DownloadError(f"the server returned a web page instead of {name}; check the URL, or {_ADVICE}")
+
+
+def _quota_message(name: str) -> str:
+    return f"{name}: Google Drive's download quota for this file is exceeded: {_ADVICE}"
+
+
+def _check_md5(part: Path, name: str, expected: tuple[str, str]) -> None:
+    actual = md5sum(part)
+    if actual == expected[0]:
+        return
+    part.unlink()
+    raise DownloadError(
+        f"{name}: downloaded md5 {actual} does not match {expected[0]} (expected by {expected[1]}); the file is "
+        "corrupt or not the one expected. Run again or use another mirror (data.celeba.mirror_url); only for a "
+        "trusted mirror that serves different files, set data.celeba.checksums: none"
+    )
+
+
+def _extract(archive: Path) -> int:
+    try:
+        return safe_extract_zip(archive, archive.parent)
+    except zipfile.BadZipFile as err:
+        raise DownloadError(f"{archive} is not a valid zip ({err}): delete it and run again") from err
+
+
+def _url(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"

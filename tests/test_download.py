@@ -1,0 +1,286 @@
+"""Downloads from a real HTTP mirror on 127.0.0.1 (and a fake gdown): verification, resume, HTML pages, extraction."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import stat
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegen.data import download
+from facegen.data.annotations import ATTR_FILE, CELEBA_FILES, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP, PARTITION_FILE
+from facegen.data.download import DownloadConfig, DownloadError, download_celeba, looks_like_html
+from facegen.data.extract import UnsafeArchiveError, safe_extract_zip
+from facegen.io import md5sum
+from tests.http_mirror import BASE_PATH, Mirror
+
+BBOX_FILE, LANDMARKS_FILE = "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt"
+ANNOTATION_FILES = (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE)
+N_IMAGES = 20
+OFFICIAL_MD5 = {f.name: f.md5 for f in CELEBA_FILES}
+QUOTA_PAGE = (b"\n<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Google Drive - Quota exceeded</title>"
+              b"</head><body><p class=\"uc-error-caption\">Sorry, you can't view or download this file at this "
+              b"time.</p><p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file "
+              b"recently. Please try accessing the file again later.</p></body></html>\n")
+
+
+def _jpeg(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (218, 178, 3), dtype=np.uint8)  # CelebA size
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _write_md5sums(folder: Path, overrides: dict[str, str] | None = None) -> None:
+    sums = {p.name: md5sum(p) for p in sorted(folder.iterdir()) if p.name != "MD5SUMS"} | (overrides or {})
+    (folder / "MD5SUMS").write_text("".join(f"{md5}  {name}\n" for name, md5 in sums.items()))
+
+
+@pytest.fixture
+def mirror_folder(tmp_path: Path, shared_celeba: Path) -> Path:
+    """The real annotation files (linked from ../shared/celeba), a 20-image zip, a small bbox file, MD5SUMS."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for name in ANNOTATION_FILES:
+        (folder / name).symlink_to(shared_celeba / name)
+    with zipfile.ZipFile(folder / IMAGES_ZIP, "w") as zf:
+        for i in range(1, N_IMAGES + 1):
+            zf.writestr(f"{IMAGES_DIR}/{i:06d}.jpg", _jpeg(i))
+    (folder / BBOX_FILE).write_bytes(b"2\r\nimage_id x_1 y_1 width height\r\n000001.jpg 95 71 226 313\r\n")
+    _write_md5sums(folder)
+    return folder
+
+
+@pytest.fixture
+def mirror(mirror_folder: Path) -> Iterator[Mirror]:
+    server = Mirror(mirror_folder)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "BACKOFF_S", 0.01)
+
+
+def _config(mirror: Mirror, **changes) -> DownloadConfig:
+    return DownloadConfig(**{"mirror_url": mirror.url, "retries": 2, "timeout_s": 10.0, **changes})
+
+
+def _assert_nothing_left(root: Path, name: str = IMAGES_ZIP) -> None:
+    assert not (root / name).exists()
+    assert not list(root.glob("*.part"))
+    assert not (root / IMAGES_DIR).exists()
+
+
+def test_mirror_download_verifies_extracts_and_is_idempotent(mirror: Mirror, tmp_path: Path) -> None:
+    root = tmp_path / "celeba"
+    report = download_celeba(root, _config(mirror))
+    fetched = [*ANNOTATION_FILES, BBOX_FILE, IMAGES_ZIP]  # small files first, the zip last
+    assert report == {"fetched": fetched, "present": [], "skipped": [LANDMARKS_FILE], "checksums": "mirror",
+                      "bytes": sum((mirror.folder / n).stat().st_size for n in fetched), "extracted": N_IMAGES}
+    for name in fetched:
+        assert md5sum(root / name) == md5sum(mirror.folder / name)
+    assert sorted(p.name for p in (root / IMAGES_DIR).iterdir()) == [f"{i:06d}.jpg" for i in range(1, N_IMAGES + 1)]
+    assert not list(root.glob("*.part"))
+
+    mirror.requests.clear()
+    again = download_celeba(root, _config(mirror))
+    assert again["fetched"] == [] and again["present"] == fetched and again["bytes"] == 0 and again["extracted"] == 0
+    # only the checksum list, and the optional file the mirror does not have (404 again)
+    assert [r.path for r in mirror.requests] == [BASE_PATH + "MD5SUMS", BASE_PATH + LANDMARKS_FILE]
+
+    with open(root / IDENTITY_FILE, "ab") as f:  # a corrupted file is fetched again, and only it
+        f.write(b"x")
+    third = download_celeba(root, _config(mirror, include_optional=False))
+    assert third["fetched"] == [IDENTITY_FILE]
+    assert md5sum(root / IDENTITY_FILE) == OFFICIAL_MD5[IDENTITY_FILE]
+
+
+@pytest.mark.parametrize(("page", "expected"), [
+    (QUOTA_PAGE, r"download quota for this file is exceeded: wait 24 h and retry, set data\.celeba\.mirror_url"),
+    (b"<html><body>Welcome to nginx!</body></html>", "returned a web page instead of img_align_celeba.zip"),
+])
+def test_html_page_instead_of_the_zip_is_an_error(mirror: Mirror, tmp_path: Path, page: bytes, expected: str) -> None:
+    mirror.html[IMAGES_ZIP] = page
+    root = tmp_path / "celeba"
+    with pytest.raises(DownloadError, match=expected) as err:
+        download_celeba(root, _config(mirror))
+    assert IMAGES_ZIP in str(err.value) and "data.source=local" in str(err.value)
+    _assert_nothing_left(root)
+
+
+def test_md5_mismatch_names_the_file_and_both_md5s(mirror: Mirror, tmp_path: Path) -> None:
+    wrong = "0123456789abcdef0123456789abcdef"
+    _write_md5sums(mirror.folder, {IMAGES_ZIP: wrong})
+    root = tmp_path / "celeba"
+    with pytest.raises(DownloadError) as err:
+        download_celeba(root, _config(mirror))
+    message = str(err.value)
+    assert IMAGES_ZIP in message and wrong in message and md5sum(mirror.folder / IMAGES_ZIP) in message
+    assert "MD5SUMS" in message and "checksums: none" in message and "another mirror" in message
+    _assert_nothing_left(root)
+
+
+def test_interrupted_download_resumes_with_a_range_request(mirror: Mirror, tmp_path: Path) -> None:
+    cut = 2 * download._CHUNK  # at a chunk boundary: bytes of a chunk cut short are dropped by urllib3, and re-read
+    assert (mirror.folder / IMAGES_ZIP).stat().st_size > cut + download._CHUNK
+    mirror.drop_after[IMAGES_ZIP] = cut
+    root = tmp_path / "celeba"
+    report = download_celeba(root, _config(mirror, include_optional=False))
+    assert [r.range for r in mirror.requested(IMAGES_ZIP)] == [None, f"bytes={cut}-"]
+    assert md5sum(root / IMAGES_ZIP) == md5sum(mirror.folder / IMAGES_ZIP)
+    assert report["extracted"] == N_IMAGES and not list(root.glob("*.part"))
+
+
+@pytest.mark.parametrize("kept", ["half", "all"])
+def test_part_file_from_an_earlier_run_is_resumed(mirror: Mirror, tmp_path: Path, kept: str) -> None:
+    data = (mirror.folder / IMAGES_ZIP).read_bytes()
+    cut = len(data) // 2 if kept == "half" else len(data)  # "all": the server answers 416, the .part is kept
+    root = tmp_path / "celeba"
+    root.mkdir()
+    (root / f"{IMAGES_ZIP}.part").write_bytes(data[:cut])
+    report = download_celeba(root, _config(mirror, include_optional=False))
+    assert [r.range for r in mirror.requested(IMAGES_ZIP)] == [f"bytes={cut}-"]
+    assert (root / IMAGES_ZIP).read_bytes() == data
+    assert report["bytes"] - sum((mirror.folder / n).stat().st_size for n in ANNOTATION_FILES) == len(data) - cut
+
+
+def test_without_md5sums_the_official_md5s_are_used(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.missing.add("MD5SUMS")
+    root = tmp_path / "celeba"
+    with pytest.raises(DownloadError) as err:
+        download_celeba(root, _config(mirror))
+    message = str(err.value)
+    assert IMAGES_ZIP in message and OFFICIAL_MD5[IMAGES_ZIP] in message and "official" in message
+    for name in ANNOTATION_FILES:  # the real annotation files pass the official checks
+        assert md5sum(root / name) == OFFICIAL_MD5[name]
+    assert not (root / BBOX_FILE).exists()  # optional, and not the official file: skipped, not fatal
+    _assert_nothing_left(root)
+
+    report = download_celeba(root, _config(mirror, checksums="none"))
+    assert report["checksums"] == "none" and report["present"] == list(ANNOTATION_FILES)
+    assert report["fetched"] == [BBOX_FILE, IMAGES_ZIP] and report["extracted"] == N_IMAGES
+
+
+def test_looks_like_html(shared_celeba: Path) -> None:
+    assert looks_like_html(QUOTA_PAGE) == "quota"
+    assert looks_like_html(b"\xef\xbb\xbf \r\n<HTML><head><title>Error 403</title>") == "html"
+    with open(shared_celeba / IMAGES_ZIP, "rb") as f:
+        assert looks_like_html(f.read(2048)) is None
+    with open(shared_celeba / ATTR_FILE, "rb") as f:
+        assert looks_like_html(f.read(2048)) is None
+    assert looks_like_html(_jpeg(0)[:2048]) is None
+    assert looks_like_html(b"") is None
+
+
+def _zip_with(path: Path, name: str, symlink: bool = False) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok/a.txt", b"fine")
+        info = zipfile.ZipInfo(name)
+        if symlink:
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(info, b"/etc/passwd" if symlink else b"evil")
+    return path
+
+
+@pytest.mark.parametrize(("member", "symlink"), [
+    ("../evil.txt", False), ("ok/../../evil.txt", False), ("/tmp/evil.txt", False), ("C:/evil.txt", False),
+    ("..\\evil.txt", False), ("ok/link", True),
+])
+def test_safe_extract_refuses_unsafe_members(tmp_path: Path, member: str, symlink: bool) -> None:
+    archive = _zip_with(tmp_path / "bad.zip", member, symlink)
+    dest = tmp_path / "out" / "dest"
+    with pytest.raises(UnsafeArchiveError, match="symbolic link" if symlink else "outside") as err:
+        safe_extract_zip(archive, dest)
+    assert repr(member) in str(err.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.txt").exists()  # nothing written at all
+
+
+def test_safe_extract_is_atomic_and_idempotent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "good.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/", b"")
+        for i in range(3):
+            zf.writestr(f"{IMAGES_DIR}/{i}.jpg", _jpeg(i))
+    dest = tmp_path / "dest"
+
+    calls = {"n": 0}
+    real_copy = shutil.copyfileobj
+
+    def failing_copy(src, dst, length=0):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+        real_copy(src, dst, length)
+
+    monkeypatch.setattr(shutil, "copyfileobj", failing_copy)
+    with pytest.raises(OSError, match="disk full"):
+        safe_extract_zip(archive, dest)
+    assert list(dest.iterdir()) == []  # no half-filled folder, no marker, no temporary folder left
+    monkeypatch.undo()
+
+    assert safe_extract_zip(archive, dest) == 3
+    assert sorted(p.name for p in (dest / IMAGES_DIR).iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
+    assert (dest / IMAGES_DIR / "1.jpg").read_bytes() == _jpeg(1)
+    assert len(list(dest.glob(".extracted-good.zip-*"))) == 1
+    assert safe_extract_zip(archive, dest) == 0
+
+
+def test_gdown_quota_page_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gdown
+
+    def fake_download(*, id: str, output: str, quiet: bool, resume: bool) -> str:
+        Path(output).write_bytes(QUOTA_PAGE)
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    root = tmp_path / "celeba"
+    with pytest.raises(DownloadError, match="quota for this file is exceeded") as err:
+        download_celeba(root, DownloadConfig())
+    assert "data.celeba.mirror_url" in str(err.value) and "data.local.root" in str(err.value)
+    assert list(root.iterdir()) == []
+
+
+def test_gdown_quota_error_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gdown
+    from gdown.exceptions import FileURLRetrievalError
+
+    def fake_download(**kwargs) -> str:
+        raise FileURLRetrievalError("Too many users have viewed or downloaded this file recently. Please try later.")
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    with pytest.raises(DownloadError, match="quota for this file is exceeded: wait 24 h"):
+        download_celeba(tmp_path / "celeba", DownloadConfig())
+
+
+def test_gdown_download_is_verified_and_renamed(mirror_folder: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import gdown
+
+    names = {f.gdrive_id: f.name for f in CELEBA_FILES}
+    requested: list[str] = []
+
+    def fake_download(*, id: str, output: str, quiet: bool, resume: bool) -> str:
+        requested.append(names[id])
+        assert output.endswith(".part") and resume
+        shutil.copyfile(mirror_folder / names[id], output)
+        return output
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    root = tmp_path / "celeba"
+    with pytest.raises(DownloadError, match=OFFICIAL_MD5[IMAGES_ZIP]):  # official md5s: the test zip fails them
+        download_celeba(root, DownloadConfig(include_optional=False))
+    assert sorted(p.name for p in root.iterdir()) == sorted(ANNOTATION_FILES)  # the real ones pass
+
+    report = download_celeba(root, DownloadConfig(include_optional=False, checksums="none"))
+    assert report["fetched"] == [IMAGES_ZIP] and report["present"] == list(ANNOTATION_FILES)
+    assert report["extracted"] == N_IMAGES
+    assert requested == [*ANNOTATION_FILES, IMAGES_ZIP, IMAGES_ZIP]
