@@ -155,7 +155,8 @@ def prepare_faces(
             images_per_second=round(len(faces) / max(seconds, 1e-9), 1),
             source=source or {},
         )
-        write_json(tmp / META_FILE, {"image_size": size, **asdict(report)})
+        timing = ("seconds", "images_per_second")  # kept out so that equal inputs give identical files
+        write_json(tmp / META_FILE, {"image_size": size, **{k: v for k, v in asdict(report).items() if k not in timing}})
     if skipped:
         log.warning("%d of %d photos skipped (listed in %s): %s", len(skipped), len(faces),
                     Path(out) / SKIPPED_FILE, skipped[:3])
