@@ -67,6 +67,15 @@ def make_celeba_subset(shared_celeba: Path, annotations, root: Path, n: int = 40
     return root
 
 
+def copy_people(shared_faces64: Path, root: Path, n_people: int = 3, per_person: int = 4, prefix: str = "") -> Path:
+    """A folder-per-person data set at `root`: the first photos of the first people of faces64."""
+    for person in sorted(shared_faces64.iterdir())[:n_people]:
+        (root / f"{prefix}{person.name}").mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:per_person]:
+            (root / f"{prefix}{person.name}" / photo.name).write_bytes(photo.read_bytes())
+    return root
+
+
 @pytest.fixture
 def celeba_subset(shared_celeba: Path, celeba_annotations, tmp_path: Path) -> Path:
     return make_celeba_subset(shared_celeba, celeba_annotations, tmp_path / "celeba")

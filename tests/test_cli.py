@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import copy_people
+
 FACEGEN = str(Path(sys.executable).parent / "facegen")
 
 
@@ -20,11 +22,7 @@ def test_info_summarises_a_folder_dataset(shared_faces64: Path) -> None:
 
 
 def test_prepare_then_info_on_the_cache(tmp_path: Path, shared_faces64: Path) -> None:
-    people = tmp_path / "people"
-    for person in sorted(shared_faces64.iterdir())[:2]:
-        (people / person.name).mkdir(parents=True)
-        for photo in sorted(person.iterdir())[:3]:
-            (people / person.name / photo.name).write_bytes(photo.read_bytes())
+    people = copy_people(shared_faces64, tmp_path / "people", n_people=2, per_person=3)
     repo = Path(__file__).resolve().parents[1]
     result = _facegen("data", "prepare", "--params", str(repo / "params.yaml"), "--set", "data.source=folder",
                       "--set", f"data.folder.root={people}", "--set", "data.folder.celeba_root=null",

@@ -11,7 +11,7 @@ import torch
 from facegen.data.annotations import AnnotationError
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
-from tests.conftest import make_celeba_subset
+from tests.conftest import copy_people, make_celeba_subset
 
 
 def test_local_celeba_uses_the_images_present(shared_celeba: Path, caplog) -> None:
@@ -88,17 +88,8 @@ def test_faces64_folder_joined_with_celeba(shared_faces64: Path, shared_celeba: 
     assert rich.annotations.groupby("identity").size().min() >= 30
 
 
-def _people(tmp_path: Path, shared_faces64: Path, n_people: int = 3, per_person: int = 4) -> Path:
-    root = tmp_path / "people"
-    for person in sorted(p for p in shared_faces64.iterdir())[:n_people]:
-        (root / f"person_{person.name}").mkdir(parents=True)
-        for photo in sorted(person.iterdir())[:per_person]:
-            (root / f"person_{person.name}" / photo.name).write_bytes(photo.read_bytes())
-    return root
-
-
 def test_folder_with_attribute_csv(tmp_path: Path, shared_faces64: Path) -> None:
-    root = _people(tmp_path, shared_faces64)
+    root = copy_people(shared_faces64, tmp_path / "people", prefix="person_")
     photos = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))
     csv = tmp_path / "attributes.csv"
     csv.write_text("image,Eyeglasses,Smiling\n" + "".join(f"{p},{i % 2},{-1 if i % 3 else 1}\n" for i, p in enumerate(photos[:-1])))
@@ -113,7 +104,7 @@ def test_folder_with_attribute_csv(tmp_path: Path, shared_faces64: Path) -> None
 
 
 def test_folder_without_attributes_still_gives_identities(tmp_path: Path, shared_faces64: Path) -> None:
-    faces = FaceFolder(_people(tmp_path, shared_faces64, n_people=2, per_person=3))
+    faces = FaceFolder(copy_people(shared_faces64, tmp_path / "people", n_people=2, per_person=3))
     assert len(faces) == 6 and faces.attribute_names == []
     image, attributes, identity = faces[4]
     assert attributes.shape == torch.Size([0]) and identity == 1

@@ -14,6 +14,7 @@ from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, MTCNNCrop, PrepareError, prepare_faces
 from facegen.data.prepared import PreparedFaces
+from tests.conftest import copy_people
 
 
 def test_prepare_celeba_layout_round_trips(celeba_subset: Path, tmp_path: Path) -> None:
@@ -44,11 +45,7 @@ def test_center_crop_takes_the_middle_square() -> None:
 
 @pytest.fixture
 def people_with_a_corrupt_photo(tmp_path: Path, shared_faces64: Path) -> Path:
-    root = tmp_path / "people"
-    for person in sorted(shared_faces64.iterdir())[:3]:
-        (root / person.name).mkdir(parents=True)
-        for photo in sorted(person.iterdir())[:5]:
-            (root / person.name / photo.name).write_bytes(photo.read_bytes())
+    root = copy_people(shared_faces64, tmp_path / "people", n_people=3, per_person=5)
     victim = sorted((root / sorted(p.name for p in root.iterdir())[1]).iterdir())[2]
     victim.write_bytes(victim.read_bytes()[:300])  # truncated JPEG
     return root
