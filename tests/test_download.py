@@ -284,3 +284,20 @@ def test_gdown_download_is_verified_and_renamed(mirror_folder: Path, tmp_path: P
     assert report["fetched"] == [IMAGES_ZIP] and report["present"] == list(ANNOTATION_FILES)
     assert report["extracted"] == N_IMAGES
     assert requested == [*ANNOTATION_FILES, IMAGES_ZIP, IMAGES_ZIP]
+
+
+def test_celeba_source_from_params_downloads_and_prepares(mirror: Mirror, tmp_path: Path) -> None:
+    from facegen.config import load_params
+    from facegen.data.prepare import prepare_faces
+    from facegen.data.sources import acquire, cropper_for, open_faces
+    from tests.conftest import REPO
+
+    params = load_params(REPO / "params.yaml", {"data.source": "celeba", "data.celeba.root": str(tmp_path / "celeba"),
+                                                "data.celeba.mirror_url": mirror.url, "data.image_size": 32})
+    root = acquire(params.data)
+    faces = open_faces(params.data, root)
+    assert len(faces) == 20 and faces.missing_images == 202_599 - 20  # the test zip holds 20 images
+    report = prepare_faces(faces, tmp_path / "prepared", cropper_for(params.data, params.prepare), workers=0)
+    assert report.images_written == 20
+    fetched_before = len(mirror.requests)
+    assert acquire(params.data) == root and len(mirror.requests) - fetched_before <= 2  # MD5SUMS (+ 404 landmarks)
