@@ -4,3 +4,6 @@ import os
 
 # These machines are often offline: don't let Prefect's local server try to send usage telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The temporary local server migrates a new database on first start: on a busy 2-core machine that can
+# take longer than Prefect's default 20 s wait.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
