@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,8 +12,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from facegen.data.annotations import SPLIT_NAMES, select_attributes
-
-log = logging.getLogger(__name__)
 
 ANNOTATION_KEYS = ("image_id", "identity", "split")
 
