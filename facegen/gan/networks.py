@@ -1,0 +1,210 @@
+"""Networks: conditional DCGAN generator, projection + AC discriminator, StarGAN-style editor, cVAE baseline.
+
+The convolutional stacks share two blocks, :func:`_down` (halves the size) and :func:`_up` (doubles it). The
+generator, discriminator and VAE span 4 x 4 to the image resolution with ``log2(resolution) - 2`` of them; the
+editor, like StarGAN, goes down to a quarter of the resolution and back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from itertools import pairwise
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
+
+RESOLUTIONS = (32, 64, 128)
+
+Norm = Callable[[int], nn.Module]
+_instance_norm: Norm = partial(nn.InstanceNorm2d, affine=True)
+
+
+def _n_blocks(resolution: int) -> int:
+    """Number of 2x resampling blocks between 4 x 4 and ``resolution``."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS} (got {resolution})")
+    return int(math.log2(resolution)) - 2
+
+
+def _sn(module: nn.Module, enabled: bool) -> nn.Module:
+    return spectral_norm(module) if enabled else module
+
+
+def _down(cin: int, cout: int, *, sn: bool = False, norm: Norm | None = None) -> nn.Sequential:
+    """4x4 stride-2 conv (optionally spectrally normalised), optional norm, LeakyReLU(0.2): halves H and W."""
+    layers = [_sn(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm is None), sn)]
+    if norm is not None:
+        layers.append(norm(cout))
+    return nn.Sequential(*layers, nn.LeakyReLU(0.2))
+
+
+def _up(cin: int, cout: int, *, norm: Norm = nn.BatchNorm2d) -> nn.Sequential:
+    """4x4 stride-2 transposed conv, norm, ReLU: doubles H and W."""
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), norm(cout), nn.ReLU())
+
+
+def _conv3(cin: int, cout: int) -> nn.Sequential:
+    """3x3 same-size conv, instance norm, ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), _instance_norm(cout), nn.ReLU())
+
+
+def _down_stack(
+    cin: int, resolution: int, base_channels: int, *, sn: bool = False, norm: Norm | None = None
+) -> nn.Sequential:
+    """``_down`` blocks from ``resolution`` to 4 x 4, doubling the channels from ``base_channels``."""
+    channels = [cin] + [base_channels * 2**i for i in range(_n_blocks(resolution))]
+    return nn.Sequential(*(_down(a, b, sn=sn, norm=norm) for a, b in pairwise(channels)))
+
+
+def _tile(attributes: Tensor, like: Tensor) -> Tensor:
+    """The attribute vector as constant feature maps the size of ``like``."""
+    return attributes[:, :, None, None].expand(-1, -1, *like.shape[2:]).to(like.dtype)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN init, for ``net.apply``: conv/linear weights ~ N(0, 0.02), norm scales ~ N(1, 0.02), biases 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        sn = parametrize.is_parametrized(module, "weight")
+        nn.init.normal_(module.parametrizations.weight.original if sn else module.weight, 0.0, 0.02)
+    elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.affine:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+    else:
+        return
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers (BN statistics, ...) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
+        p_ema.copy_(p.lerp(p_ema, decay))
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+class Generator(nn.Module):
+    """Conditional DCGAN generator: ``G(z, attributes)`` -> images in [-1, 1], (B, 3, R, R).
+
+    The 0/1 attribute vector is embedded linearly to ``z_dim`` and concatenated to ``z``.
+    """
+
+    def __init__(self, z_dim: int, n_attributes: int, resolution: int, base_channels: int = 64) -> None:
+        super().__init__()
+        n = _n_blocks(resolution)
+        self.z_dim = z_dim
+        self.embed = nn.Linear(n_attributes, z_dim)
+        channels = [base_channels * 2 ** (n - 1 - i) for i in range(n)]  # 4x4 ... R/2 x R/2
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(2 * z_dim, channels[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(),
+            *(_up(a, b) for a, b in pairwise(channels)),
+            nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1),
+            nn.Tanh(),
+        )
+        self.apply(init_weights)
+        nn.init.normal_(self.embed.weight, 0.0, n_attributes**-0.5)  # attribute embedding on the scale of z
+
+    def forward(self, z: Tensor, attributes: Tensor) -> Tensor:
+        x = torch.cat([z, self.embed(attributes)], dim=1)
+        return self.main(x[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """Projection discriminator with an auxiliary attribute classifier (AC-GAN).
+
+    ``D(images, attributes)`` -> ``(adv_logit (B,), attribute_logits (B, n_attributes))``. Features ``h`` are
+    the globally sum-pooled 4 x 4 maps; ``adv = linear(h) + sum(embed(attributes) * h)`` (Miyato & Koyama, 2018),
+    the projection term left out when ``attributes`` is None.
+    """
+
+    def __init__(self, n_attributes: int, resolution: int, base_channels: int = 64, spectral_norm: bool = True) -> None:
+        super().__init__()
+        features = base_channels * 2 ** (_n_blocks(resolution) - 1)
+        self.main = _down_stack(3, resolution, base_channels, sn=spectral_norm)
+        self.adv = _sn(nn.Linear(features, 1), spectral_norm)
+        self.embed = _sn(nn.Linear(n_attributes, features, bias=False), spectral_norm)
+        self.classify = _sn(nn.Linear(features, n_attributes), spectral_norm)
+        self.apply(init_weights)
+
+    def forward(self, images: Tensor, attributes: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = self.main(images).sum(dim=(2, 3))
+        adv = self.adv(h).squeeze(1)
+        if attributes is not None:
+            adv = adv + (self.embed(attributes) * h).sum(dim=1)
+        return adv, self.classify(h)
+
+
+class _ResBlock(nn.Module):
+    """``x + (conv3x3 -> IN -> ReLU -> conv3x3 -> IN)(x)``."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv3(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1, bias=False), _instance_norm(channels)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class Editor(nn.Module):
+    """StarGAN-style editor: ``E(images, target_attributes)`` -> edited images in [-1, 1], same size.
+
+    Encoder (two ``_down`` blocks to R/4), target attributes tiled and concatenated at the bottleneck,
+    ``n_res_blocks`` residual blocks, decoder (two ``_up`` blocks) back to R.
+    """
+
+    def __init__(self, n_attributes: int, resolution: int, base_channels: int = 64, n_res_blocks: int = 3) -> None:
+        super().__init__()
+        _n_blocks(resolution)  # only validates: the editor always resamples twice
+        b = base_channels
+        self.encoder = nn.Sequential(
+            _conv3(3, b), _down(b, 2 * b, norm=_instance_norm), _down(2 * b, 4 * b, norm=_instance_norm)
+        )
+        self.fuse = _conv3(4 * b + n_attributes, 4 * b)
+        self.decoder = nn.Sequential(
+            *(_ResBlock(4 * b) for _ in range(n_res_blocks)),
+            _up(4 * b, 2 * b, norm=_instance_norm),
+            _up(2 * b, b, norm=_instance_norm),
+            nn.Conv2d(b, 3, 3, 1, 1),
+            nn.Tanh(),
+        )
+        self.apply(init_weights)
+
+    def forward(self, images: Tensor, attributes: Tensor) -> Tensor:
+        h = self.encoder(images)
+        return self.decoder(self.fuse(torch.cat([h, _tile(attributes, h)], dim=1)))
+
+
+class ConditionalVAE(nn.Module):
+    """Baseline conditional VAE: encoder q(z | x, y) over the image with tiled attributes, decoder a :class:`Generator`.
+
+    ``forward(images, attributes)`` -> ``(recon, mu, logvar)``; ``z`` is sampled in training mode, ``mu`` in eval.
+    """
+
+    def __init__(self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64) -> None:
+        super().__init__()
+        features = base_channels * 2 ** (_n_blocks(resolution) - 1) * 16
+        self.z_dim = z_dim
+        self.encoder = nn.Sequential(
+            _down_stack(3 + n_attributes, resolution, base_channels, norm=nn.BatchNorm2d),
+            nn.Flatten(),
+            nn.Linear(features, 2 * z_dim),
+        )
+        self.encoder.apply(init_weights)
+        self.decoder = Generator(z_dim, n_attributes, resolution, base_channels)
+
+    def forward(self, images: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mu, logvar = self.encoder(torch.cat([images, _tile(attributes, images)], dim=1)).chunk(2, dim=1)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        return self.sample(z, attributes), mu, logvar
+
+    def sample(self, z: Tensor, attributes: Tensor) -> Tensor:
+        """Decode latents ``z`` (B, z_dim) under ``attributes``."""
+        return self.decoder(z, attributes)

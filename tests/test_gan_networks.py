@@ -1,0 +1,302 @@
+"""GAN networks and losses: shapes and ranges, conditioning, spectral norm, known loss values, EMA, and a
+tiny overfit check that gradients reach the attribute head and the editor learns reconstructions."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from facegen.gan import (
+    ConditionalVAE,
+    Discriminator,
+    Editor,
+    Generator,
+    adversarial_losses,
+    attribute_loss,
+    ema_update,
+    gradient_penalty,
+    init_weights,
+    kl_divergence,
+    reconstruction_loss,
+)
+
+N_ATTR = 5
+Z_DIM = 16
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _images(n: int, resolution: int) -> Tensor:
+    return torch.rand(n, 3, resolution, resolution) * 2 - 1
+
+
+def _attributes(n: int) -> Tensor:
+    return (torch.rand(n, N_ATTR) < 0.5).float()
+
+
+def _in_range(x: Tensor) -> bool:
+    return bool(torch.isfinite(x).all() and x.min() >= -1 and x.max() <= 1)
+
+
+# --- shapes, ranges, memory format, autocast -------------------------------------------------------------
+
+SIZES = [(32, 8), (64, 8), (128, 4)]  # (resolution, base_channels)
+
+
+@pytest.mark.parametrize("resolution, base", SIZES)
+def test_every_network_has_the_right_shapes_and_ranges(resolution: int, base: int) -> None:
+    x, y = _images(2, resolution), _attributes(2)
+    image_shape = (2, 3, resolution, resolution)
+
+    fake = Generator(Z_DIM, N_ATTR, resolution, base)(torch.randn(2, Z_DIM), y)
+    assert fake.shape == image_shape and _in_range(fake)
+
+    adv, logits = Discriminator(N_ATTR, resolution, base)(x, y)
+    assert adv.shape == (2,) and logits.shape == (2, N_ATTR)
+
+    edited = Editor(N_ATTR, resolution, base)(x, 1 - y)
+    assert edited.shape == image_shape and _in_range(edited)
+
+    vae = ConditionalVAE(N_ATTR, resolution, Z_DIM, base)
+    recon, mu, logvar = vae(x, y)
+    assert recon.shape == image_shape and _in_range(recon)
+    assert mu.shape == logvar.shape == (2, Z_DIM)
+    assert vae.sample(torch.randn(3, Z_DIM), _attributes(3)).shape == (3, 3, resolution, resolution)
+
+
+@pytest.mark.parametrize("resolution", [48, 16, 256])
+def test_unsupported_resolution_is_refused(resolution: int) -> None:
+    with pytest.raises(ValueError, match=r"resolution must be one of \(32, 64, 128\)"):
+        Generator(Z_DIM, N_ATTR, resolution)
+
+
+def _forwards() -> dict[str, tuple[nn.Module, tuple[Tensor, ...]]]:
+    x, y, z = _images(2, 32), _attributes(2), torch.randn(2, Z_DIM)
+    return {
+        "generator": (Generator(Z_DIM, N_ATTR, 32, 8), (z, y)),
+        "discriminator": (Discriminator(N_ATTR, 32, 8), (x, y)),
+        "editor": (Editor(N_ATTR, 32, 8), (x, y)),
+        "vae": (ConditionalVAE(N_ATTR, 32, Z_DIM, 8), (x, y)),
+    }
+
+
+def _first(out: Tensor | tuple[Tensor, ...]) -> Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize("name", ["generator", "discriminator", "editor", "vae"])
+def test_channels_last_and_autocast_give_the_same_result(name: str) -> None:
+    net, inputs = _forwards()[name]
+    net.eval()
+    with torch.no_grad():
+        expected = _first(net(*inputs))
+        net_cl = copy.deepcopy(net).to(memory_format=torch.channels_last)
+        inputs_cl = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in inputs)
+        torch.testing.assert_close(_first(net_cl(*inputs_cl)), expected, rtol=1e-4, atol=1e-5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = _first(net(*inputs))
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), expected, rtol=0.1, atol=0.05 * expected.abs().max().item())
+
+
+# --- conditioning ----------------------------------------------------------------------------------------
+
+
+def test_generator_depends_on_attributes_and_is_deterministic_in_eval() -> None:
+    G = Generator(Z_DIM, N_ATTR, 32, 8).eval()
+    z, y = torch.randn(4, Z_DIM), _attributes(4)
+    with torch.no_grad():
+        first, again, flipped = G(z, y), G(z, y), G(z, 1 - y)
+    assert torch.equal(first, again)
+    change = (first - flipped).flatten(1).norm(dim=1) / first.flatten(1).norm(dim=1)
+    assert change.min() > 0.1  # every image changes, by more than round-off
+
+
+def test_editor_output_depends_on_the_target_attributes() -> None:
+    E = Editor(N_ATTR, 32, 8).eval()
+    x, y = _images(4, 32), _attributes(4)
+    with torch.no_grad():
+        same, flipped = E(x, y), E(x, 1 - y)
+    assert (same - flipped).flatten(1).norm(dim=1).min() > 0.01 * same.flatten(1).norm(dim=1).max()
+
+
+def test_projection_term_uses_attributes_only_when_given() -> None:
+    D = Discriminator(N_ATTR, 32, 8).eval()  # eval: no power iteration, so the weights stay put
+    x, y = _images(4, 32), _attributes(4)
+    with torch.no_grad():
+        adv, logits = D(x, y)
+        adv_flipped, logits_flipped = D(x, 1 - y)
+        adv_none, logits_none = D(x)
+        adv_zero, _ = D(x, torch.zeros_like(y))
+    assert (adv - adv_flipped).abs().min() > 1e-6
+    torch.testing.assert_close(adv_none, adv_zero)  # no projection == projection of the all-zero vector
+    torch.testing.assert_close(logits, logits_flipped)  # the classifier head sees the image only
+    torch.testing.assert_close(logits, logits_none)
+
+
+def _spectrally_normalised(net: nn.Module) -> list[nn.Module]:
+    return [m for m in net.modules() if parametrize.is_parametrized(m, "weight")]
+
+
+def test_spectral_norm_is_on_every_weight_layer_when_asked() -> None:
+    with_sn = Discriminator(N_ATTR, 32, 8, spectral_norm=True)
+    weight_layers = [m for m in with_sn.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weight_layers) == 3 + 3  # three downsamplings, adversarial / embedding / classifier heads
+    assert _spectrally_normalised(with_sn) == weight_layers
+    assert _spectrally_normalised(Discriminator(N_ATTR, 32, 8, spectral_norm=False)) == []
+
+
+# --- losses ----------------------------------------------------------------------------------------------
+
+
+def _full(value: float, n: int = 4) -> Tensor:
+    return torch.full((n,), value)
+
+
+@pytest.mark.parametrize(
+    "kind, real, fake, d_expected, g_expected",
+    [
+        ("hinge", 2.0, -2.0, 0.0, 2.0),
+        ("hinge", 0.0, 0.0, 2.0, 0.0),
+        ("hinge", -1.0, 3.0, 2.0 + 4.0, -3.0),
+        ("wgan-gp", 2.0, -3.0, -5.0, 3.0),
+        ("bce", 0.0, 0.0, 2 * math.log(2), math.log(2)),
+        ("bce", 40.0, -40.0, 0.0, 40.0),
+    ],
+)
+def test_adversarial_losses_on_known_logits(
+    kind: str, real: float, fake: float, d_expected: float, g_expected: float
+) -> None:
+    loss = adversarial_losses(kind)  # type: ignore[arg-type]
+    assert loss.d_loss(_full(real), _full(fake)).item() == pytest.approx(d_expected, abs=1e-6)
+    assert loss.g_loss(_full(fake)).item() == pytest.approx(g_expected, abs=1e-6)
+
+
+def test_unknown_adversarial_loss_names_the_valid_kinds() -> None:
+    with pytest.raises(ValueError, match=r"'lsgan'; valid kinds: hinge, wgan-gp, bce"):
+        adversarial_losses("lsgan")  # type: ignore[arg-type]
+
+
+class _LinearCritic(nn.Module):
+    """D(x) = <w, x> per image: its input gradient is w everywhere, of norm ``norm``."""
+
+    def __init__(self, norm: float) -> None:
+        super().__init__()
+        w = torch.randn(3, 32, 32)
+        self.w = nn.Parameter(w * norm / w.norm())
+
+    def forward(self, images: Tensor, attributes: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return (images * self.w).sum(dim=(1, 2, 3)), images.new_zeros(images.shape[0], N_ATTR)
+
+
+@pytest.mark.parametrize("norm, expected", [(1.0, 0.0), (2.0, 1.0), (0.5, 0.25)])
+def test_gradient_penalty_of_a_linear_critic(norm: float, expected: float) -> None:
+    penalty = gradient_penalty(_LinearCritic(norm), _images(4, 32), _images(4, 32), None)
+    assert penalty.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_gradient_penalty_trains_the_discriminator() -> None:
+    D = Discriminator(N_ATTR, 32, 8, spectral_norm=False)
+    penalty = gradient_penalty(D, _images(4, 32), _images(4, 32), _attributes(4))
+    assert penalty.item() > 0
+    penalty.backward()  # the penalty is differentiable w.r.t. D's parameters (double backward)
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.main.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in D.main.parameters())
+
+
+def test_attribute_reconstruction_and_kl_losses() -> None:
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert attribute_loss(torch.zeros(2, 2), targets).item() == pytest.approx(math.log(2))
+    assert attribute_loss(torch.tensor([[30.0, -30.0], [-30.0, 30.0]]), targets).item() == pytest.approx(0, abs=1e-6)
+    x = torch.zeros(2, 3, 4, 4)
+    assert reconstruction_loss(x, x).item() == 0
+    assert reconstruction_loss(x, x - 0.5).item() == pytest.approx(0.5)
+    mu, logvar = torch.zeros(2, 8), torch.zeros(2, 8)
+    assert kl_divergence(mu, logvar).item() == 0  # posterior == prior
+    assert kl_divergence(mu + 1, logvar).item() == pytest.approx(0.5 * 8)  # 0.5 * ||mu||^2 per sample
+    assert kl_divergence(mu, logvar + math.log(2)).item() == pytest.approx(0.5 * 8 * (1 - math.log(2)))
+
+
+# --- init and EMA ----------------------------------------------------------------------------------------
+
+
+def test_init_weights_is_dcgan_init_also_under_spectral_norm() -> None:
+    conv = nn.Conv2d(64, 64, 4)
+    init_weights(conv)
+    assert conv.weight.std().item() == pytest.approx(0.02, rel=0.05) and not conv.bias.any()
+    sn_conv = torch.nn.utils.parametrizations.spectral_norm(nn.Conv2d(64, 64, 4))
+    init_weights(sn_conv)
+    assert sn_conv.parametrizations.weight.original.std().item() == pytest.approx(0.02, rel=0.05)
+    norm = nn.BatchNorm2d(4096)
+    init_weights(norm)
+    assert norm.weight.mean().item() == pytest.approx(1, abs=0.005) and not norm.bias.any()
+
+
+def _state(net: nn.Module) -> dict[str, Tensor]:
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def test_ema_update_follows_the_decay() -> None:
+    model = Generator(Z_DIM, N_ATTR, 32, 8)
+    ema = copy.deepcopy(model)
+    model(torch.randn(4, Z_DIM), _attributes(4))  # moves the BatchNorm running statistics
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    before = _state(ema)
+
+    ema_update(ema, model, decay=1.0)
+    params = {name for name, _ in ema.named_parameters()}
+    for name, value in ema.state_dict().items():
+        expected = before[name] if name in params else model.state_dict()[name]  # buffers are copied
+        assert torch.equal(value, expected), name
+
+    ema_update(ema, model, decay=0.0)
+    for name, value in ema.state_dict().items():
+        assert torch.equal(value, model.state_dict()[name]), name
+
+    ema.load_state_dict(before)
+    ema_update(ema, model, decay=0.75)
+    for name, p in ema.named_parameters():
+        torch.testing.assert_close(p, 0.75 * before[name] + 0.25 * model.state_dict()[name])
+
+
+# --- the pieces learn ------------------------------------------------------------------------------------
+
+
+def test_attribute_head_overfits_a_small_batch() -> None:
+    x, y = _images(64, 32), _attributes(64)
+    D = Discriminator(N_ATTR, 32, 8)
+    optimizer = torch.optim.Adam(D.parameters(), lr=2e-3)
+    for _ in range(100):
+        loss = attribute_loss(D(x)[1], y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        accuracy = ((D(x)[1] > 0).float() == y).float().mean().item()
+    assert accuracy > 0.9
+
+
+def test_editor_learns_identity_edits() -> None:
+    x = F.interpolate(_images(16, 4), size=32, mode="bilinear")  # smooth random images
+    y = _attributes(16)
+    E = Editor(N_ATTR, 32, 8)
+    optimizer = torch.optim.Adam(E.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(100):
+        loss = reconstruction_loss(E(x, y), x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
