@@ -67,9 +67,32 @@ class PrepareConfig(_Section):
     batch_size: int = Field(256, gt=0)
 
 
+class GanConfig(_Section):
+    """The conditional GAN and its training run (stage `train_gan`)."""
+
+    attributes: tuple[str, ...] = ("Male", "Young", "Smiling", "Eyeglasses", "Black_Hair", "Blond_Hair")
+    loss: Literal["hinge", "wgan-gp", "bce"] = "hinge"
+    z_dim: int = Field(64, gt=0)
+    base_channels: int = Field(32, gt=0)
+    spectral_norm: bool = True
+    batch_size: int = Field(64, gt=0)
+    steps: int = Field(2000, gt=0)
+    lr_g: float = Field(2e-4, gt=0)
+    lr_d: float = Field(2e-4, gt=0)
+    betas: tuple[float, float] = (0.0, 0.99)
+    ema_decay: float = Field(0.999, ge=0, le=1)
+    lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN)
+    lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)
+    sample_every: int = Field(250, gt=0)  # image grid and metrics row every N steps
+    checkpoint_every: int = Field(250, gt=0)
+    seed: int = 0
+    out: Path = Path("models/gan")
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
+    gan: GanConfig = GanConfig()
 
 
 class ParamsError(ValueError):
