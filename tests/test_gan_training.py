@@ -88,3 +88,12 @@ def test_bad_inputs_are_named(faces, tmp_path: Path) -> None:
         GanTrainer(_config(), images.float(), attributes, tmp_path)
     with pytest.raises(ValueError, match=r"attributes must be 48 x 2 \(gan.attributes\), got \(48, 3\)"):
         GanTrainer(_config(), images, torch.zeros(48, 3), tmp_path)
+
+
+def test_ema_follows_the_generator_from_the_start(faces, tmp_path: Path) -> None:
+    trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
+    initial = [p.detach().clone() for p in trainer.G_ema.parameters()]
+    trainer.run()
+    moved = [(e - i).norm() / (g - i).norm().clamp_min(1e-12)
+             for e, g, i in zip(trainer.G_ema.parameters(), trainer.G.parameters(), initial)]
+    assert min(moved) > 0.5  # with a fixed 0.999 decay the EMA would have moved ~0.3% of the way

@@ -91,7 +91,9 @@ class GanTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        ema_update(self.G_ema, self.G, c.ema_decay)
+        # Ramp the decay up (as TensorFlow's ExponentialMovingAverage with num_updates): a fixed 0.999 would
+        # keep most of the random initial weights for the first thousands of steps.
+        ema_update(self.G_ema, self.G, min(c.ema_decay, (1 + self.step) / (10 + self.step)))
         self.step += 1
         return {
             "d_loss": d_loss.item(),
