@@ -47,13 +47,10 @@ def data_acquire(params: ParamsOption = Path("params.yaml"), set_: SetOption = [
 @data_app.command("prepare")
 def data_prepare(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -> None:  # noqa: B006
     """Acquire the source and write the prepared cache (the `prepare` stage, without Prefect)."""
-    from facegen.data.prepare import prepare_faces
-    from facegen.data.sources import acquire, cropper_for, open_faces
+    from facegen.data.sources import acquire, prepare_source
 
     p = load_params(params, _overrides(set_))
-    faces = open_faces(p.data, acquire(p.data))
-    report = prepare_faces(faces, p.prepare.out, cropper_for(p.data, p.prepare), strict=p.data.strict,
-                           workers=p.prepare.workers, batch_size=p.prepare.batch_size)
+    report = prepare_source(p.data, p.prepare, acquire(p.data))
     typer.echo(f"{report.images_written} of {report.images_in} faces written to {p.prepare.out} "
                f"({report.corrupt} corrupt, {report.no_face} without a face) in {report.seconds} s")
 

@@ -14,8 +14,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.tasks import exponential_backoff
 
 from facegen.config import DataConfig, PrepareConfig, load_params
-from facegen.data.prepare import PrepareReport, prepare_faces
-from facegen.data.sources import acquire, cropper_for, open_faces
+from facegen.data.prepare import PrepareReport
+from facegen.data.sources import acquire, prepare_source
 from facegen.io import write_json
 
 METRICS_FILE = Path("metrics/prepare.json")
@@ -31,15 +31,7 @@ def acquire_source(data: DataConfig) -> Path:
 
 @task
 def preprocess(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
-    faces = open_faces(data, root)
-    source = {
-        "source": data.source,
-        "root": str(root),
-        "annotation_rows_without_image": faces.missing_images,
-        "images_without_annotation": faces.unannotated_images,
-    }
-    return prepare_faces(faces, prepare.out, cropper_for(data, prepare), strict=data.strict,
-                         workers=prepare.workers, batch_size=prepare.batch_size, source=source)
+    return prepare_source(data, prepare, root)
 
 
 @flow(name="prepare", log_prints=True)

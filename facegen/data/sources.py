@@ -8,7 +8,7 @@ from facegen.config import DataConfig, PrepareConfig
 from facegen.data.base import FaceDataset
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
-from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop
+from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop, PrepareReport, prepare_faces
 
 
 def acquire(data: DataConfig) -> Path:
@@ -47,3 +47,16 @@ def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
     if data.folder.detect_faces:
         return MTCNNCrop(data.image_size)
     return CenterCropResize(data.image_size)
+
+
+def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
+    """Crop and cache every face of an acquired source into `prepare.out`."""
+    faces = open_faces(data, root)
+    source = {
+        "source": data.source,
+        "root": str(root),
+        "annotation_rows_without_image": faces.missing_images,
+        "images_without_annotation": faces.unannotated_images,
+    }
+    return prepare_faces(faces, prepare.out, cropper_for(data, prepare), strict=data.strict,
+                         workers=prepare.workers, batch_size=prepare.batch_size, source=source)
