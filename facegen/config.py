@@ -89,10 +89,22 @@ class GanConfig(_Section):
     out: Path = Path("models/gan")
 
 
+class AttendanceConfig(_Section):
+    """Who is enrolled, who checks in, who is a visitor (see facegen.data.attendance)."""
+
+    roster_size: int = Field(40, gt=0)  # people on the attendance roster
+    enrol_per_person: int = Field(3, gt=0)  # enrolment photos per roster person; the rest are check-ins
+    min_checkins: int = Field(2, gt=0)  # a roster person needs enrol_per_person + min_checkins photos
+    visitors: int = Field(20, ge=0)  # people off the roster whose photos must be rejected
+    gap_attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")  # enrol without these where possible
+    seed: int = 0
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
     gan: GanConfig = GanConfig()
+    attendance: AttendanceConfig = AttendanceConfig()
 
 
 class ParamsError(ValueError):

@@ -138,7 +138,7 @@ class GanTrainer:
 
     def state_dict(self) -> dict:
         return {
-            "step": self.step,
+            "step": self.step, "resolution": self.images.shape[1],
             "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "data_rng": self.data_rng.get_state(), "noise_rng": self.noise_rng.get_state(),
