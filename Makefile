@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # DVC stage commands say `python ...`: make that the venv's python.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/dvc repro
 
-test: setup
+# Headless Chromium renders the report for its screenshot test (Debian's package; sudo when not root).
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; }
+
+test: setup browser
 	$(BIN)/pytest
 
 bench: setup
