@@ -16,11 +16,11 @@ ATTRIBUTES = ("Male", "Eyeglasses", "Smiling")
 ATTENDANCE = AttendanceConfig(roster_size=4, enrol_per_person=2, min_checkins=2, visitors=2)
 
 
-def prepare_demo(root: Path, identities: int = 12, per_identity: int = 5) -> Path:
-    """A prepared cache of drawn demo faces at 32x32 (seconds)."""
+def prepare_demo(root: Path, out: Path | None = None, identities: int = 12, per_identity: int = 5) -> Path:
+    """A prepared cache (in ``out``, default root/prepared) of drawn demo faces at 32x32 (seconds)."""
     data = DataConfig(image_size=32, demo=DemoSource(root=root / "raw", identities=identities,
                                                      images_per_identity=per_identity))
-    prepare = PrepareConfig(out=root / "prepared", workers=0)
+    prepare = PrepareConfig(out=out or root / "prepared", workers=0)
     prepare_source(data, prepare, acquire(data))
     return prepare.out
 
