@@ -141,9 +141,10 @@ class GenerateConfig(_Section):
     png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is ~3x faster to write than 6, ~20% bigger
     device: str = "cpu"
     datasets: tuple[SyntheticDatasetConfig, ...] = (
-        SyntheticDatasetConfig(name="enrolment_edits", mode="edit", attributes="all", sources="enrol"),
+        SyntheticDatasetConfig(name="enrolment_edits", mode="edit", attributes=("Eyeglasses", "Smiling"),
+                               sources="enrol"),
         SyntheticDatasetConfig(name="balanced_attributes", mode="per_attribute",
-                               attributes=("Eyeglasses", "Smiling"), n=500),
+                               attributes=("Eyeglasses", "Smiling"), n=300),
     )
 
     @model_validator(mode="after")
