@@ -37,3 +37,8 @@ def tiny_checkpoint(prepared: Path, out: Path) -> Path:
     state["E_ema"] = Editor(len(ATTRIBUTES), faces.images.shape[1], config.base_channels).state_dict()
     torch.save(state, out / CHECKPOINT)
     return out / CHECKPOINT
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (relative name -> bytes), to compare outputs byte for byte."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
 from PIL import Image
 
 import facegen.synthetic.writer as writer
@@ -14,10 +16,11 @@ from facegen.config import GenerateConfig, ParamsError, QualityFilterConfig, Syn
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import PreparedFaces
 from facegen.datasets import SyntheticFaces, load_manifest
+from facegen.gan.inference import FaceModel
 from facegen.synthetic.plan import edit_plan, real_marginals, sampling_plan
 from facegen.synthetic.quality import QualityFilter
 from facegen.synthetic.run import SyntheticFactory
-from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, prepare_demo, tiny_checkpoint
+from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
 CONTRACT_COLUMNS = ["file", *ATTRIBUTES, "mode", "seed", "sample_index", "source_image", "identity",
                     "edited_attribute", "generator_sha256", "params_sha256"]
@@ -37,10 +40,6 @@ def config(inputs, out: Path, *datasets: SyntheticDatasetConfig, chunk_size: int
 
 PER_ATTRIBUTE = SyntheticDatasetConfig(name="balanced", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=25)
 EDITS = SyntheticDatasetConfig(name="edits", mode="edit", attributes="all", sources="enrol")
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_per_attribute_and_combination_plans(inputs) -> None:
@@ -94,6 +93,10 @@ def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
     assert "every requested cell is within 1% of its target" in card and "| Eyeglasses=1 |       25 |     25 |" in card
     assert report.images and (folder / "grid.png").is_file() and manifest["generator_sha256"].nunique() == 1
     assert not list(tmp_path.glob(".*partial"))
+    # Any face can be redrawn from the manifest alone: the rows sharing its seed, in sample_index order.
+    rows = manifest[manifest["seed"] == manifest["seed"].iloc[40]].sort_values("sample_index")
+    redrawn = FaceModel.load(inputs[1]).sample(torch.tensor(rows[list(ATTRIBUTES)].to_numpy()), int(rows["seed"].iloc[0]))
+    assert all(np.array_equal(redrawn[i], np.asarray(Image.open(folder / f))) for i, f in enumerate(rows["file"]))
 
 
 def test_same_params_and_checkpoint_give_identical_bytes(inputs, tmp_path) -> None:
@@ -196,3 +199,22 @@ def test_params_errors_name_the_parameter(tmp_path) -> None:
         load_params(params)
     defaults = load_params("params.yaml").generate
     assert {d.name: d.mode for d in defaults.datasets} == {"enrolment_edits": "edit", "balanced_attributes": "per_attribute"}
+
+
+def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from facegen.cli import app
+
+    prepared, checkpoint = inputs
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "attendance": ATTENDANCE.model_dump(mode="json"),
+        "generate": {"checkpoint": str(checkpoint), "prepared": str(prepared), "out": str(tmp_path / "out"),
+                     "datasets": [PER_ATTRIBUTE.model_dump(mode="json"), EDITS.model_dump(mode="json")]}}))
+    result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "edits"])
+    assert result.exit_code == 0, result.output
+    assert "edits: 24 images (edit; 0 rejected" in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["edits"]
+    result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "nope"])
+    assert "no data set named ['nope']" in str(result.exception)

@@ -11,7 +11,7 @@ import yaml
 
 from bench.scratch import run_in, scratch_copy
 from facegen.datasets import SyntheticFaces, fetch_dataset, load_manifest, read_manifest
-from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, prepare_demo, tiny_checkpoint
+from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +19,6 @@ DATASETS = [
     {"name": "enrolment_edits", "mode": "edit", "sources": "enrol", "attributes": ["Eyeglasses", "Smiling"]},
     {"name": "balanced_attributes", "mode": "per_attribute", "attributes": ["Eyeglasses", "Smiling"], "n": 20},
 ]
-
-
-def files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def commit(work: Path, message: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class DatasetReport:
     rejected: int
     max_cell_deviation: float
     balanced: bool
+    seconds: float  # this run's time (0 when the data set was already complete)
 
 
 class SyntheticFactory:
@@ -40,6 +42,10 @@ class SyntheticFactory:
     def __init__(self, config: GenerateConfig, attendance: AttendanceConfig, model: FaceModel | None = None) -> None:
         self.config, self.attendance = config, attendance
         self.model = model or FaceModel.load(config.checkpoint, config.device)
+        if self.model.device.type == "cpu":
+            # channels_last convolutions sample ~1.4x faster on CPU (docs/BENCHMARKS.md), the same pixels
+            # (tests/test_synthetic.py redraws faces with a plain FaceModel and compares).
+            self.model.generator.to(memory_format=torch.channels_last)
         self.prepared = PreparedFaces(config.prepared)
         self.annotations = self.prepared.annotations.set_index("_row")
         self.prepared_sha256 = _combined_sha256([config.prepared / ANNOTATIONS_FILE, config.prepared / IMAGES_FILE])
@@ -68,9 +74,10 @@ class SyntheticFactory:
                          self.config.png_compression)
         card = DataCard(spec, conditioned, before, before_label, stamp,
                         {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.config.prepared)})
+        start = time.perf_counter()
         meta = write_dataset(job, render, card, quality)
         return DatasetReport(spec.name, spec.mode, str(job.final), meta["images"], meta["planned"], meta["rejected"],
-                             meta["max_cell_deviation"], meta["balanced"])
+                             meta["max_cell_deviation"], meta["balanced"], round(time.perf_counter() - start, 2))
 
     def _sampler(self) -> Renderer:
         def render(rows: pd.DataFrame) -> np.ndarray:
