@@ -62,6 +62,9 @@ def test_per_attribute_and_combination_plans(inputs) -> None:
     big = sampling_plan(SyntheticDatasetConfig(name="m", mode="per_attribute", attributes=("Smiling",), n=5000),
                         ATTRIBUTES, real, chunk_size=256)
     assert abs(big["Male"].mean() - real_marginals(real, ["Male"])["Male"]) < 0.02
+    with pytest.raises(ValueError, match=r"datasets\[x\].attributes: \['Bald'\] are not conditioned"):
+        sampling_plan(SyntheticDatasetConfig(name="x", mode="combinations", attributes=("Bald",), n=1),
+                      ATTRIBUTES, real, chunk_size=16)
 
 
 def test_edit_plan_flips_one_attribute_and_keeps_identity(inputs) -> None:
