@@ -90,9 +90,10 @@ class DataCard:
 ## How it was made
 
 - Generator checkpoint sha256: `{self.stamp['generator_sha256']}`
-- Prepared annotations sha256: `{self.stamp['prepared_sha256']}`
+- Prepared data sha256 (`annotations.parquet` and `images.npy`): `{self.stamp['prepared_sha256']}`
 - Params sha256 (the data set's entry and the settings below): `{self.stamp['params_sha256']}`
-- Software: Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, Pillow {PIL.__version__}
+- Software: Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__},
+  Pillow {PIL.__version__}
 - Command: `dvc repro generate` (or `facegen generate --only {self.spec.name}`); the same params and checkpoint
   give byte-identical files.
 - {_recipe(self.spec.mode)}

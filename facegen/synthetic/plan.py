@@ -2,8 +2,8 @@
 
 A plan is a DataFrame with one 0/1 column per conditioned attribute (the requested values), ``mode``,
 ``seed``, ``sample_index``, ``source_image``, ``identity``, ``edited_attribute`` (the manifest's columns
-but ``file`` and the hashes), plus ``cell`` (the balanced cell the row counts towards: ``Eyeglasses=1,Smiling=0``, or ``flip Eyeglasses``
-for edits) and
+but ``file`` and the hashes), plus ``cell`` (the balanced cell the row counts towards:
+``Eyeglasses=1,Smiling=0``, or ``flip Eyeglasses`` for edits) and
 ``source_row`` (the prepared-cache row of an edit's source photo, -1 otherwise).
 
 Sampled faces are drawn chunk by chunk: the rows of one chunk share a seed, and row ``sample_index`` of
@@ -36,7 +36,8 @@ def chosen_attributes(spec: SyntheticDatasetConfig, conditioned: Sequence[str]) 
 
 def sampling_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], real: pd.DataFrame,
                   chunk_size: int) -> pd.DataFrame:
-    """Rows for the ``per_attribute`` or ``combinations`` modes; unrequested attributes drawn from ``real``'s marginals."""
+    """Rows for the ``per_attribute`` or ``combinations`` modes; attributes not requested are drawn from
+    ``real``'s marginals."""
     chosen = chosen_attributes(spec, conditioned)
     assert spec.n is not None  # the config validator requires it for sampling modes
     if spec.mode == "per_attribute":
