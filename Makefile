@@ -33,6 +33,7 @@ test: setup browser
 
 bench: setup
 	$(BIN)/python -m bench.prepare_celeba
+	$(BIN)/python -m bench.generate --stage
 
 clean:
 	rm -rf $(VENV) data/prepared data/raw metrics

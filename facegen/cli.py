@@ -71,6 +71,21 @@ def data_info(
         typer.echo(f"  {name:<22} {frame[name].mean():6.1%}")
 
 
+@app.command("generate")
+def generate(
+    params: ParamsOption = Path("params.yaml"),
+    set_: SetOption = [],  # noqa: B006
+    only: Annotated[list[str], typer.Option("--only", help="make only this data set (repeatable)")] = [],  # noqa: B006
+) -> None:
+    """Write the synthetic data sets of generate.datasets (the `generate` stage, without Prefect)."""
+    from facegen.synthetic.run import generate_datasets
+
+    p = load_params(params, _overrides(set_))
+    for r in generate_datasets(p.generate, p.attendance, only):
+        typer.echo(f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
+                   f"{r.max_cell_deviation:.2%} off target) in {r.path}")
+
+
 def _open_any(path: Path, attributes: list[str] | None):
     from facegen.data.annotations import ATTR_FILE
     from facegen.data.celeba import CelebA

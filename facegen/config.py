@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Section(BaseModel):
@@ -100,11 +100,68 @@ class AttendanceConfig(_Section):
     seed: int = 0
 
 
+class QualityFilterConfig(_Section):
+    """Drop generated faces whose attribute classifier (stage `evaluate_gan`) disagrees with the request."""
+
+    enabled: bool = False
+    classifier: Path = Path("models/attribute_classifier.pt")
+    threshold: float = Field(0.5, gt=0, lt=1)  # probability above which the classifier says "has it"
+
+
+class SyntheticDatasetConfig(_Section):
+    """One named synthetic data set (written to ``generate.out/<name>/``)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # per_attribute: n with and n without each attribute, the other conditioned attributes drawn from the
+    # real marginals; combinations: n per combination of the attributes; edit: every source photo once
+    # per attribute, with that attribute flipped.
+    mode: Literal["per_attribute", "combinations", "edit"]
+    attributes: Literal["all"] | tuple[str, ...] = "all"  # "all": every attribute the generator conditions on
+    n: int | None = Field(None, gt=0)  # per requested cell; edit mode: at most n source photos (null: all)
+    seed: int = 0
+    sources: Literal["enrol", "checkin", "visitor", "background", "all"] = "enrol"  # edit mode: attendance role
+    filter: QualityFilterConfig = QualityFilterConfig()
+
+    @model_validator(mode="after")
+    def _needs_n(self) -> SyntheticDatasetConfig:
+        if self.mode != "edit" and self.n is None:
+            raise ValueError(f"dataset {self.name!r}: mode {self.mode} needs n (faces per requested cell)")
+        if self.attributes != "all" and not self.attributes:
+            raise ValueError(f"dataset {self.name!r}: attributes is empty (list names, or 'all')")
+        return self
+
+
+class GenerateConfig(_Section):
+    """Balanced synthetic data sets from the trained generator (stage `generate`)."""
+
+    checkpoint: Path = Path("models/gan/checkpoint.pt")
+    prepared: Path = Path("data/prepared")
+    out: Path = Path("data/synthetic")
+    chunk_size: int = Field(256, gt=0)  # faces generated, written and recorded together (the resume unit)
+    png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is ~3x faster to write than 6, ~20% bigger
+    device: str = "cpu"
+    datasets: tuple[SyntheticDatasetConfig, ...] = (
+        SyntheticDatasetConfig(name="enrolment_edits", mode="edit", attributes=("Eyeglasses", "Smiling"),
+                               sources="enrol"),
+        SyntheticDatasetConfig(name="balanced_attributes", mode="per_attribute",
+                               attributes=("Eyeglasses", "Smiling"), n=300),
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GenerateConfig:
+        names = [d.name for d in self.datasets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"dataset names repeat: {repeated}")
+        return self
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
     gan: GanConfig = GanConfig()
     attendance: AttendanceConfig = AttendanceConfig()
+    generate: GenerateConfig = GenerateConfig()
 
 
 class ParamsError(ValueError):

@@ -16,20 +16,20 @@ pytestmark = pytest.mark.slow
 def test_dvc_repro_prepares_the_demo_once(tmp_path) -> None:
     work = scratch_copy({"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0},
                         into=tmp_path)
-    run_in(work, "dvc", "repro")
+    run_in(work, "dvc", "repro", "prepare")
     metrics = json.loads((work / "metrics" / "prepare.json").read_text())
     assert metrics["images_in"] == metrics["images_written"] == 48 and metrics["source"]["source"] == "demo"
     prepared = PreparedFaces(work / "data" / "prepared", attributes=["Eyeglasses"])
     assert prepared.images.shape == (48, 64, 64, 3) and len(prepared.identity_names) == 12
 
-    again = run_in(work, "dvc", "repro")
+    again = run_in(work, "dvc", "repro", "prepare")
     assert "didn't change, skipping" in again.stdout and "Running stage" not in again.stdout
-    assert "up to date" in run_in(work, "dvc", "status").stdout
+    assert "up to date" in run_in(work, "dvc", "status", "prepare").stdout
 
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["data"]["image_size"] = 32
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    assert "Running stage 'prepare'" in run_in(work, "dvc", "repro").stdout
+    assert "Running stage 'prepare'" in run_in(work, "dvc", "repro", "prepare").stdout
     assert PreparedFaces(work / "data" / "prepared").images.shape == (48, 32, 32, 3)
 
 

@@ -1,0 +1,121 @@
+"""Make every data set of the `generate` params group: plan, render, filter, write, describe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from facegen.config import AttendanceConfig, GenerateConfig, SyntheticDatasetConfig
+from facegen.data.attendance import assign_roles
+from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
+from facegen.gan.inference import FaceModel, file_sha256
+from facegen.synthetic.datacard import DataCard
+from facegen.synthetic.plan import chosen_attributes, edit_plan, sampling_plan
+from facegen.synthetic.quality import QualityFilter
+from facegen.synthetic.writer import DatasetJob, Renderer, write_dataset
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    name: str
+    mode: str
+    path: str
+    images: int
+    planned: int
+    rejected: int
+    max_cell_deviation: float
+    balanced: bool
+    seconds: float  # this run's time (0 when the data set was already complete)
+
+
+class SyntheticFactory:
+    """The generator and the real data that every data set of one `generate` run is made from."""
+
+    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig, model: FaceModel | None = None) -> None:
+        self.config, self.attendance = config, attendance
+        self.model = model or FaceModel.load(config.checkpoint, config.device)
+        if self.model.device.type == "cpu":
+            # channels_last convolutions sample ~1.4x faster on CPU (docs/BENCHMARKS.md), the same pixels
+            # (tests/test_synthetic.py redraws faces with a plain FaceModel and compares).
+            self.model.generator.to(memory_format=torch.channels_last)
+        self.prepared = PreparedFaces(config.prepared)
+        self.annotations = self.prepared.annotations.set_index("_row")
+        self.prepared_sha256 = _combined_sha256([config.prepared / ANNOTATIONS_FILE, config.prepared / IMAGES_FILE])
+
+    def make(self, spec: SyntheticDatasetConfig, quality: QualityFilter | None = None) -> DatasetReport:
+        """Write (or resume, or find already written) one data set; ``quality`` overrides ``spec.filter``."""
+        conditioned = tuple(self.model.attributes)
+        if spec.mode == "edit":
+            roles = assign_roles(self.annotations, self.attendance)
+            sources = self.annotations if spec.sources == "all" else self.annotations[roles == spec.sources]
+            plan = edit_plan(spec, conditioned, sources)
+            before, before_label = sources.head(spec.n) if spec.n else sources, f"{spec.sources} photos"
+            render = self._editor()
+        else:
+            plan = sampling_plan(spec, conditioned, self.annotations, self.config.chunk_size)
+            before, before_label = self.annotations, "real prepared faces"
+            render = self._sampler()
+        if quality is None and spec.filter.enabled:
+            quality = QualityFilter.load(spec.filter, chosen_attributes(spec, conditioned))
+        settings = {"chunk_size": self.config.chunk_size, "png_compression": self.config.png_compression}
+        if spec.mode == "edit":
+            settings["attendance"] = self.attendance.model_dump(mode="json")
+        stamp = {"params_sha256": _json_sha256({"dataset": spec.model_dump(mode="json"), **settings}),
+                 "generator_sha256": self.model.checkpoint_sha256, "prepared_sha256": self.prepared_sha256}
+        job = DatasetJob(spec.name, self.config.out, plan, conditioned, stamp, self.config.chunk_size,
+                         self.config.png_compression)
+        card = DataCard(spec, conditioned, before, before_label, stamp,
+                        {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.config.prepared)})
+        start = time.perf_counter()
+        meta = write_dataset(job, render, card, quality)
+        return DatasetReport(spec.name, spec.mode, str(job.final), meta["images"], meta["planned"], meta["rejected"],
+                             meta["max_cell_deviation"], meta["balanced"], round(time.perf_counter() - start, 2))
+
+    def _sampler(self) -> Renderer:
+        def render(rows: pd.DataFrame) -> np.ndarray:
+            seeds = rows["seed"].unique()
+            assert len(seeds) == 1, "a chunk of sampled faces shares one seed"
+            return self.model.sample(_attributes(rows, self.model), seed=int(seeds[0]))
+        return render
+
+    def _editor(self) -> Renderer:
+        images = self.prepared._all_images
+        if images.shape[1] != self.model.resolution:
+            raise ValueError(f"{self.config.prepared}: {images.shape[1]}px faces, but the generator makes "
+                             f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size")
+
+        def render(rows: pd.DataFrame) -> np.ndarray:
+            return self.model.edit(np.asarray(images[rows["source_row"].to_numpy()]), _attributes(rows, self.model))
+        return render
+
+
+def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig,
+                      only: Sequence[str] | None = None) -> list[DatasetReport]:
+    """Every data set of ``config.datasets`` (or those named in ``only``)."""
+    specs = [d for d in config.datasets if not only or d.name in only]
+    unknown = sorted(set(only or ()) - {d.name for d in config.datasets})
+    if unknown:
+        raise ValueError(f"no data set named {unknown} in generate.datasets "
+                         f"({', '.join(d.name for d in config.datasets)})")
+    factory = SyntheticFactory(config, attendance)
+    return [factory.make(spec) for spec in specs]
+
+
+def _attributes(rows: pd.DataFrame, model: FaceModel) -> torch.Tensor:
+    return torch.tensor(rows[list(model.attributes)].to_numpy(dtype=np.float32))
+
+
+def _json_sha256(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _combined_sha256(paths: Sequence[Path]) -> str:
+    return _json_sha256([file_sha256(p) for p in paths])

@@ -1,0 +1,53 @@
+"""Stage `generate`: balanced synthetic face data sets from the trained generator.
+
+Run by `dvc repro generate`, or standalone: `python -m pipelines.generate [--params params.yaml]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from facegen.config import load_params
+from facegen.io import write_json
+from facegen.synthetic.run import DatasetReport, generate_datasets
+
+METRICS_FILE = Path("metrics/generate.json")
+
+
+@task
+def generate(params_file: str) -> list[DatasetReport]:
+    params = load_params(params_file)
+    return generate_datasets(params.generate, params.attendance)
+
+
+@flow(name="generate", log_prints=True)
+def generate_flow(params_file: str = "params.yaml") -> list[DatasetReport]:
+    """Write every data set of `generate.datasets` and metrics/generate.json (counts and balance per data set)."""
+    reports = generate(params_file)
+    write_json(METRICS_FILE, {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in reports})
+    create_markdown_artifact(key="generate-report", markdown=markdown(reports),
+                             description="Synthetic data sets written")
+    return reports
+
+
+def markdown(reports: list[DatasetReport]) -> str:
+    """A table of the data sets: images, rejections, balance."""
+    rows = "\n".join(f"| {r.name} | {r.mode} | {r.images} | {r.rejected} | {r.max_cell_deviation:.2%} | "
+                     f"{'yes' if r.balanced else 'NO'} | `{r.path}` |" for r in reports)
+    return ("# Synthetic data sets\n\n| data set | mode | images | rejected by filter | worst cell off target "
+            f"| every cell within 1% | folder |\n|---|---|---|---|---|---|---|\n{rows}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    generate_flow(parser.parse_args().params)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""Synthetic data sets: plans per mode, balance, byte-identical reruns, kill-and-resume, filter, loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import facegen.synthetic.writer as writer
+from facegen.config import GenerateConfig, ParamsError, QualityFilterConfig, SyntheticDatasetConfig, load_params
+from facegen.data.attendance import assign_roles
+from facegen.data.prepared import PreparedFaces
+from facegen.datasets import SyntheticFaces, load_manifest
+from facegen.gan.inference import FaceModel
+from facegen.synthetic.plan import edit_plan, real_marginals, sampling_plan
+from facegen.synthetic.quality import QualityFilter
+from facegen.synthetic.run import SyntheticFactory
+from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
+
+CONTRACT_COLUMNS = ["file", *ATTRIBUTES, "mode", "seed", "sample_index", "source_image", "identity",
+                    "edited_attribute", "generator_sha256", "params_sha256"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("inputs")
+    prepared = prepare_demo(root)
+    return prepared, tiny_checkpoint(prepared, root / "gan")
+
+
+def config(inputs, out: Path, *datasets: SyntheticDatasetConfig, chunk_size: int = 16) -> GenerateConfig:
+    prepared, checkpoint = inputs
+    return GenerateConfig(checkpoint=checkpoint, prepared=prepared, out=out, chunk_size=chunk_size, datasets=datasets)
+
+
+PER_ATTRIBUTE = SyntheticDatasetConfig(name="balanced", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=25)
+EDITS = SyntheticDatasetConfig(name="edits", mode="edit", attributes="all", sources="enrol")
+
+
+def test_per_attribute_and_combination_plans(inputs) -> None:
+    real = PreparedFaces(inputs[0]).annotations
+    plan = sampling_plan(PER_ATTRIBUTE, ATTRIBUTES, real, chunk_size=16)
+    assert len(plan) == 2 * 2 * 25
+    for name in ("Eyeglasses", "Smiling"):
+        for value in (0, 1):
+            assert (plan["cell"] == f"{name}={value}").sum() == 25
+            assert (plan.loc[plan["cell"] == f"{name}={value}", name] == value).all()
+    # Rows of a chunk share one seed; sample_index counts within it.
+    assert plan.groupby(np.arange(len(plan)) // 16)["seed"].nunique().eq(1).all()
+    assert plan["sample_index"].tolist() == [i % 16 for i in range(len(plan))]
+
+    combos = sampling_plan(SyntheticDatasetConfig(name="c", mode="combinations", attributes=("Male", "Eyeglasses"),
+                                                  n=7), ATTRIBUTES, real, chunk_size=16)
+    assert combos.groupby(["Male", "Eyeglasses"]).size().tolist() == [7, 7, 7, 7]
+
+    # Attributes not balanced are drawn from the real marginals.
+    big = sampling_plan(SyntheticDatasetConfig(name="m", mode="per_attribute", attributes=("Smiling",), n=5000),
+                        ATTRIBUTES, real, chunk_size=256)
+    assert abs(big["Male"].mean() - real_marginals(real, ["Male"])["Male"]) < 0.02
+    with pytest.raises(ValueError, match=r"datasets\[x\].attributes: \['Bald'\] are not conditioned"):
+        sampling_plan(SyntheticDatasetConfig(name="x", mode="combinations", attributes=("Bald",), n=1),
+                      ATTRIBUTES, real, chunk_size=16)
+
+
+def test_edit_plan_flips_one_attribute_and_keeps_identity(inputs) -> None:
+    annotations = PreparedFaces(inputs[0]).annotations.set_index("_row")
+    sources = annotations[assign_roles(annotations, ATTENDANCE) == "enrol"]
+    plan = edit_plan(EDITS, ATTRIBUTES, sources)
+    assert len(sources) == ATTENDANCE.roster_size * ATTENDANCE.enrol_per_person
+    assert len(plan) == len(sources) * len(ATTRIBUTES)
+    for _, row in plan.iterrows():
+        source = annotations.loc[row["source_row"]]
+        assert row["source_image"] == source["image_id"] and row["identity"] == str(source["identity"])
+        changed = [a for a in ATTRIBUTES if row[a] != source[a]]
+        assert changed == [row["edited_attribute"]]
+
+
+def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
+    report = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE), ATTENDANCE).make(PER_ATTRIBUTE)
+    folder = tmp_path / "balanced"
+    manifest = load_manifest(folder)
+    assert list(manifest.columns) == CONTRACT_COLUMNS
+    assert pd.read_csv(folder / "manifest.csv", keep_default_na=False).astype(str).equals(manifest.astype(str))
+    assert report.images == len(manifest) == 100 and report.balanced and report.max_cell_deviation == 0
+    assert manifest["file"].tolist() == [f"images/{i:06d}.png" for i in range(100)]
+    for file in manifest["file"]:
+        assert Image.open(folder / file).size == (32, 32)
+    # Each requested cell within 1% of its target, as the data card states.
+    assert (manifest["Eyeglasses"].iloc[:50] == [1] * 25 + [0] * 25).all()
+    card = (folder / "datacard.md").read_text()
+    assert "every requested cell is within 1% of its target" in card and "| Eyeglasses=1 |       25 |     25 |" in card
+    assert report.images and (folder / "grid.png").is_file() and manifest["generator_sha256"].nunique() == 1
+    assert not list(tmp_path.glob(".*partial"))
+    # Any face can be redrawn from the manifest alone: the rows sharing its seed, in sample_index order.
+    rows = manifest[manifest["seed"] == manifest["seed"].iloc[40]].sort_values("sample_index")
+    redrawn = FaceModel.load(inputs[1]).sample(torch.tensor(rows[list(ATTRIBUTES)].to_numpy()), int(rows["seed"].iloc[0]))
+    assert all(np.array_equal(redrawn[i], np.asarray(Image.open(folder / f))) for i, f in enumerate(rows["file"]))
+
+
+def test_same_params_and_checkpoint_give_identical_bytes(inputs, tmp_path) -> None:
+    for out in ("a", "b"):
+        factory = SyntheticFactory(config(inputs, tmp_path / out, PER_ATTRIBUTE, EDITS), ATTENDANCE)
+        factory.make(PER_ATTRIBUTE), factory.make(EDITS)
+    for name in ("balanced", "edits"):
+        assert files(tmp_path / "a" / name) == files(tmp_path / "b" / name)
+    edits = load_manifest(tmp_path / "a" / "edits")
+    assert (edits["mode"] == "edit").all() and set(edits["edited_attribute"]) == set(ATTRIBUTES)
+
+
+def test_a_killed_run_leaves_no_dataset_and_a_rerun_finishes_it(inputs, tmp_path, monkeypatch) -> None:
+    SyntheticFactory(config(inputs, tmp_path / "clean", PER_ATTRIBUTE), ATTENDANCE).make(PER_ATTRIBUTE)
+    real_encode, written = writer.encode_png, []
+
+    def crash_in_third_chunk(image, path, compression):
+        if len(written) == 40:
+            raise KeyboardInterrupt("killed")
+        written.append(path)
+        real_encode(image, path, compression)
+
+    monkeypatch.setattr(writer, "encode_png", crash_in_third_chunk)
+    cfg = config(inputs, tmp_path / "killed", PER_ATTRIBUTE)
+    with pytest.raises(KeyboardInterrupt):
+        SyntheticFactory(cfg, ATTENDANCE).make(PER_ATTRIBUTE)
+    assert not (tmp_path / "killed" / "balanced").exists()
+    assert len(list((tmp_path / "killed" / ".balanced.partial" / "chunks").glob("*.parquet"))) == 2
+
+    written.clear()
+    monkeypatch.setattr(writer, "encode_png", lambda *a: (written.append(a[1]), real_encode(*a)))
+    SyntheticFactory(cfg, ATTENDANCE).make(PER_ATTRIBUTE)
+    assert len(written) == 100 - 32  # the two recorded chunks were not redone
+    assert files(tmp_path / "killed" / "balanced") == files(tmp_path / "clean" / "balanced")
+    assert not (tmp_path / "killed" / ".balanced.partial").exists()
+
+
+class BrightnessPredictor:
+    """Stand-in classifier: 'has the attribute' when the image is brighter than a threshold."""
+
+    attributes = ("Eyeglasses", "Smiling", "Bald")
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        brightness = images.reshape(len(images), -1).mean(axis=1) / 255
+        return np.repeat(brightness[:, None], len(self.attributes), axis=1)
+
+
+def test_quality_filter_drops_disagreeing_faces_and_reports_them(inputs, tmp_path) -> None:
+    spec = PER_ATTRIBUTE.model_copy(update={"filter": QualityFilterConfig(enabled=True)})
+    factory = SyntheticFactory(config(inputs, tmp_path, spec), ATTENDANCE)
+    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE)
+    unfiltered.make(PER_ATTRIBUTE)
+    every = load_manifest(tmp_path / "all" / "balanced")
+    images = np.stack([np.asarray(Image.open(tmp_path / "all" / "balanced" / f)) for f in every["file"]])
+    threshold = float(np.median(images.reshape(len(images), -1).mean(axis=1) / 255))
+    checker = QualityFilter(BrightnessPredictor(), ["Eyeglasses", "Smiling"], threshold)
+    expected = checker.accept(images, every)
+    assert 0 < expected.sum() < len(every)
+
+    report = factory.make(spec, quality=checker)
+    kept = load_manifest(tmp_path / "balanced")
+    assert kept["file"].tolist() == every.loc[expected, "file"].tolist()
+    assert report.rejected == len(every) - expected.sum() and not report.balanced
+    assert f"{report.rejected} of 100 faces dropped" in (tmp_path / "balanced" / "datacard.md").read_text()
+
+    with pytest.raises(ValueError, match=r"does not predict \['Male'\]"):
+        QualityFilter(BrightnessPredictor(), ["Male"])
+    with pytest.raises(FileNotFoundError, match="attribute_classifier.pt.*evaluate_gan"):
+        SyntheticFactory(config(inputs, tmp_path / "x", spec), ATTENDANCE).make(spec)
+
+
+def test_loader_filters_on_attribute_values(inputs, tmp_path) -> None:
+    factory = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE, EDITS), ATTENDANCE)
+    factory.make(PER_ATTRIBUTE), factory.make(EDITS)
+    manifest = load_manifest(tmp_path / "balanced")
+    glasses = SyntheticFaces(tmp_path / "balanced", attributes={"Eyeglasses": 1, "Smiling": 0},
+                             transform=lambda im: np.asarray(im))
+    assert len(glasses) == ((manifest["Eyeglasses"] == 1) & (manifest["Smiling"] == 0)).sum() > 0
+    image, attributes, _ = glasses[0]
+    assert image.shape == (32, 32, 3) and attributes[ATTRIBUTES.index("Eyeglasses")] == 1
+    assert all(glasses[i][1][1] == 1 and glasses[i][1][2] == 0 for i in range(len(glasses)))
+
+    edits = SyntheticFaces(tmp_path / "edits", columns=["Smiling"])
+    people = load_manifest(tmp_path / "edits")["identity"]
+    assert len(edits.identity_names) == people.nunique() == ATTENDANCE.roster_size
+    assert edits.identity_names[edits[0][2]] == people.iloc[0] and edits[0][1].shape == (1,)
+    with pytest.raises(ValueError, match="unknown attribute.*Bald"):
+        SyntheticFaces(tmp_path / "balanced", attributes={"Bald": 1})
+    with pytest.raises(FileNotFoundError, match="not a finished synthetic data set"):
+        load_manifest(tmp_path / "missing")
+
+
+def test_params_errors_name_the_parameter(tmp_path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("generate:\n  datasets:\n    - {name: a, mode: per_attribute, attributes: [Smiling]}\n")
+    with pytest.raises(ParamsError, match=r"generate.datasets.0.*needs n"):
+        load_params(params)
+    params.write_text("generate:\n  datasets:\n    - {name: a, mode: edit}\n    - {name: a, mode: edit}\n")
+    with pytest.raises(ParamsError, match=r"names repeat: \['a'\]"):
+        load_params(params)
+    defaults = load_params("params.yaml").generate
+    assert {d.name: d.mode for d in defaults.datasets} == {"enrolment_edits": "edit", "balanced_attributes": "per_attribute"}
+
+
+def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from facegen.cli import app
+
+    prepared, checkpoint = inputs
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "attendance": ATTENDANCE.model_dump(mode="json"),
+        "generate": {"checkpoint": str(checkpoint), "prepared": str(prepared), "out": str(tmp_path / "out"),
+                     "datasets": [PER_ATTRIBUTE.model_dump(mode="json"), EDITS.model_dump(mode="json")]}}))
+    result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "edits"])
+    assert result.exit_code == 0, result.output
+    assert "edits: 24 images (edit; 0 rejected" in result.output
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["edits"]
+    result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "nope"])
+    assert "no data set named ['nope']" in str(result.exception)
