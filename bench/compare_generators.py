@@ -28,6 +28,7 @@ DEFAULT_VARIANTS = {
     "cgan-bce": {"gan.loss": "bce"},
     "cvae": {"gan.model": "cvae"},
 }
+PARAMS_FILE = Path("params.yaml")
 START, END = "<!-- generator-comparison:start -->", "<!-- generator-comparison:end -->"
 COLUMNS = {  # column title -> how to read it from metrics/gan.json
     "control sampled": lambda m: m["control_sampled"]["mean"],
@@ -90,7 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, help="markdown file whose comparison markers get the table")
     args = parser.parse_args(argv)
     variants = dict(args.variant) or DEFAULT_VARIANTS
-    results = {name: run_variant(name, overrides, args.common) for name, overrides in variants.items()}
+    baseline = PARAMS_FILE.read_text()
+    results = {}
+    try:
+        for name, overrides in variants.items():
+            PARAMS_FILE.write_text(baseline)  # each variant differs from the baseline only by its own overrides
+            results[name] = run_variant(name, overrides, args.common)
+    finally:
+        PARAMS_FILE.write_text(baseline)
     text = table(results)
     print(text)
     if args.results:
