@@ -66,7 +66,7 @@ def run_variant(name: str, overrides: dict[str, str], common: list[str]) -> dict
 
 
 def table(results: dict[str, dict]) -> str:
-    header = "| variant | " + " | ".join(COLUMNS) + " |\n|---" * (len(COLUMNS) + 1) + "|\n"
+    header = "| variant | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|\n"
     rows = [f"| {name} | " + " | ".join(_fmt(read(m)) for read in COLUMNS.values()) + " |" for name, m in results.items()]
     return header + "\n".join(rows) + "\n"
 

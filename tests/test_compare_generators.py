@@ -20,7 +20,9 @@ def test_variants_parse_and_bad_ones_are_refused() -> None:
 
 def test_table_goes_between_the_markers_only(tmp_path) -> None:
     text = table({"cgan-hinge": METRICS})
-    assert "| cgan-hinge | 0.9 | n/a | 12.35 |" in text
+    header, rule, row = text.splitlines()
+    assert header.count("|") == rule.count("|") == row.count("|") == 12 and set(rule) == {"|", "-"}
+    assert row.startswith("| cgan-hinge | 0.9 | n/a | 12.35 |")
     doc = tmp_path / "RESULTS.md"
     doc.write_text(f"# Results\nbefore\n{START}\nold\n{END}\nafter\n")
     write_between_markers(doc, text)
