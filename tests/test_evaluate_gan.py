@@ -74,3 +74,27 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     assert len(pd.read_csv(tmp_path / "plots" / "evaluate" / "classifier_training.csv")) == 2
     assert (tmp_path / "plots" / "evaluate" / "control_samples.png").stat().st_size > 0
     assert "attribute control, edited faces" in markdown(metrics)
+
+
+def test_identity_uses_the_recognition_backbone_when_one_is_trained(tmp_path, monkeypatch) -> None:
+    """Contract 3 (recognition.backbone) is used when its checkpoint exists; otherwise classifier features, said so."""
+    import sys
+    import types
+
+    from facegen.config import EvaluateConfig
+    from facegen.metrics.evaluate import identity_embedding
+
+    backbone = types.ModuleType("recognition.backbone")
+    backbone.load_backbone = lambda path: f"net from {path}"
+    backbone.embed_images = lambda model, images, input_size, batch_size=64: np.full((len(images), 4), float(input_size))
+    monkeypatch.setitem(sys.modules, "recognition.backbone", backbone)
+    classifier = AttributeClassifier(ATTRIBUTES, 32, width=4)
+    faces = np.zeros((3, 32, 32, 3), np.uint8)
+
+    (tmp_path / "backbone.pt").write_bytes(b"weights")
+    embed, name = identity_embedding(EvaluateConfig(identity_backbone=tmp_path / "backbone.pt", identity_input_size=96),
+                                     classifier)
+    assert name == f"backbone {tmp_path / 'backbone.pt'}" and embed(faces).tolist() == [[96.0] * 4] * 3
+
+    embed, name = identity_embedding(EvaluateConfig(identity_backbone=tmp_path / "missing.pt"), classifier)
+    assert "no backbone" in name and embed(faces).shape == (3, classifier.net.num_features)
