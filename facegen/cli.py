@@ -84,6 +84,18 @@ def generate(
     for r in generate_datasets(p.generate, p.attendance, only):
         typer.echo(f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
                    f"{r.max_cell_deviation:.2%} off target) in {r.path}")
+@app.command("evaluate")
+def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -> None:  # noqa: B006
+    """Judge the trained generator (the `evaluate_gan` stage, without Prefect): metrics/gan.json, plots/evaluate/."""
+    from facegen.metrics.evaluate import METRICS_FILE, evaluate_generator
+
+    metrics = evaluate_generator(load_params(params, _overrides(set_)))
+    edited = metrics.get("control_edited", {}).get("mean", "n/a (no editor)")
+    typer.echo(f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy_mean']:.3f}; "
+               f"attribute control sampled {metrics['control_sampled']['mean']:.3f}, edited {edited}; "
+               f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
+               f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
+               f"-> {METRICS_FILE}")
 
 
 def _open_any(path: Path, attributes: list[str] | None):

@@ -154,6 +154,33 @@ class GenerateConfig(_Section):
         if repeated:
             raise ValueError(f"dataset names repeat: {repeated}")
         return self
+class NetTraining(_Section):
+    """A small CNN trained by facegen.metrics.convnet.fit (the attribute classifier, the real-vs-synthetic detector)."""
+
+    width: int = Field(16, gt=0)  # channels of the first conv block; doubled at each halving of the size
+    epochs: int = Field(8, gt=0)
+    batch_size: int = Field(64, gt=0)
+    lr: float = Field(2e-3, gt=0)
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)  # of identities (classifier) or images (detector)
+    seed: int = 0
+
+
+class EvaluateConfig(_Section):
+    """How the generator is judged (stage `evaluate_gan`), on features of networks trained here."""
+
+    classifier: NetTraining = NetTraining()
+    detector: NetTraining = NetTraining(width=8, epochs=3, holdout_fraction=0.3)
+    samples: int = Field(1000, gt=1)  # generated faces for FID/KID/precision/recall/detector, as many real ones
+    control_samples: int = Field(100, gt=1)  # per attribute: faces sampled (half with it, half without)
+    edits: int = Field(100, gt=1)  # per attribute: held-out real faces edited to flip it
+    kid_subsets: int = Field(20, gt=0)  # KID averages over this many random subsets (torchmetrics' default 100 costs ~10 s more)
+    kid_subset_size: int = Field(500, gt=1)
+    nearest_k: int = Field(5, gt=0)  # neighbours for precision/recall/density/coverage
+    identity_backbone: Path = Path("models/backbone.pt")  # recognition embeddings; classifier features if absent
+    identity_input_size: int = Field(80, gt=0)  # the backbone's input size (px)
+    identity_far: float = Field(0.01, gt=0, lt=1)  # the "same person" threshold's false-accept rate on real pairs
+    seed: int = 0
+    classifier_out: Path = Path("models/attribute_classifier.pt")
 
 
 class Params(_Section):
@@ -162,6 +189,7 @@ class Params(_Section):
     gan: GanConfig = GanConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 class ParamsError(ValueError):

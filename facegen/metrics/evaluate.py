@@ -1,0 +1,130 @@
+"""The whole generator evaluation of stage `evaluate_gan`: everything measured here, written atomically.
+
+Outputs: the attribute classifier (``evaluate.classifier_out``), ``metrics/gan.json`` and, under
+``plots/evaluate/``, the per-attribute control accuracy, the classifier's training curve and a grid of
+controlled samples (rows: each attribute requested on / off in turn).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torchvision.utils import save_image
+
+from facegen.config import EvaluateConfig, Params
+from facegen.data.prepared import PreparedFaces
+from facegen.gan.inference import FaceModel, to_tensor
+from facegen.gan.training_loop import CHECKPOINT
+from facegen.io import atomic_file, write_json
+from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
+from facegen.metrics.control import attribute_control
+from facegen.metrics.convnet import holdout_split
+from facegen.metrics.detector import real_vs_synthetic
+from facegen.metrics.feature_distance import fid_kid
+from facegen.metrics.identity import Embed, far_threshold, identity_preservation
+from facegen.metrics.precision_recall import precision_recall_density_coverage
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = Path("metrics/gan.json")
+PLOTS_DIR = Path("plots/evaluate")
+
+
+def evaluate_generator(params: Params, metrics_file: Path = METRICS_FILE, plots_dir: Path = PLOTS_DIR) -> dict:
+    """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it."""
+    start, e = time.perf_counter(), params.evaluate
+    model = FaceModel.load(params.gan.out / CHECKPOINT)
+    attributes = list(model.attributes)
+    faces = PreparedFaces(params.prepare.out, attributes=attributes)
+    images = np.asarray(faces.images)
+    rows = faces.annotations[attributes].to_numpy(np.float32)
+    identities = faces.annotations["identity"].to_numpy()
+    if images.shape[1] != model.resolution:
+        raise ValueError(f"{params.prepare.out} holds {images.shape[1]} px faces but the generator makes "
+                         f"{model.resolution} px ones; re-run train_gan after changing data.image_size")
+
+    classifier, accuracy = train_attribute_classifier(images, rows, attributes, e.classifier, identities)
+    classifier.save(e.classifier_out)
+    _, held_out = holdout_split(len(images), e.classifier.holdout_fraction, e.classifier.seed, identities)
+
+    rng = np.random.default_rng(e.seed)
+    real = images[np.sort(rng.choice(len(images), min(e.samples, len(images)), replace=False))]
+    fake = model.sample(torch.from_numpy(rows[rng.choice(len(rows), e.samples)]), seed=e.seed)
+    metrics: dict = {
+        "generator": {"loss": model.config.loss, "checkpoint_sha256": model.checkpoint_sha256},
+        "classifier": {"heldout_accuracy": accuracy,
+                       "heldout_accuracy_mean": _mean(accuracy),
+                       "heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
+                       "heldout_images": classifier.report["heldout_images"]},
+        **fid_kid(classifier.feature_extractor(), real, fake, e.kid_subset_size, e.kid_subsets, seed=e.seed),
+        **precision_recall_density_coverage(classifier.features(real), classifier.features(fake), e.nearest_k),
+    }
+
+    sampled = attribute_control(classifier, attributes, rows[rng.choice(len(rows), e.control_samples)],
+                                lambda t: model.sample(torch.from_numpy(t), seed=e.seed + 1), flip=False)
+    metrics["control_sampled"] = sampled.accuracy | {"mean": _mean(sampled.accuracy)}
+    edited = None
+    if model.editor is None:
+        log.warning("the generator checkpoint has no attribute editor: edit control and identity are not measured")
+        metrics["identity"] = {"measured": 0}
+    else:
+        chosen = held_out[rng.choice(len(held_out), e.edits)]
+        sources = images[chosen]
+        edited = attribute_control(classifier, attributes, rows[chosen],
+                                   lambda t: model.edit(sources, torch.from_numpy(t)), flip=True)
+        metrics["control_edited"] = edited.accuracy | {"mean": _mean(edited.accuracy)}
+        embed, embedding = identity_embedding(e, classifier)
+        threshold = far_threshold(embed(images[held_out]), identities[held_out], e.identity_far)
+        metrics["identity"] = {"measured": 1, "embedding": embedding, **identity_preservation(
+            embed, np.concatenate([sources] * len(attributes)), np.concatenate(edited.images), threshold)}
+
+    metrics["detector"] = real_vs_synthetic(real, fake, e.detector)
+    metrics["seconds"] = round(time.perf_counter() - start, 1)
+    write_json(metrics_file, metrics)
+    _write_plots(plots_dir, classifier, sampled.accuracy, edited.accuracy if edited else {}, sampled.images)
+    return metrics
+
+
+def identity_embedding(config: EvaluateConfig, classifier: AttributeClassifier) -> tuple[Embed, str]:
+    """The recognition backbone's embeddings if one is trained (and the recognition package is there), else
+    the attribute classifier's features, with a line saying which."""
+    path = config.identity_backbone
+    if path.is_file():
+        try:
+            from recognition.backbone import embed_images, load_backbone
+        except ImportError as err:
+            log.warning("%s exists but recognition.backbone cannot be imported (%s)", path, err)
+        else:
+            backbone = load_backbone(str(path))
+            return (lambda x: embed_images(backbone, x, input_size=config.identity_input_size)), f"backbone {path}"
+    log.warning("no recognition backbone at %s: identity is measured on attribute-classifier features, "
+                "which know attributes rather than people", path)
+    return classifier.features, "attribute classifier features (no backbone)"
+
+
+def _mean(values: dict[str, float]) -> float:
+    return round(float(np.mean(list(values.values()))), 4)
+
+
+def _write_plots(plots_dir: Path, classifier: AttributeClassifier, sampled: dict[str, float],
+                 edited: dict[str, float], sampled_images: list[np.ndarray]) -> None:
+    _write_csv(plots_dir / "control_accuracy.csv", ["attribute", "sampled", "edited"],
+               [[name, value, edited.get(name, "")] for name, value in sampled.items()])
+    history = classifier.report["history"]
+    _write_csv(plots_dir / "classifier_training.csv", list(history[0]), [list(row.values()) for row in history])
+    grid = np.concatenate([images[:8] for images in sampled_images])
+    with atomic_file(plots_dir / "control_samples.png") as f:
+        save_image(to_tensor(grid).add(1).div(2), f, nrow=min(8, len(sampled_images[0])), format="png")
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with atomic_file(path, "w") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)

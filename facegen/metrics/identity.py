@@ -1,0 +1,40 @@
+"""Identity preservation of edits: is the edited face still recognised as the same person?
+
+Embeddings come from any ``embed(images N x R x R x 3 uint8) -> N x D`` function (the recognition backbone,
+``recognition.backbone.embed_images``, or the attribute classifier's features when no backbone is trained).
+"Same person" uses the threshold at which real different-person pairs are accepted at rate ``far``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+Embed = Callable[[np.ndarray], np.ndarray]
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def far_threshold(embeddings: np.ndarray, identities: np.ndarray, far: float = 0.01) -> float:
+    """The cosine similarity that only ``far`` of the different-person pairs among ``embeddings`` exceed."""
+    identities = np.asarray(identities)
+    e = _normalise(embeddings)
+    upper = np.triu_indices(len(e), k=1)
+    different = identities[upper[0]] != identities[upper[1]]
+    if not different.any():
+        raise ValueError("a FAR threshold needs images of at least two different people")
+    similarities = (e @ e.T)[upper][different]
+    return float(np.quantile(similarities, 1 - far))
+
+
+def identity_preservation(embed: Embed, sources: np.ndarray, edits: np.ndarray, threshold: float) -> dict[str, float]:
+    """Mean cosine similarity between each source face and its edit, and the share above ``threshold``."""
+    if len(sources) != len(edits) or not len(sources):
+        raise ValueError(f"need as many edits as sources (and some), got {len(sources)} and {len(edits)}")
+    cosine = np.sum(_normalise(embed(sources)) * _normalise(embed(edits)), axis=1)
+    return {"cosine_mean": round(float(cosine.mean()), 5), "verified_share": round(float((cosine >= threshold).mean()), 5),
+            "threshold": round(threshold, 5)}
