@@ -123,6 +123,7 @@ class RecognitionConfig(_Section):
     batch_size: int = Field(32, gt=1)
     lr: float = Field(1e-3, gt=0)
     calibration_people: int = Field(20, ge=1)  # background people held out of pretraining to set the threshold
+    pretrain_people: int = Field(0, ge=0)  # pretrain on at most this many background people (0: all of them)
     # the attendance classifier, per condition and seed
     conditions: tuple[Literal["baseline", "classic", "gan", "both"], ...] = ("baseline", "classic", "gan", "both")
     seeds: tuple[int, ...] = (0, 1, 2)

@@ -30,7 +30,8 @@ METRICS_JSON = Path("metrics/pretrain_backbone.json")
 @task
 def pretrain(params: Params) -> dict:
     rec = params.recognition
-    background = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=("pretrain",))
+    background = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=("pretrain",),
+                                 pretrain_people=rec.pretrain_people)
     faces = background["pretrain"]
     labels = identity_labels(faces.annotations["identity"].to_numpy())
     settings = PretrainSettings(rec.input_size, rec.epochs, rec.batch_size, rec.lr, rec.seed)

@@ -7,7 +7,8 @@ batch and hard-example mining to get going, which a short CPU run cannot afford.
 before the head) is what later stages use.
 
 Every epoch ends with an atomic checkpoint (weights, optimiser, RNG states, a hash of the settings); a
-killed run resumes from it, and a checkpoint made with other settings is ignored rather than continued.
+killed run resumes from it, a run given more epochs continues it, and a checkpoint made with other settings
+(input size, batch size, learning rate, seed, people) is ignored rather than continued.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class PretrainSettings:
     seed: int
 
     def fingerprint(self, labels: np.ndarray) -> str:
-        text = json.dumps(self.__dict__, sort_keys=True) + hashlib.sha256(labels.tobytes()).hexdigest()
+        """Everything that makes a checkpoint this run's, except the epoch budget (more epochs continue it)."""
+        settings = {k: v for k, v in self.__dict__.items() if k != "epochs"}
+        text = json.dumps(settings, sort_keys=True) + hashlib.sha256(labels.tobytes()).hexdigest()
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -68,7 +71,7 @@ class BackbonePretrainer:
         if not self.checkpoint_path.is_file():
             return False
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        if state["fingerprint"] != self.fingerprint:
+        if state["fingerprint"] != self.fingerprint or int(state["epoch"]) > self.settings.epochs:
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])

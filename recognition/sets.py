@@ -27,8 +27,9 @@ class FaceSet:
 
 
 def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_people: int,
-                    names: tuple[str, ...] = SET_NAMES) -> dict[str, FaceSet]:
-    """The named sets (``pretrain``, ``calibration``, ``enrol``, ``checkin``, ``visitor``) of the prepared faces."""
+                    names: tuple[str, ...] = SET_NAMES, pretrain_people: int = 0) -> dict[str, FaceSet]:
+    """The named sets (``pretrain``, ``calibration``, ``enrol``, ``checkin``, ``visitor``) of the prepared faces;
+    ``pretrain_people`` > 0 keeps only that many (seeded choice) of the pretraining people."""
     faces = PreparedFaces(prepared)
     table = faces.annotations
     roles = np.array(assign_roles(table, attendance), dtype=object)
@@ -36,9 +37,11 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
     if len(background) <= calibration_people:
         raise ValueError(f"recognition.calibration_people={calibration_people}, but only {len(background)} background "
                          f"people are left after the roster and visitors (attendance.*): some must remain to pretrain on")
-    held_out = np.random.default_rng(attendance.seed).permutation(background)[:calibration_people]
+    shuffled = np.random.default_rng(attendance.seed).permutation(background)
+    held_out = shuffled[:calibration_people]
+    pretrain = shuffled[calibration_people:calibration_people + pretrain_people] if pretrain_people else shuffled[calibration_people:]
     roles[(roles == "background") & table["identity"].isin(held_out).to_numpy()] = "calibration"
-    roles[roles == "background"] = "pretrain"
+    roles[(roles == "background") & table["identity"].isin(pretrain).to_numpy()] = "pretrain"
     all_images = faces.images
     sets = {}
     for name in names:

@@ -76,12 +76,11 @@ def test_pretraining_learns_and_resumes_where_it_stopped(faces, tmp_path: Path) 
     settings = PretrainSettings(input_size=80, epochs=1, batch_size=6, lr=1e-3, seed=0)
     first = BackbonePretrainer(settings, images, labels, tmp_path)
     first.run()
+    other = PretrainSettings(input_size=80, epochs=2, batch_size=6, lr=1e-3, seed=1)
+    assert not BackbonePretrainer(other, images, labels, tmp_path).resume()  # another seed: not its checkpoint
     longer = PretrainSettings(input_size=80, epochs=2, batch_size=6, lr=1e-3, seed=0)
-    resumed = BackbonePretrainer(longer, images, labels, tmp_path)
-    assert not resumed.resume()  # other settings: the checkpoint is not theirs
-    again = BackbonePretrainer(settings, images, labels, tmp_path)
-    assert again.resume() and again.epoch == 1
-    again.settings = longer  # the same run, allowed two more epochs
+    again = BackbonePretrainer(longer, images, labels, tmp_path)
+    assert again.resume() and again.epoch == 1  # the same run, allowed one more epoch
     history = again.run()
     assert [h["epoch"] for h in history] == [1, 2]
     assert history[-1]["loss"] < history[0]["loss"]
