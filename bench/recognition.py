@@ -22,6 +22,7 @@ from facegen.config import load_params
 from facegen.data.attendance import assign_roles
 from recognition.backbone import embed_images, load_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
+from recognition.sets import split_background
 
 FACES64 = Path(__file__).resolve().parents[1].parent / "shared" / "faces64"
 
@@ -32,10 +33,9 @@ def background_photos(root: Path, params_file: str) -> pd.DataFrame:
     table = pd.DataFrame([{"identity": p.parent.name, "path": p} for p in sorted(root.glob("*/*.jpg"))])
     attendance = params.attendance.model_copy(update={"gap_attributes": ()})
     roles = assign_roles(table, attendance)
-    background = np.sort(table.loc[roles == "background", "identity"].unique())
-    shuffled = np.random.default_rng(attendance.seed).permutation(background)
     rec = params.recognition
-    keep = shuffled[rec.calibration_people:][: rec.pretrain_people or None]
+    _, keep = split_background(table.loc[roles == "background", "identity"].unique(), attendance.seed,
+                               rec.calibration_people, rec.pretrain_people)
     return table[table["identity"].isin(keep)].reset_index(drop=True)
 
 

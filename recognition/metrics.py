@@ -42,7 +42,7 @@ def top1_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def macro_f1(true: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
-    return float(multiclass_f1_score(torch.as_tensor(pred), torch.as_tensor(true), num_classes=num_classes,
+    return float(multiclass_f1_score(torch.tensor(pred), torch.tensor(true), num_classes=num_classes,
                                      average="macro"))
 
 

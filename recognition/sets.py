@@ -37,9 +37,7 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
     if len(background) <= calibration_people:
         raise ValueError(f"recognition.calibration_people={calibration_people}, but only {len(background)} background "
                          f"people are left after the roster and visitors (attendance.*): some must remain to pretrain on")
-    shuffled = np.random.default_rng(attendance.seed).permutation(background)
-    held_out = shuffled[:calibration_people]
-    pretrain = shuffled[calibration_people:calibration_people + pretrain_people] if pretrain_people else shuffled[calibration_people:]
+    held_out, pretrain = split_background(background, attendance.seed, calibration_people, pretrain_people)
     roles[(roles == "background") & table["identity"].isin(held_out).to_numpy()] = "calibration"
     roles[(roles == "background") & table["identity"].isin(pretrain).to_numpy()] = "pretrain"
     all_images = faces.images
@@ -49,3 +47,11 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
         sets[name] = FaceSet(np.ascontiguousarray(all_images[rows]),
                              table.iloc[rows].drop(columns="_row").reset_index(drop=True))
     return sets
+
+
+def split_background(people: np.ndarray, seed: int, calibration_people: int,
+                     pretrain_people: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration people, pretraining people) drawn from the background people, seeded."""
+    shuffled = np.random.default_rng(seed).permutation(np.sort(people))
+    rest = shuffled[calibration_people:]
+    return shuffled[:calibration_people], rest[:pretrain_people] if pretrain_people else rest
