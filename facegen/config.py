@@ -183,6 +183,42 @@ class EvaluateConfig(_Section):
     classifier_out: Path = Path("models/attribute_classifier.pt")
 
 
+class ClassicAugmentation(_Section):
+    """torchvision v2 transforms for the `classic` condition: flips, crops, colour jitter."""
+
+    flip: float = Field(0.5, ge=0, le=1)  # probability of a horizontal flip
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # RandomResizedCrop area range
+    brightness: float = Field(0.3, ge=0)
+    contrast: float = Field(0.3, ge=0)
+    saturation: float = Field(0.3, ge=0)
+    hue: float = Field(0.05, ge=0, le=0.5)
+
+
+class RecognitionConfig(_Section):
+    """The facenet attendance recognizer and the augmentation experiment (stages pretrain_backbone,
+    train_recognizer, compare)."""
+
+    pretrained: str = "none"  # vggface2 | casia-webface | none (pretrain in the project) | path to a backbone.pt
+    input_size: int = Field(80, ge=80)  # backbone input (px); InceptionResnetV1 needs >= 80
+    embed_batch_size: int = Field(64, gt=0)
+    # backbone pretraining on background identities (pretrained: none)
+    epochs: int = Field(2, gt=0)
+    batch_size: int = Field(32, gt=1)
+    lr: float = Field(1e-3, gt=0)
+    calibration_people: int = Field(20, ge=1)  # background people held out of pretraining to set the threshold
+    pretrain_people: int = Field(0, ge=0)  # pretrain on at most this many background people (0: all of them)
+    # the attendance classifier, per condition and seed
+    conditions: tuple[Literal["baseline", "classic", "gan", "both"], ...] = ("baseline", "classic", "gan", "both")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    classic_copies: int = Field(4, ge=1)  # augmented copies per enrolment photo
+    classic: ClassicAugmentation = ClassicAugmentation()
+    gan_copies: int = Field(4, ge=1)  # editor variants per enrolment photo, round-robin over edited attributes
+    gan_dataset: Path = Path("data/synthetic/enrolment_edits")
+    far: float = Field(0.01, gt=0, lt=1)  # open-set false accept rate the threshold is set for
+    bootstrap_samples: int = Field(500, ge=10)
+    seed: int = 0
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -190,6 +226,7 @@ class Params(_Section):
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    recognition: RecognitionConfig = RecognitionConfig()
 
 
 class ParamsError(ValueError):

@@ -1,0 +1,53 @@
+"""Stage `compare`: every condition side by side, with 95% bootstrap intervals over the test photos.
+
+Writes `metrics/recognition.json`, the table `metrics/recognition.md` and the bar plot `plots/recognition.png`.
+Run by `dvc repro compare`, or standalone: `python -m pipelines.compare [--params FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from facegen.config import load_params
+from facegen.io import atomic_file, write_json
+from pipelines.train_recognizer import OUTCOMES
+from recognition.compare import bar_plot, compare_conditions, markdown_table
+from recognition.experiment import read_outcomes
+
+SUMMARY = Path("metrics/recognition.json")
+TABLE = Path("metrics/recognition.md")
+PLOT = Path("plots/recognition.png")
+
+
+@task
+def compare(params_file: str) -> str:
+    rec = load_params(params_file).recognition
+    outcomes = {c: read_outcomes(OUTCOMES / f"{c}.parquet") for c in rec.conditions}
+    table = compare_conditions(outcomes, rec.far, rec.bootstrap_samples, rec.seed)
+    write_json(SUMMARY, table)
+    markdown = markdown_table(table, rec.far, len(rec.seeds))
+    with atomic_file(TABLE, "w") as f:
+        f.write(f"# Attendance recognition by condition\n\n{markdown}")
+    bar_plot(table, PLOT, rec.far)
+    return markdown
+
+
+@flow(name="compare", log_prints=True)
+def compare_flow(params_file: str = "params.yaml") -> str:
+    markdown = compare(params_file)
+    create_markdown_artifact(key="recognition-compare", markdown=markdown, description="Attendance by condition")
+    return markdown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    print(compare_flow(parser.parse_args().params))
+
+
+if __name__ == "__main__":
+    main()

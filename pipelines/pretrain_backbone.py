@@ -1,0 +1,78 @@
+"""Stage `pretrain_backbone`: the embedding network every later recognition stage uses, `models/backbone.pt`.
+
+`recognition.pretrained: none` trains InceptionResnetV1 here on the background people (never the roster,
+the visitors or the calibration people); `vggface2` / `casia-webface` / a path only record those weights in
+the same file, so later stages always read one project checkpoint.
+Run by `dvc repro pretrain_backbone`, or standalone: `python -m pipelines.pretrain_backbone [--params FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from facegen.config import Params, load_params
+from facegen.io import write_json
+from recognition.backbone import load_backbone, save_backbone
+from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
+from recognition.sets import attendance_sets
+
+BACKBONE = Path("models/backbone.pt")
+WORK = Path("models/backbone_training")  # resumable checkpoint (persisted by dvc across runs)
+METRICS_CSV = Path("metrics/pretrain_backbone.csv")
+METRICS_JSON = Path("metrics/pretrain_backbone.json")
+
+
+@task
+def pretrain(params: Params) -> dict:
+    rec = params.recognition
+    background = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=("pretrain",),
+                                 pretrain_people=rec.pretrain_people)
+    faces = background["pretrain"]
+    labels = identity_labels(faces.annotations["identity"].to_numpy())
+    settings = PretrainSettings(rec.input_size, rec.epochs, rec.batch_size, rec.lr, rec.seed)
+    trainer = BackbonePretrainer(settings, faces.images, labels, WORK)
+    if trainer.resume():
+        get_run_logger().info("resuming backbone pretraining after epoch %d", trainer.epoch)
+    start = time.perf_counter()
+    history = trainer.run()
+    trainer.write_metrics(METRICS_CSV)
+    trainer.save(BACKBONE, {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels)})
+    return {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels),
+            "epochs": len(history), "final_loss": history[-1]["loss"], "final_accuracy": history[-1]["accuracy"],
+            "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
+            "seconds_this_run": round(time.perf_counter() - start, 1)}
+
+
+@task
+def record_pretrained(pretrained: str) -> dict:
+    """Store externally pretrained weights (facenet's or a file) as the project's backbone; no training."""
+    save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained})
+    BackbonePretrainer.write_empty_metrics(METRICS_CSV)
+    return {"pretrained": pretrained}
+
+
+@flow(name="pretrain_backbone", log_prints=True)
+def pretrain_backbone_flow(params_file: str = "params.yaml") -> dict:
+    params = load_params(params_file)
+    pretrained = params.recognition.pretrained
+    report = pretrain(params) if pretrained == "none" else record_pretrained(pretrained)
+    write_json(METRICS_JSON, report)
+    rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
+    create_markdown_artifact(key="pretrain-backbone", markdown=f"# Backbone `{BACKBONE}`\n\n| what | value |\n"
+                             f"|---|---|\n{rows}\n", description="Recognition backbone")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    pretrain_backbone_flow(parser.parse_args().params)
+
+
+if __name__ == "__main__":
+    main()

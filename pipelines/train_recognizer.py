@@ -1,0 +1,58 @@
+"""Stage `train_recognizer@<condition>`: enrol the roster with that condition's images (baseline, classic,
+gan, both), set the open-set threshold, name the check-ins and reject the visitors, for every seed.
+
+Writes `metrics/recognition/<condition>.json` and the per-photo outcomes `data/recognition/<condition>.parquet`.
+Run by `dvc repro train_recognizer`, or standalone:
+`python -m pipelines.train_recognizer --condition classic [--params FILE]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from facegen.config import load_params
+from facegen.io import write_json
+from pipelines.pretrain_backbone import BACKBONE
+from recognition.augment import CONDITIONS
+from recognition.experiment import run_condition, write_outcomes
+
+EMBEDDINGS = Path("data/embeddings")  # content-addressed cache shared by conditions and seeds
+OUTCOMES = Path("data/recognition")
+METRICS = Path("metrics/recognition")
+
+
+@task
+def evaluate(params_file: str, condition: str) -> dict:
+    params = load_params(params_file)
+    outcomes, summary = run_condition(params, condition, BACKBONE, params.prepare.out, EMBEDDINGS)
+    write_outcomes(OUTCOMES / f"{condition}.parquet", outcomes, params.recognition.seeds)
+    write_json(METRICS / f"{condition}.json", summary)
+    return summary
+
+
+@flow(name="train_recognizer", log_prints=True)
+def train_recognizer_flow(condition: str, params_file: str = "params.yaml") -> dict:
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
+    summary = evaluate(params_file, condition)
+    rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in summary["mean"].items())
+    create_markdown_artifact(key=f"recognizer-{condition}", markdown=f"# Attendance, condition `{condition}`\n\n"
+                             f"| metric (mean over seeds) | value |\n|---|---|\n{rows}\n",
+                             description=f"Attendance recognizer, {condition}")
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--condition", required=True, choices=CONDITIONS)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    args = parser.parse_args()
+    train_recognizer_flow(args.condition, args.params)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The face-embedding backbone: facenet-pytorch's InceptionResnetV1, pretrained elsewhere or in this project.
+
+``load_backbone("vggface2" | "casia-webface")`` uses facenet-pytorch's own checkpoints (downloaded once into
+the torch cache); ``load_backbone("none")`` is an untrained network (the start of ``pretrain_backbone``);
+a path loads a project checkpoint such as ``models/backbone.pt`` (``save_backbone``), never unpickling code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from facenet_pytorch import InceptionResnetV1
+from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
+from torch import nn
+from torch.nn import functional as F
+
+FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
+MIN_INPUT_SIZE = 80  # InceptionResnetV1's last reduction block needs at least 80 x 80 inputs
+
+
+class BackboneUnavailable(RuntimeError):
+    """Pretrained weights cannot be loaded; the message says how to get them or what to use instead."""
+
+
+def load_backbone(pretrained: str) -> nn.Module:
+    """An InceptionResnetV1 embedding network in eval mode (512-d, L2-normalised output)."""
+    if pretrained in FACENET_WEIGHTS:
+        return _facenet_pretrained(pretrained)
+    if pretrained == "none":
+        return InceptionResnetV1(classify=False).eval()
+    path = Path(pretrained)
+    if not path.is_file():
+        raise BackboneUnavailable(f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, "
+                                  f"and no such backbone file (run `dvc repro pretrain_backbone` for models/backbone.pt)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping) or "backbone" not in state:
+        raise BackboneUnavailable(f"{path}: not a facegen backbone checkpoint (no 'backbone' weights)")
+    model = InceptionResnetV1(classify=False)
+    model.load_state_dict(state["backbone"])
+    return model.eval()
+
+
+def save_backbone(model: nn.Module, path: Path, meta: Mapping[str, object]) -> None:
+    """Write the embedding weights (no classifier head) and plain metadata, atomically."""
+    from facegen.io import atomic_file
+
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("logits.")}
+    with atomic_file(path) as f:
+        torch.save({"backbone": weights, "meta": dict(meta)}, f)
+
+
+def _facenet_pretrained(name: str) -> nn.Module:
+    cached = Path(get_torch_home()) / "checkpoints" / FACENET_WEIGHTS[name]  # where facenet-pytorch looks
+    try:
+        return InceptionResnetV1(pretrained=name).eval()
+    except Exception as err:  # urllib/ssl/socket/HTTP errors all mean: the download did not happen
+        if cached.exists() and cached.stat().st_size < 1_000_000:
+            cached.unlink()  # a failed download can leave a stub that would be taken for the weights next time
+        raise BackboneUnavailable(
+            f"recognition.pretrained={name}: facenet-pytorch could not download its {name} weights "
+            f"({type(err).__name__}: {err}). Either put {FACENET_WEIGHTS[name]} (from "
+            f"https://github.com/timesler/facenet-pytorch/releases/tag/v2.2.9) into {cached.parent} "
+            f"(it follows $TORCH_HOME), or set recognition.pretrained: none "
+            f"to pretrain the backbone in this project (stage pretrain_backbone)") from None
+
+
+def standardize(images: np.ndarray | torch.Tensor, input_size: int) -> torch.Tensor:
+    """N x R x R x 3 uint8 -> N x 3 x S x S float, resized (antialiased bilinear) and standardised as
+    facenet-pytorch's ``fixed_image_standardization`` does: (x - 127.5) / 128."""
+    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    if x.shape[-1] != input_size or x.shape[-2] != input_size:
+        x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - 127.5) / 128.0
+
+
+@torch.no_grad()
+def embed_images(model: nn.Module, images: np.ndarray, input_size: int, batch_size: int = 64,
+                 progress: bool = False) -> np.ndarray:
+    """N x D float32 L2-normalised embeddings of N x R x R x 3 uint8 images (model in eval mode)."""
+    if input_size < MIN_INPUT_SIZE:
+        raise ValueError(f"recognition.input_size={input_size}: InceptionResnetV1 needs at least {MIN_INPUT_SIZE}")
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be N x R x R x 3 uint8, got {images.shape} {images.dtype}")
+    was_training, classify = model.training, getattr(model, "classify", False)
+    model.eval()
+    if classify:
+        model.classify = False
+    out = []
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc=f"embed {len(images)} images", unit="batch")
+    try:
+        for start in starts:
+            out.append(F.normalize(model(standardize(images[start:start + batch_size], input_size)), dim=1))
+    finally:
+        model.train(was_training)
+        if classify:
+            model.classify = True
+    return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
