@@ -219,6 +219,12 @@ class RecognitionConfig(_Section):
     seed: int = 0
 
 
+class ReportConfig(_Section):
+    """The one-page HTML report (stage `report`)."""
+
+    out: Path = Path("reports/index.html")
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -227,6 +233,7 @@ class Params(_Section):
     generate: GenerateConfig = GenerateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     recognition: RecognitionConfig = RecognitionConfig()
+    report: ReportConfig = ReportConfig()
 
 
 class ParamsError(ValueError):

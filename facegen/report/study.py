@@ -1,0 +1,145 @@
+"""What the study's report shows, read from the stages' outputs: one section per question a newcomer asks.
+
+Every input is optional: a stage that has not run yet is named on the page instead of breaking it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from facegen.config import Params  # noqa: E402
+from facegen.io import atomic_file  # noqa: E402
+from facegen.report.page import Figure, Markdown, Section, Table, write_page  # noqa: E402
+
+GAN_METRICS = Path("metrics/gan.json")
+RECOGNITION_TABLE = Path("metrics/recognition.md")
+RECOGNITION_PLOT = Path("plots/recognition.png")
+CONTROL_SAMPLES = Path("plots/evaluate/control_samples.png")
+
+LEAD = """**Do GAN-made synthetic faces help a face-recognition system, and for whom?** This page is one run of
+the study: an attribute-conditional GAN learns to draw faces with chosen attributes and to edit real
+faces; networks trained here judge it; balanced synthetic datasets are generated from it; and an
+attendance recognizer (a roster of people, a few enrolment photos each) is trained with and without
+the synthetic faces."""
+
+
+def _latest(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.glob(pattern))
+    return found[-1] if found else None
+
+
+def _training_curves(metrics_csv: Path, png: Path) -> Path:
+    frame = pd.read_csv(metrics_csv)
+    losses = [c for c in frame.columns if c.endswith("_loss")]
+    accuracies = [c for c in frame.columns if c.endswith("_accuracy")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    frame.plot(x="step", y=losses, ax=left, title="losses")
+    frame.plot(x="step", y=accuracies, ax=right, title="attribute accuracy (discriminator's classifier)",
+               ylim=(0, 1.02))
+    fig.tight_layout()
+    with atomic_file(png) as f:
+        fig.savefig(f, format="png", dpi=90)
+    plt.close(fig)
+    return png
+
+
+def gan_section(params: Params, assets: Path) -> Section:
+    out = params.gan.out
+    section = Section("1. The generator: new faces and edits",
+                      f"Model `{params.gan.model}`, loss `{params.gan.loss}`, conditioned on "
+                      f"{', '.join(f'`{a}`' for a in params.gan.attributes)}.")
+    if grid := _latest(out, "grid_*.png"):
+        section.blocks.append(Figure(grid, "Sampled faces. Top row: no attribute; each further row turns one "
+                                           "attribute on; each column keeps the same noise z."))
+    else:
+        section.missing.append(f"{out}/grid_*.png (stage train_gan)")
+    if edits := _latest(out, "edits_*.png"):
+        section.blocks.append(Figure(edits, "Edits of real faces: the source photo, then each attribute flipped."))
+    elif params.gan.model == "cgan" and params.gan.editor:
+        section.missing.append(f"{out}/edits_*.png (stage train_gan)")
+    if (out / "metrics.csv").is_file():
+        section.blocks.append(Figure(_training_curves(out / "metrics.csv", assets / "gan_training.png"),
+                                     "Training curves."))
+    else:
+        section.missing.append(f"{out}/metrics.csv (stage train_gan)")
+    return section
+
+
+def evaluation_section() -> Section:
+    section = Section("2. How good is it? (judged by networks trained here, no downloads)",
+                      "An attribute classifier trained on real faces checks that the requested attributes are "
+                      "there; FID/KID and precision/recall compare samples with real faces in that "
+                      "classifier's feature space; a detector tries to tell real from generated (50% = it "
+                      "cannot); identity preservation asks whether an edit is still the same person.")
+    if not GAN_METRICS.is_file():
+        section.missing.append(f"{GAN_METRICS} (stage evaluate_gan)")
+        return section
+    m = json.loads(GAN_METRICS.read_text())
+    control = pd.DataFrame({
+        "attribute": [a for a in m["control_sampled"] if a != "mean"],
+        "classifier held-out accuracy": [m["classifier"]["heldout_accuracy"].get(a) for a in m["control_sampled"] if a != "mean"],
+        "control, sampled faces": [m["control_sampled"][a] for a in m["control_sampled"] if a != "mean"],
+        "control, edited faces": [m.get("control_edited", {}).get(a) for a in m["control_sampled"] if a != "mean"],
+    })
+    section.blocks.append(Table(control.round(3), "How often the classifier finds the requested attribute"))
+    identity = m.get("identity", {})
+    summary = pd.DataFrame({"metric": ["FID (classifier features)", "KID", "precision", "recall", "density",
+                                       "coverage", "real-vs-synthetic detector accuracy", "detector p-value",
+                                       "edits: mean cosine similarity to source", "edits verified as same person"],
+                            "value": [m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
+                                      m.get("density"), m.get("coverage"), m["detector"]["accuracy"],
+                                      f"{m['detector']['p_value']:.2g}", identity.get("mean_cosine"),
+                                      identity.get("verified_share")]})
+    section.blocks.append(Table(summary, "Distribution and identity metrics"))
+    if CONTROL_SAMPLES.is_file():
+        section.blocks.append(Figure(CONTROL_SAMPLES, "Samples the control accuracy was measured on."))
+    return section
+
+
+def datasets_section(params: Params) -> Section:
+    section = Section("3. Balanced synthetic datasets",
+                      "Each dataset below is DVC-tracked; pull it with `dvc get`/`dvc import` or load it with "
+                      "`facegen.datasets.SyntheticFaces`. Its data card proves the balance.")
+    for dataset in params.generate.datasets:
+        folder = params.generate.out / dataset.name
+        if not (folder / "datacard.md").is_file():
+            section.missing.append(f"{folder}/datacard.md (stage generate)")
+            continue
+        section.blocks.append(Markdown(f"#### `{dataset.name}` ({dataset.mode})"))
+        if (folder / "grid.png").is_file():
+            section.blocks.append(Figure(folder / "grid.png", f"A sample of {dataset.name}."))
+        card = (folder / "datacard.md").read_text()
+        section.blocks.append(Markdown(card.split("\n", 1)[1] if card.startswith("# ") else card))
+    return section
+
+
+def recognition_section() -> Section:
+    section = Section("4. Does it help recognition? The attendance experiment",
+                      "A roster of people enrols a few photos each (chosen, where possible, without eyeglasses "
+                      "or a smile); check-ins must be named, visitors rejected. `baseline` uses the photos "
+                      "alone, `classic` adds flips/crops/colour jitter, `gan` adds the editor's variants of "
+                      "each enrolment photo, `both` adds both. Intervals are 95% bootstrap intervals.")
+    if RECOGNITION_TABLE.is_file():
+        table = RECOGNITION_TABLE.read_text()
+        section.blocks.append(Markdown(table.split("\n", 1)[1] if table.startswith("# ") else table))
+    else:
+        section.missing.append(f"{RECOGNITION_TABLE} (stage compare)")
+    if RECOGNITION_PLOT.is_file():
+        section.blocks.append(Figure(RECOGNITION_PLOT, "Accuracy by condition, with 95% intervals."))
+    return section
+
+
+def write_study_report(params: Params, out: Path) -> Path:
+    """Write the one-page report (`out`, self-contained HTML) from whatever the stages have produced."""
+    assets = out.parent / "assets"
+    sections = [gan_section(params, assets), evaluation_section(), datasets_section(params), recognition_section()]
+    footer = (f"Data source: {params.data.source} at {params.data.image_size}x{params.data.image_size}. "
+              "Reproduce with `dvc repro`; compare runs with `dvc exp show` and `dvc metrics diff`.")
+    return write_page(out, "facegen: does GAN augmentation help face recognition?", LEAD, sections, footer)

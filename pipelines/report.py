@@ -1,0 +1,35 @@
+"""Stage `report`: the study on one page, `reports/index.html` (self-contained: images embedded).
+
+Run by `dvc repro report`, or standalone: `python -m pipelines.report [--params params.yaml]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+from prefect.artifacts import create_link_artifact
+
+from facegen.config import load_params
+from facegen.report.study import write_study_report
+
+
+@flow(name="report", log_prints=True)
+def report_flow(params_file: str = "params.yaml") -> str:
+    """Write `report.out` from the outputs of the other stages; returns its path."""
+    params = load_params(params_file)
+    page = write_study_report(params, params.report.out)
+    create_link_artifact(key="study-report", link=page.resolve().as_uri(), link_text=str(page),
+                         description="The study on one page")
+    print(f"report written to {page}")
+    return str(page)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    report_flow(parser.parse_args().params)
+
+
+if __name__ == "__main__":
+    main()
