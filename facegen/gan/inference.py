@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from facegen.config import GanConfig
-from facegen.gan.networks import Editor, Generator
+from facegen.gan.networks import ConditionalVAE, VaeEditor
+from facegen.gan.training_loop import build_networks
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -38,7 +39,11 @@ def file_sha256(path: Path) -> str:
 
 
 class FaceModel:
-    """A trained generator (its EMA weights) and, when trained, the attribute editor."""
+    """A trained generator (its EMA weights) and, when trained, the attribute editor.
+
+    For a cVAE checkpoint (``gan.model: cvae``) the generator is the decoder, and an edit encodes the image
+    under the attributes its classifier sees and decodes it under the targets.
+    """
 
     def __init__(self, config: GanConfig, resolution: int, generator: nn.Module, editor: nn.Module | None,
                  checkpoint_sha256: str = "", device: torch.device | str = "cpu") -> None:
@@ -59,12 +64,15 @@ class FaceModel:
             raise FileNotFoundError(f"{path}: no generator checkpoint; run `dvc repro train_gan` first")
         state = torch.load(path, map_location="cpu", weights_only=True)
         config, resolution = GanConfig.model_validate(state["config"]), int(state["resolution"])
-        generator = Generator(config.z_dim, len(config.attributes), resolution, config.base_channels)
-        generator.load_state_dict(state["G_ema"])
-        editor = None
-        if "E_ema" in state:
-            editor = Editor(len(config.attributes), resolution, config.base_channels)
-            editor.load_state_dict(state["E_ema"])
+        with torch.random.fork_rng():  # building initialises weights: leave the caller's RNG alone
+            nets = build_networks(config, len(config.attributes), resolution)
+        for name in ("G_ema", "D", "E_ema"):
+            if name in nets:
+                nets[name].load_state_dict(state[name])
+        if isinstance(nets["G_ema"], ConditionalVAE):  # sample: decoder(z, attributes); edit: encode, decode
+            generator, editor = nets["G_ema"].decoder, VaeEditor(nets["G_ema"], nets["D"])
+        else:
+            generator, editor = nets["G_ema"], nets.get("E_ema")
         return cls(config, resolution, generator, editor, file_sha256(path), device)
 
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
