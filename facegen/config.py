@@ -72,13 +72,13 @@ GanProfile = Literal["demo", "middle", "celeba64"]
 # Presets of `gan.profile`: every value here can be overridden by setting it explicitly in params.yaml.
 GAN_PROFILES: dict[str, dict[str, object]] = {
     # The offline demo faces (64 x 64) on a 2-core CPU: visibly controllable attributes in about 4 minutes.
-    "demo": {"base_channels": 16, "editor_channels": 16, "batch_size": 32, "steps": 600,
-             "sample_every": 100, "checkpoint_every": 100},
+    "demo": {"base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 16, "steps": 300,
+             "sample_every": 50, "checkpoint_every": 50},
     # ../shared/celeba at 64 x 64 on a 2-core CPU: about an hour.
-    "middle": {"base_channels": 32, "editor_channels": 32, "batch_size": 64, "steps": 3000,
+    "middle": {"base_channels": 32, "editor_channels": 32, "editor_res_blocks": 3, "batch_size": 64, "steps": 3000,
                "sample_every": 250, "checkpoint_every": 250},
     # Full CelebA at 64 x 64 on a GPU.
-    "celeba64": {"base_channels": 64, "editor_channels": 64, "batch_size": 64, "steps": 50000,
+    "celeba64": {"base_channels": 64, "editor_channels": 64, "editor_res_blocks": 6, "batch_size": 64, "steps": 50000,
                  "sample_every": 1000, "checkpoint_every": 1000},
 }
 

@@ -35,7 +35,7 @@ def test_edit_is_deterministic_and_batched(tmp_path, changes) -> None:
     assert np.array_equal(edited, model.edit(photos, targets, batch_size=2))
     assert not np.array_equal(edited, model.edit(photos, model.attribute_matrix({"Smiling": 1}, 5)))
     assert model.sample(targets, seed=1).shape == (5, 32, 32, 3)
-    with pytest.raises(ValueError, match="edit needs 4 x 32 x 32 x 3 images"):
+    with pytest.raises(ValueError, match="expected 4 x 32 x 32 x 3 uint8 images"):
         model.edit(photos, targets[:4])
 
 

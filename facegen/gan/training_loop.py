@@ -23,10 +23,12 @@ import contextlib
 import copy
 import csv
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
@@ -35,6 +37,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from facegen.config import GanConfig
+from facegen.data.prepared import PreparedFaces
 from facegen.gan.loss import adversarial_losses, attribute_loss, gradient_penalty, kl_divergence, reconstruction_loss
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
 from facegen.io import atomic_file
@@ -306,10 +309,14 @@ class GanTrainer:
             module.load_state_dict(state[name])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
-        self.data_rng.set_state(state["data_rng"])
-        self.noise_rng.set_state(state["noise_rng"])
-        torch.set_rng_state(state["torch_rng"])
         self.step = state["step"]
+        if self.world_size == 1:
+            self.data_rng.set_state(state["data_rng"])
+            self.noise_rng.set_state(state["noise_rng"])
+            torch.set_rng_state(state["torch_rng"])
+        else:  # the checkpoint holds process 0's streams: every process starts fresh ones of its own instead
+            self.data_rng.manual_seed(self.config.seed + 1000 * self.rank + 7 * self.step)
+            self.noise_rng.manual_seed(self.config.seed + 1 + 1000 * self.rank + 7 * self.step)
         self._truncate_metrics()
         log.info("resumed from %s at step %d", path, self.step)
 
@@ -340,3 +347,51 @@ def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
 
 def _accuracy(logits: Tensor, targets: Tensor) -> float:
     return ((logits > 0).float() == targets).float().mean().item()
+
+
+# Settings that may change between a checkpoint and the run that continues it (a longer run, other outputs).
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "out", "profile"})
+
+
+@dataclass
+class TrainReport:
+    model: str
+    steps: int  # the step the run ended at
+    resumed_from: int  # the step it started at (0: a fresh run)
+    seconds: float
+    steps_per_second: float
+    images_per_second: float
+    final: dict[str, float]  # the last step's losses and accuracies
+
+
+def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
+    """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
+    faces = PreparedFaces(prepared, attributes=list(config.attributes), split="train")
+    attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
+    trainer = GanTrainer(config, torch.from_numpy(np.ascontiguousarray(faces.images)), attributes, config.out, device)
+    checkpoint = Path(config.out) / CHECKPOINT
+    if checkpoint.is_file() and _resumable(checkpoint, config):
+        trainer.load_checkpoint(checkpoint)
+    elif trainer.rank == 0 and Path(config.out).is_dir():
+        log.info("%s: settings changed, training from scratch", checkpoint)
+        for old in [checkpoint, Path(config.out) / METRICS, *Path(config.out).glob("grid_*.png"),
+                    *Path(config.out).glob("edits_*.png")]:
+            old.unlink(missing_ok=True)
+    start, started = trainer.step, time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - started
+    final = {}
+    if (Path(config.out) / METRICS).is_file():
+        with open(Path(config.out) / METRICS, newline="") as f:
+            final = {k: float(v) for k, v in list(csv.DictReader(f))[-1].items() if k != "step"}
+    rate = (trainer.step - start) / seconds if seconds > 0 else 0.0
+    return TrainReport(config.model, trainer.step, start, round(seconds, 1), round(rate, 3),
+                       round(rate * config.batch_size, 1), final)
+
+
+def _resumable(checkpoint: Path, config: GanConfig) -> bool:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
+    current = config.model_dump(mode="json")
+    return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == \
+        {k: v for k, v in current.items() if k not in RESUMABLE_CHANGES}
