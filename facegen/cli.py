@@ -96,6 +96,78 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
                f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
                f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
                f"-> {METRICS_FILE}")
+CheckpointOption = Annotated[Path, typer.Option("--checkpoint", "-c", help="a train_gan checkpoint")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if available) | cpu | cuda | cuda:N")]
+AttrOption = Annotated[list[str], typer.Option("--attr", help="attribute value, e.g. --attr Eyeglasses=1")]
+
+
+@app.command("train")
+def train(params: ParamsOption = Path("params.yaml"), set_: SetOption = [], device: DeviceOption = "auto") -> None:  # noqa: B006
+    """Train the conditional GAN (or cVAE) from params `gan` (the `train_gan` stage, without Prefect);
+    continues gan.out/checkpoint.pt when it was made with the same settings. Under `torchrun` it trains
+    data-parallel (DDP: NCCL on GPUs, gloo on CPUs)."""
+    from facegen.gan.distributed import distributed
+    from facegen.gan.inference import resolve_device
+    from facegen.gan.training_loop import train_gan
+
+    p = load_params(params, _overrides(set_))
+    with distributed(resolve_device(device)) as (rank, local_device):
+        report = train_gan(p.gan, p.prepare.out, local_device)
+    if rank == 0:
+        typer.echo(f"{report.model}: step {report.resumed_from} -> {report.steps} in {report.seconds} s "
+                   f"({report.steps_per_second} steps/s, {report.images_per_second} img/s); outputs in {p.gan.out}")
+
+
+@app.command("sample")
+def sample(
+    checkpoint: CheckpointOption = Path("models/gan/checkpoint.pt"),
+    attr: AttrOption = [],  # noqa: B006
+    n: Annotated[int, typer.Option("-n", min=1, help="number of faces")] = 64,
+    out: Annotated[Path, typer.Option("-o", "--out", help="grid PNG to write")] = Path("samples.png"),
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    device: DeviceOption = "auto",
+) -> None:
+    """Draw N new faces with the given attributes (the others 0) into one grid PNG; same seed, same faces."""
+    from facegen.gan.inference import FaceModel, resolve_device, save_grid
+
+    model = FaceModel.load(checkpoint, resolve_device(device))
+    faces = model.sample(model.attribute_matrix(_attribute_values(attr, "--attr"), n), seed, batch_size)
+    save_grid(faces, out)
+    typer.echo(f"{n} faces ({', '.join(attr) or 'no attributes'}) written to {out}")
+
+
+@app.command("edit")
+def edit(
+    photos: Annotated[list[Path], typer.Argument(help="face photos (centre-cropped and resized to the model)")],
+    set_: Annotated[list[str], typer.Option("--set", help="target attribute, e.g. --set Eyeglasses=1")],
+    checkpoint: CheckpointOption = Path("models/gan/checkpoint.pt"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: the edited face(s), in order")] = Path("edited.png"),
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
+    device: DeviceOption = "auto",
+) -> None:
+    """Re-render photos with the --set attributes changed and the rest as the model sees them."""
+    from facegen.gan.inference import FaceModel, load_photos, resolve_device, save_grid
+
+    model = FaceModel.load(checkpoint, resolve_device(device))
+    images = load_photos(photos, model.resolution)
+    targets = model.predict_attributes(images, batch_size)
+    for name, value in _attribute_values(set_, "--set").items():
+        if name not in model.attributes:
+            raise ValueError(f"unknown attribute {name!r}; this model edits {list(model.attributes)}")
+        targets[:, model.attributes.index(name)] = value
+    save_grid(model.edit(images, targets, batch_size), out)
+    typer.echo(f"{len(photos)} photo(s) edited ({', '.join(set_)}) into {out}")
+
+
+def _attribute_values(pairs: list[str], option: str) -> dict[str, float]:
+    values = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or value not in ("0", "1"):
+            raise typer.BadParameter(f"expected NAME=0 or NAME=1, got {pair!r}", param_hint=option)
+        values[name] = float(value)
+    return values
 
 
 def _open_any(path: Path, attributes: list[str] | None):

@@ -67,26 +67,64 @@ class PrepareConfig(_Section):
     batch_size: int = Field(256, gt=0)
 
 
-class GanConfig(_Section):
-    """The conditional GAN and its training run (stage `train_gan`)."""
+GanProfile = Literal["demo", "middle", "celeba64"]
 
+# Presets of `gan.profile`: every value here can be overridden by setting it explicitly in params.yaml.
+GAN_PROFILES: dict[str, dict[str, object]] = {
+    # The offline demo faces (64 x 64) on a 2-core CPU: ~570 s of CPU (measured); not yet enough steps for
+    # visibly controllable attributes (docs/BENCHMARKS.md).
+    "demo": {"base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 16, "steps": 300,
+             "sample_every": 50, "checkpoint_every": 50},
+    # ../shared/celeba at 64 x 64 on a 2-core CPU: about an hour (an estimate from the batch-64 step times in
+    # docs/BENCHMARKS.md scaled to these widths; not yet run).
+    "middle": {"base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64, "steps": 1000,
+               "sample_every": 100, "checkpoint_every": 100},
+    # Full CelebA at 64 x 64 on a GPU.
+    "celeba64": {"base_channels": 64, "editor_channels": 64, "editor_res_blocks": 6, "batch_size": 64, "steps": 50000,
+                 "sample_every": 1000, "checkpoint_every": 1000},
+}
+
+
+class GanConfig(_Section):
+    """The conditional generator (or cVAE baseline) and its training run (stage `train_gan`).
+
+    ``profile`` fills in the sizes and run length of :data:`GAN_PROFILES`; values set explicitly win. The
+    field defaults below are the demo profile's.
+    """
+
+    profile: GanProfile = "demo"
+    model: Literal["cgan", "cvae"] = "cgan"  # cvae: the conditional VAE baseline
     attributes: tuple[str, ...] = ("Male", "Young", "Smiling", "Eyeglasses", "Black_Hair", "Blond_Hair")
     loss: Literal["hinge", "wgan-gp", "bce"] = "hinge"
     z_dim: int = Field(64, gt=0)
-    base_channels: int = Field(32, gt=0)
+    base_channels: int = Field(16, gt=0)
     spectral_norm: bool = True
-    batch_size: int = Field(64, gt=0)
-    steps: int = Field(2000, gt=0)
-    lr_g: float = Field(2e-4, gt=0)
+    editor: bool = True  # cgan: also train the StarGAN-style attribute editor E(image, target attributes)
+    editor_channels: int = Field(8, gt=0)
+    editor_res_blocks: int = Field(1, ge=0)  # residual blocks at the editor's bottleneck (StarGAN: 6)
+    batch_size: int = Field(16, gt=0)
+    steps: int = Field(300, gt=0)
+    lr_g: float = Field(2e-4, gt=0)  # generator, editor and cVAE
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = Field(0.999, ge=0, le=1)
-    lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN)
+    lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN, editor, cVAE)
     lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)
-    sample_every: int = Field(250, gt=0)  # image grid and metrics row every N steps
-    checkpoint_every: int = Field(250, gt=0)
+    lambda_rec: float = Field(10.0, ge=0)  # editor cycle reconstruction; cVAE reconstruction
+    lambda_id: float = Field(1.0, ge=0)  # editor identity: E(x, own attributes) = x
+    lambda_kl: float = Field(0.01, ge=0)  # cVAE KL term (against a per-pixel L1 reconstruction)
+    amp: bool = True  # mixed precision (CUDA only; ignored on CPU)
+    sample_every: int = Field(50, gt=0)  # image grid, edit strip and metrics row every N steps
+    checkpoint_every: int = Field(50, gt=0)
     seed: int = 0
     out: Path = Path("models/gan")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_profile(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("profile", "demo") in GAN_PROFILES:
+            return GAN_PROFILES[data.get("profile", "demo")] | data
+        return data
 
 
 class AttendanceConfig(_Section):

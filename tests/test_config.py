@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from facegen.config import ParamsError, load_params
+from facegen.config import GAN_PROFILES, ParamsError, load_params
 from tests.conftest import REPO
 
 
@@ -28,6 +28,8 @@ def test_overrides_use_dotted_names() -> None:
         ({"data.sorce": "demo"}, r"data.sorce: Extra inputs are not permitted"),
         ({"data.source": "s3"}, r"data.source: Input should be 'demo', 'celeba', 'local' or 'folder'"),
         ({"prepare.workers": -1}, r"prepare.workers: Input should be greater than or equal to 0"),
+        ({"gan.profile": "huge"}, r"gan.profile: Input should be 'demo', 'middle' or 'celeba64'"),
+        ({"gan.model": "vae"}, r"gan.model: Input should be 'cgan' or 'cvae'"),
     ],
 )
 def test_bad_values_name_the_parameter(overrides: dict, message: str) -> None:
@@ -41,3 +43,11 @@ def test_missing_or_broken_file(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("data: [unclosed")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_gan_profile_presets_yield_to_explicit_values() -> None:
+    demo = load_params(REPO / "params.yaml").gan
+    assert demo.profile == "demo" and demo.base_channels == GAN_PROFILES["demo"]["base_channels"]
+    middle = load_params(REPO / "params.yaml", {"gan.profile": "middle", "gan.steps": 7}).gan
+    assert middle.base_channels == GAN_PROFILES["middle"]["base_channels"] and middle.steps == 7
+    assert load_params(REPO / "params.yaml", {"gan.profile": "celeba64", "gan.base_channels": 8}).gan.base_channels == 8

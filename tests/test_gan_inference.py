@@ -11,14 +11,38 @@ from facegen.gan.inference import FaceModel, to_tensor, to_uint8
 from facegen.gan.training_loop import GanTrainer
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gan")
-    config = GanConfig(attributes=("Male", "Smiling"), base_channels=8, z_dim=8, batch_size=4, steps=2,
-                       sample_every=2, checkpoint_every=2)
+def _checkpoint(out, **changes):
+    config = GanConfig(**(dict(attributes=("Male", "Smiling"), base_channels=8, z_dim=8, editor_channels=4,
+                               editor_res_blocks=1, batch_size=4, steps=2, sample_every=2, checkpoint_every=2)
+                          | changes))
     images = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
     GanTrainer(config, images, torch.randint(0, 2, (16, 2)).float(), out).run()
     return out / "checkpoint.pt"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _checkpoint(tmp_path_factory.mktemp("gan"))
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(model="cvae")], ids=["cgan", "cvae"])
+def test_edit_is_deterministic_and_batched(tmp_path, changes) -> None:
+    model = FaceModel.load(_checkpoint(tmp_path, **changes))
+    photos = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    targets = model.attribute_matrix({"Male": 1}, 5)
+    edited = model.edit(photos, targets)
+    assert edited.shape == photos.shape and edited.dtype == np.uint8
+    assert np.array_equal(edited, model.edit(photos, targets, batch_size=2))
+    assert not np.array_equal(edited, model.edit(photos, model.attribute_matrix({"Smiling": 1}, 5)))
+    assert model.sample(targets, seed=1).shape == (5, 32, 32, 3)
+    with pytest.raises(ValueError, match="expected 4 x 32 x 32 x 3 uint8 images"):
+        model.edit(photos, targets[:4])
+
+
+def test_no_editor_is_a_clear_error(tmp_path) -> None:
+    model = FaceModel.load(_checkpoint(tmp_path, editor=False))
+    with pytest.raises(ValueError, match="no attribute editor; train one with gan.editor: true"):
+        model.edit(np.zeros((1, 32, 32, 3), np.uint8), model.attribute_matrix({}, 1))
 
 
 def test_sample_is_seeded_and_shaped(checkpoint) -> None:

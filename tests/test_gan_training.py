@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from facegen.config import GanConfig
-from facegen.gan.training_loop import CHECKPOINT, METRICS, GanTrainer
+from facegen.gan.training_loop import CHECKPOINT, METRICS, GanTrainer, flip_one
 
 ATTRIBUTES = ("Eyeglasses", "Smiling")
 
@@ -27,49 +27,74 @@ def faces() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _config(**changes) -> GanConfig:
-    base = dict(attributes=ATTRIBUTES, z_dim=8, base_channels=4, batch_size=8, steps=6, sample_every=3,
-                checkpoint_every=3, seed=7)
+    base = dict(attributes=ATTRIBUTES, z_dim=8, base_channels=4, editor_channels=4, editor_res_blocks=1,
+                batch_size=8, steps=6, sample_every=3, checkpoint_every=3, seed=7)
     return GanConfig(**(base | changes))
 
 
 def _weights(trainer: GanTrainer) -> list[torch.Tensor]:
-    return [t.detach().clone() for m in (trainer.G, trainer.D, trainer.G_ema) for t in m.state_dict().values()]
+    """Every network's weights and buffers (G, D, E and the EMA copies) and the optimizers' moments."""
+    nets = [t for m in trainer.nets.values() for t in m.state_dict().values()]
+    moments = [t for o in trainer.optimizers.values() for s in o.state_dict()["state"].values() for t in s.values()]
+    return [t.detach().clone() for t in nets + moments]
 
 
 def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return len(a) == len(b) and all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("loss", ["hinge", "wgan-gp", "bce"])
-def test_seeded_runs_repeat_exactly_and_write_their_outputs(faces, tmp_path: Path, loss: str) -> None:
+# The editor runs once (hinge): the other adversarial losses change only how its loss is scored.
+@pytest.mark.parametrize("changes", [dict(loss="hinge"), dict(loss="wgan-gp", editor=False),
+                                     dict(loss="bce", editor=False), dict(model="cvae")], ids=str)
+def test_seeded_runs_repeat_exactly_and_write_their_outputs(faces, tmp_path: Path, changes: dict) -> None:
     runs = []
     for name in ("a", "b"):
-        trainer = GanTrainer(_config(loss=loss), *faces, tmp_path / name)
+        trainer = GanTrainer(_config(**changes), *faces, tmp_path / name)
         trainer.run()
         runs.append(_weights(trainer))
     assert _same(*runs)
-    other = GanTrainer(_config(loss=loss, seed=8), *faces, tmp_path / "c")
+    assert sorted(trainer.nets) == (["D", "G", "G_ema"] if changes.get("editor") is False
+                                    else ["D", "E", "E_ema", "G", "G_ema"] if "model" not in changes
+                                    else ["D", "G", "G_ema"])
+    other = GanTrainer(_config(**changes, seed=8), *faces, tmp_path / "c")
     other.run()
     assert not _same(runs[0], _weights(other))
     out = tmp_path / "a"
-    assert sorted(p.name for p in out.iterdir()) == [CHECKPOINT, "grid_000003.png", "grid_000006.png", METRICS]
+    strips = [] if changes.get("editor") is False else ["edits_000003.png", "edits_000006.png"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [CHECKPOINT, *strips, "grid_000003.png", "grid_000006.png", METRICS])
     rows = list(csv.DictReader(open(out / METRICS)))
     assert [int(r["step"]) for r in rows] == [3, 6] and all(np.isfinite(float(r["d_loss"])) for r in rows)
     grid = Image.open(out / "grid_000006.png")
     assert grid.size == (2 + 8 * 34, 2 + 3 * 34)  # 8 columns of z x (none + one row per attribute), 2 px padding
+    if strips:
+        strip = np.asarray(Image.open(out / strips[-1]))
+        assert strip.shape == (2 + 8 * 34, 2 + 3 * 34, 3)  # 8 sources x (source + one edit per attribute)
+        sources = faces[0][trainer.strip_index].numpy()
+        assert np.array_equal(strip[2:34, 2:34], sources[0])  # column 0 is the untouched source photo
 
 
-def test_resumed_run_equals_an_uninterrupted_one(faces, tmp_path: Path) -> None:
-    straight = GanTrainer(_config(), *faces, tmp_path / "straight")
+@pytest.mark.parametrize("model", ["cgan", "cvae"])
+def test_resumed_run_equals_an_uninterrupted_one(faces, tmp_path: Path, model: str) -> None:
+    straight = GanTrainer(_config(model=model, sample_every=1), *faces, tmp_path / "straight")
     straight.run()
 
-    first = GanTrainer(_config(steps=3), *faces, tmp_path / "resumed")
-    first.run()  # stops at step 3 with a checkpoint, as a killed run would have left it
-    second = GanTrainer(_config(), *faces, tmp_path / "resumed")
+    first = GanTrainer(_config(model=model, sample_every=1, steps=3), *faces, tmp_path / "resumed")
+    first.run()  # a checkpoint at step 3
+    first._log_metrics(first.train_step(first.sample_batch()))  # step 4 logged, then killed before a checkpoint
+    second = GanTrainer(_config(model=model, sample_every=1), *faces, tmp_path / "resumed")
     second.load_checkpoint(tmp_path / "resumed" / CHECKPOINT)
     assert second.step == 3
     second.run()
     assert second.step == 6 and _same(_weights(straight), _weights(second))
+    assert (tmp_path / "resumed" / METRICS).read_text() == (tmp_path / "straight" / METRICS).read_text()
+
+
+def test_editor_targets_flip_exactly_one_attribute() -> None:
+    source = torch.randint(0, 2, (200, 4), generator=torch.Generator().manual_seed(0)).float()
+    target = flip_one(source, torch.Generator().manual_seed(1))
+    assert (target != source).sum(dim=1).tolist() == [1] * 200
+    assert set((target != source).float().argmax(dim=1).tolist()) == {0, 1, 2, 3}
 
 
 def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_path: Path) -> None:
@@ -78,7 +103,7 @@ def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_pat
     state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     assert state["step"] == 3 and state["config"]["attributes"] == list(ATTRIBUTES)
     swapped = GanTrainer(_config(attributes=ATTRIBUTES[::-1]), *faces, tmp_path / "other")
-    with pytest.raises(ValueError, match=r"trained on attributes \['Eyeglasses', 'Smiling'\], not gan.attributes"):
+    with pytest.raises(ValueError, match=r"trained with attributes \['Eyeglasses', 'Smiling'\], not gan.attributes"):
         swapped.load_checkpoint(tmp_path / "run" / CHECKPOINT)
 
 
@@ -90,10 +115,11 @@ def test_bad_inputs_are_named(faces, tmp_path: Path) -> None:
         GanTrainer(_config(), images, torch.zeros(48, 3), tmp_path)
 
 
-def test_ema_follows_the_generator_from_the_start(faces, tmp_path: Path) -> None:
+def test_ema_follows_the_generator_and_editor_from_the_start(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
-    initial = [p.detach().clone() for p in trainer.G_ema.parameters()]
+    initial = {name: [p.detach().clone() for p in trainer.nets[f"{name}_ema"].parameters()] for name in ("G", "E")}
     trainer.run()
-    moved = [(e - i).norm() / (g - i).norm().clamp_min(1e-12)
-             for e, g, i in zip(trainer.G_ema.parameters(), trainer.G.parameters(), initial)]
-    assert min(moved) > 0.5  # with a fixed 0.999 decay the EMA would have moved ~0.3% of the way
+    for name, start in initial.items():
+        moved = [(e - i).norm() / (g - i).norm().clamp_min(1e-12)
+                 for e, g, i in zip(trainer.nets[f"{name}_ema"].parameters(), trainer.nets[name].parameters(), start)]
+        assert min(moved) > 0.5, name  # with a fixed 0.999 decay the EMA would have moved ~0.3% of the way

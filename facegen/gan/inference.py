@@ -8,15 +8,19 @@ arbitrary objects (``torch.load(weights_only=True)``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 from torch import Tensor, nn
+from torchvision.utils import save_image
 
 from facegen.config import GanConfig
-from facegen.gan.networks import Editor, Generator
+from facegen.gan.networks import ConditionalVAE, VaeEditor
+from facegen.gan.training_loop import build_networks
+from facegen.io import atomic_file
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -29,6 +33,26 @@ def to_tensor(images: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
     return torch.as_tensor(np.asarray(images)).to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
 
 
+def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; anything else as torch names it (cpu, cuda, cuda:1)."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+
+
+def load_photos(paths: Sequence[Path], resolution: int) -> np.ndarray:
+    """Photos centre-cropped to a square and resized to ``resolution``: N x R x R x 3 uint8."""
+    from facegen.data.images import decode_image
+
+    return np.stack([np.asarray(ImageOps.fit(decode_image(p, Path(p).read_bytes()), (resolution, resolution),
+                                             Image.Resampling.LANCZOS)) for p in paths])
+
+
+def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
+    """N x R x R x 3 uint8 images as one PNG grid (a single image: just that image), written atomically."""
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    with atomic_file(Path(path)) as f:
+        save_image(tensor, f, nrow=nrow, padding=0 if len(images) == 1 else 2, format="png")
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -38,14 +62,20 @@ def file_sha256(path: Path) -> str:
 
 
 class FaceModel:
-    """A trained generator (its EMA weights) and, when trained, the attribute editor."""
+    """A trained generator (its EMA weights) and, when trained, the attribute editor.
+
+    For a cVAE checkpoint (``gan.model: cvae``) the generator is the decoder, and an edit encodes the image
+    under the attributes its classifier sees and decodes it under the targets.
+    """
 
     def __init__(self, config: GanConfig, resolution: int, generator: nn.Module, editor: nn.Module | None,
-                 checkpoint_sha256: str = "", device: torch.device | str = "cpu") -> None:
+                 checkpoint_sha256: str = "", device: torch.device | str = "cpu",
+                 classifier: nn.Module | None = None) -> None:
         self.config, self.resolution, self.checkpoint_sha256 = config, resolution, checkpoint_sha256
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.editor = editor.to(self.device).eval() if editor is not None else None
+        self.classifier = classifier.to(self.device).eval() if classifier is not None else None
 
     @property
     def attributes(self) -> tuple[str, ...]:
@@ -59,13 +89,16 @@ class FaceModel:
             raise FileNotFoundError(f"{path}: no generator checkpoint; run `dvc repro train_gan` first")
         state = torch.load(path, map_location="cpu", weights_only=True)
         config, resolution = GanConfig.model_validate(state["config"]), int(state["resolution"])
-        generator = Generator(config.z_dim, len(config.attributes), resolution, config.base_channels)
-        generator.load_state_dict(state["G_ema"])
-        editor = None
-        if "E_ema" in state:
-            editor = Editor(len(config.attributes), resolution, config.base_channels)
-            editor.load_state_dict(state["E_ema"])
-        return cls(config, resolution, generator, editor, file_sha256(path), device)
+        with torch.random.fork_rng():  # building initialises weights: leave the caller's RNG alone
+            nets = build_networks(config, len(config.attributes), resolution)
+        for name in ("G_ema", "D", "E_ema"):
+            if name in nets:
+                nets[name].load_state_dict(state[name])
+        if isinstance(nets["G_ema"], ConditionalVAE):  # sample: decoder(z, attributes); edit: encode, decode
+            generator, editor = nets["G_ema"].decoder, VaeEditor(nets["G_ema"], nets["D"])
+        else:
+            generator, editor = nets["G_ema"], nets.get("E_ema")
+        return cls(config, resolution, generator, editor, file_sha256(path), device, nets["D"])
 
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
         """An n x A 0/1 matrix: the named attributes set as given, the others 0."""
@@ -91,12 +124,27 @@ class FaceModel:
         if self.editor is None:
             raise ValueError("this checkpoint has no attribute editor; train one with gan.editor: true")
         targets = self._check(targets)
-        if images.shape[1:] != (self.resolution, self.resolution, 3) or len(images) != len(targets):
-            raise ValueError(f"edit needs {len(targets)} x {self.resolution} x {self.resolution} x 3 images, "
-                             f"got {images.shape}")
+        self._check_images(images, len(targets))
         out = [to_uint8(self.editor(to_tensor(images[i:i + batch_size], self.device), targets[i:i + batch_size].to(self.device)))
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else images[:0].copy()
+
+    @torch.no_grad()
+    def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
+        """The attributes the checkpoint's discriminator sees in ``images`` (N x R x R x 3 uint8): N x A 0/1.
+
+        An edit keeps the attributes it is not asked to change: start its targets from these."""
+        if self.classifier is None:
+            raise ValueError("this model has no attribute classifier (load it from a train_gan checkpoint)")
+        self._check_images(images)
+        out = [(self.classifier(to_tensor(images[i:i + batch_size], self.device))[1] > 0).float().cpu()
+               for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.zeros(0, len(self.attributes))
+
+    def _check_images(self, images: np.ndarray, n: int | None = None) -> None:
+        if images.shape[1:] != (self.resolution, self.resolution, 3) or (n is not None and len(images) != n):
+            raise ValueError(f"expected {len(images) if n is None else n} x {self.resolution} x "
+                             f"{self.resolution} x 3 uint8 images, got {images.shape}")
 
     def _check(self, attributes: Tensor) -> Tensor:
         attributes = torch.as_tensor(attributes, dtype=torch.float32)

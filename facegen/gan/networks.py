@@ -186,6 +186,7 @@ class ConditionalVAE(nn.Module):
     """Baseline conditional VAE: encoder q(z | x, y) over the image with tiled attributes, decoder a :class:`Generator`.
 
     ``forward(images, attributes)`` -> ``(recon, mu, logvar)``; ``z`` is sampled in training mode, ``mu`` in eval.
+    ``encode`` and ``sample`` (the decoder) give the halves, for editing and for drawing from the prior.
     """
 
     def __init__(self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64) -> None:
@@ -200,11 +201,33 @@ class ConditionalVAE(nn.Module):
         self.encoder.apply(init_weights)
         self.decoder = Generator(z_dim, n_attributes, resolution, base_channels)
 
-    def forward(self, images: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        mu, logvar = self.encoder(torch.cat([images, _tile(attributes, images)], dim=1)).chunk(2, dim=1)
+    def forward(
+        self, images: Tensor, attributes: Tensor, decode_attributes: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Encode under ``attributes``, decode under ``decode_attributes`` (default: the same)."""
+        mu, logvar = self.encode(images, attributes)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
-        return self.sample(z, attributes), mu, logvar
+        return self.sample(z, attributes if decode_attributes is None else decode_attributes), mu, logvar
+
+    def encode(self, images: Tensor, attributes: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mu, logvar)`` of q(z | images, attributes)."""
+        mu, logvar = self.encoder(torch.cat([images, _tile(attributes, images)], dim=1)).chunk(2, dim=1)
+        return mu, logvar
 
     def sample(self, z: Tensor, attributes: Tensor) -> Tensor:
         """Decode latents ``z`` (B, z_dim) under ``attributes``."""
         return self.decoder(z, attributes)
+
+
+class VaeEditor(nn.Module):
+    """Attribute editing with a cVAE: the source attributes come from ``classifier`` (a :class:`Discriminator`'s
+    attribute head), the image is encoded under them and decoded under the target attributes."""
+
+    def __init__(self, vae: ConditionalVAE, classifier: Discriminator) -> None:
+        super().__init__()
+        self.vae, self.classifier = vae, classifier
+
+    def forward(self, images: Tensor, attributes: Tensor) -> Tensor:
+        source = (self.classifier(images)[1] > 0).to(images.dtype)
+        mu, _ = self.vae.encode(images, source)
+        return self.vae.sample(mu, attributes)

@@ -1,40 +1,81 @@
-"""Training loop of the attribute-conditional GAN: short and readable, resumable to the exact step.
+"""Training loop of the attribute-conditional GAN (and of its cVAE baseline): one trainer, resumable to the exact step.
 
-One step: the discriminator learns real-vs-fake (plus the real images' attributes, AC-GAN style), then
-the generator learns to fool it while making the requested attributes recognisable. Every
-``sample_every`` steps an image grid and a metrics row are written; every ``checkpoint_every`` steps an
-atomic checkpoint holds everything needed to continue identically: weights, optimizers, EMA, RNG
-states and the step.
+``gan.model: cgan`` -- one step: the discriminator learns real-vs-fake (plus the real images' attributes,
+AC-GAN style) on the generator's samples and, with ``gan.editor``, on the editor's edits; then the
+generator and the StarGAN-style editor learn to fool it while making the requested attributes
+recognisable, the editor also mapping its edit back to the source (cycle) and leaving an image with its
+own attributes unchanged (identity).
+
+``gan.model: cvae`` -- the same step shape: the attribute classifier (the discriminator's attribute head)
+learns the real images' attributes, then the cVAE learns reconstruction + KL and, through the
+classifier, to show the requested attributes when an image is decoded under other attributes.
+
+Every ``sample_every`` steps an image grid, an edit strip and a metrics row are written; every
+``checkpoint_every`` steps an atomic checkpoint holds everything needed to continue identically:
+weights, optimizers, EMA copies, RNG states and the step. On CUDA the forward passes run under
+autocast (``gan.amp``) in channels_last; under ``torchrun`` each process trains on its share of the
+batch and the networks are wrapped in DistributedDataParallel (rank 0 writes the outputs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torchvision.utils import save_image
 from tqdm import tqdm
 
 from facegen.config import GanConfig
-from facegen.gan.loss import adversarial_losses, attribute_loss, gradient_penalty
-from facegen.gan.networks import Discriminator, Generator, ema_update
+from facegen.data.prepared import PreparedFaces
+from facegen.gan.loss import adversarial_losses, attribute_loss, gradient_penalty, kl_divergence, reconstruction_loss
+from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
 from facegen.io import atomic_file
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
-METRIC_NAMES = ("step", "d_loss", "g_loss", "d_real_attribute_accuracy", "g_fake_attribute_accuracy")
+GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
 
 @dataclass
 class Batch:
     images: Tensor  # B x 3 x R x R in [-1, 1]
     attributes: Tensor  # B x A, 0/1
+
+
+def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dict[str, nn.Module]:
+    """The trained networks by checkpoint name: ``G`` (generator or cVAE), ``D`` (discriminator / attribute
+    classifier), ``E`` (editor, cgan with ``gan.editor``), and an EMA copy ``<name>_ema`` of G and E."""
+    c = config
+    discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
+    if c.model == "cvae":
+        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels), "D": discriminator}
+    else:
+        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels), "D": discriminator}
+        if c.editor:
+            nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
+    for name in [n for n in nets if n != "D"]:
+        nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
+    return nets
+
+
+def flip_one(attributes: Tensor, generator: torch.Generator) -> Tensor:
+    """Each row of ``attributes`` with one randomly chosen attribute flipped (the editor's training targets)."""
+    column = torch.randint(attributes.shape[1], (len(attributes),), device=attributes.device, generator=generator)
+    flip = torch.nn.functional.one_hot(column, attributes.shape[1]).to(attributes.dtype)
+    return (attributes - flip).abs()
 
 
 class GanTrainer:
@@ -50,72 +91,158 @@ class GanTrainer:
                              f"(gan.attributes), got {tuple(attributes.shape)}")
         self.config, self.out, self.device = config, Path(out), torch.device(device)
         self.images, self.attributes = images, attributes.float()
+        self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+        if config.batch_size % self.world_size:
+            raise ValueError(f"gan.batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
+        cuda = self.device.type == "cuda"
+        self.amp = config.amp and cuda
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         resolution, n_attr = images.shape[1], attributes.shape[1]
-        torch.manual_seed(config.seed)
-        self.G = Generator(config.z_dim, n_attr, resolution, config.base_channels).to(self.device)
-        self.D = Discriminator(n_attr, resolution, config.base_channels, config.spectral_norm).to(self.device)
-        self.G_ema = Generator(config.z_dim, n_attr, resolution, config.base_channels).to(self.device).eval()
-        self.G_ema.load_state_dict(self.G.state_dict())
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=config.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=config.betas)
+        torch.manual_seed(config.seed)  # the same initial weights in every process
+        self.nets = {name: net.to(self.device, memory_format=self.memory_format)
+                     for name, net in build_networks(config, n_attr, resolution).items()}
+        self.trained = {name: self._parallel(net) for name, net in self.nets.items() if not name.endswith("_ema")}
+        lr = {"D": config.lr_d}
+        self.optimizers = {f"opt_{name.lower()}": torch.optim.Adam(net.parameters(), lr=lr.get(name, config.lr_g),
+                                                                   betas=config.betas)
+                           for name, net in self.nets.items() if name in self.trained}
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.adversarial = adversarial_losses(config.loss)
-        self.data_rng = torch.Generator().manual_seed(config.seed)  # which images each batch holds
-        self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        # Each process draws its own batches and noise; process 0 draws what a single process would.
+        self.data_rng = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
+        self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 1000 * self.rank)
         self.step = 0
-        # Fixed noise for the grids: columns share z across attribute settings.
-        self.grid_z = torch.randn(8, config.z_dim, generator=torch.Generator().manual_seed(config.seed + 2))
+        # Fixed inputs for the grids and edit strips: columns share z across attribute settings.
+        fixed = torch.Generator().manual_seed(config.seed + 2)
+        self.grid_z = torch.randn(GRID_COLUMNS, config.z_dim, generator=fixed)
+        self.strip_index = torch.randperm(len(images), generator=fixed)[:GRID_COLUMNS]
+
+    def _parallel(self, net: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return net
+        # The cVAE's classifier leaves the discriminator's adversarial head unused.
+        return DistributedDataParallel(net, find_unused_parameters=self.config.model == "cvae")
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, enabled=self.amp)
 
     def sample_batch(self) -> Batch:
-        index = torch.randint(len(self.images), (self.config.batch_size,), generator=self.data_rng)
-        images = self.images[index].to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        return Batch(images, self.attributes[index].to(self.device))
+        index = torch.randint(len(self.images), (self.config.batch_size // self.world_size,), generator=self.data_rng)
+        return Batch(self._to_model(self.images[index]), self.attributes[index].to(self.device))
+
+    def _to_model(self, images: Tensor) -> Tensor:
+        """N x R x R x 3 uint8 -> N x 3 x R x R in [-1, 1] on the device, in the networks' memory format."""
+        images = images.to(self.device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        return images.contiguous(memory_format=self.memory_format)
+
+    def _update(self, loss: Tensor, *optimizers: str) -> None:
+        for name in optimizers:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        for name in optimizers:
+            self.scaler.step(self.optimizers[name])
 
     def train_step(self, batch: Batch) -> dict[str, float]:
-        """One discriminator update and one generator update; returns the losses and accuracies."""
-        c = self.config
-        z = torch.randn(len(batch.images), c.z_dim, device=self.device, generator=self.noise_rng)
-        wanted = batch.attributes[torch.randperm(len(batch.images), device=self.device, generator=self.noise_rng)]
-        fake = self.G(z, wanted)
-
-        real_adv, real_cls = self.D(batch.images, batch.attributes)
-        fake_adv, _ = self.D(fake.detach(), wanted)
-        d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls * attribute_loss(real_cls, batch.attributes)
-        if c.loss == "wgan-gp":
-            d_loss = d_loss + c.lambda_gp * gradient_penalty(self.D, batch.images, fake.detach(), batch.attributes)
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-
-        fake_adv, fake_cls = self.D(fake, wanted)
-        g_loss = self.adversarial.g_loss(fake_adv) + c.lambda_cls * attribute_loss(fake_cls, wanted)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        self.opt_g.step()
+        """One discriminator update and one generator (+ editor) update; returns the losses and accuracies."""
+        metrics = self._cvae_step(batch) if self.config.model == "cvae" else self._cgan_step(batch)
+        self.scaler.update()
         # Ramp the decay up (as TensorFlow's ExponentialMovingAverage with num_updates): a fixed 0.999 would
         # keep most of the random initial weights for the first thousands of steps.
-        ema_update(self.G_ema, self.G, min(c.ema_decay, (1 + self.step) / (10 + self.step)))
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for name in (n for n in self.nets if n.endswith("_ema")):
+            ema_update(self.nets[name], self.nets[name.removesuffix("_ema")], decay)
         self.step += 1
-        return {
-            "d_loss": d_loss.item(),
-            "g_loss": g_loss.item(),
-            "d_real_attribute_accuracy": _accuracy(real_cls, batch.attributes),
-            "g_fake_attribute_accuracy": _accuracy(fake_cls, wanted),
-        }
+        return metrics
+
+    def _cgan_step(self, batch: Batch) -> dict[str, float]:
+        c, G, D, E = self.config, self.trained["G"], self.trained["D"], self.trained.get("E")
+        real, source = batch.images, batch.attributes
+        n = len(real)
+        z = torch.randn(n, c.z_dim, device=self.device, generator=self.noise_rng)
+        wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
+        with self._autocast():
+            fakes, fake_attributes = G(z, wanted), wanted
+            if E is not None:
+                target = flip_one(source, self.noise_rng)
+                fakes, fake_attributes = torch.cat([fakes, E(real, target)]), torch.cat([wanted, target])
+
+            real_adv, real_cls = D(real, source)
+            fake_adv, _ = D(fakes.detach(), fake_attributes)
+            d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls * attribute_loss(real_cls, source)
+        if c.loss == "wgan-gp":
+            reals = real.repeat(len(fakes) // n, 1, 1, 1)
+            d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
+        self._update(d_loss, "opt_d")
+
+        with self._autocast():
+            fake_adv, fake_cls = D(fakes, fake_attributes)
+            g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * attribute_loss(fake_cls[:n], wanted)
+            metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
+            if E is not None:
+                # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
+                back = E(torch.cat([fakes[n:], real]), torch.cat([source, source]))
+                e_loss = (self.adversarial.g_loss(fake_adv[n:]) + c.lambda_cls * attribute_loss(fake_cls[n:], target)
+                          + c.lambda_rec * reconstruction_loss(back[:n], real)
+                          + c.lambda_id * reconstruction_loss(back[n:], real))
+                g_loss = g_loss + e_loss
+                metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
+        self._update(g_loss, *(["opt_g", "opt_e"] if E is not None else ["opt_g"]))
+        return metrics | {"d_real_attribute_accuracy": _accuracy(real_cls, source),
+                          "g_fake_attribute_accuracy": _accuracy(fake_cls[:n], wanted)} | (
+            {"e_edit_attribute_accuracy": _accuracy(fake_cls[n:], target)} if E is not None else {})
+
+    def _cvae_step(self, batch: Batch) -> dict[str, float]:
+        c, vae, classifier = self.config, self.trained["G"], self.trained["D"]
+        real, source = batch.images, batch.attributes
+        n = len(real)
+        with self._autocast():
+            _, real_cls = classifier(real)
+            d_loss = attribute_loss(real_cls, source)
+        self._update(d_loss, "opt_d")
+
+        wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
+        with self._autocast():
+            # Encoded under their own attributes; decoded under them (reconstruction) and under others (edit).
+            decoded, mu, logvar = vae(torch.cat([real, real]), torch.cat([source, source]), torch.cat([source, wanted]))
+            recon, kl = reconstruction_loss(decoded[:n], real), kl_divergence(mu[:n], logvar[:n])
+            _, edit_cls = classifier(decoded[n:])
+            g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * attribute_loss(edit_cls, wanted)
+        self._update(g_loss, "opt_g")
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recon_l1": recon.item(), "kl": kl.item(),
+                "d_real_attribute_accuracy": _accuracy(real_cls, source),
+                "g_edit_attribute_accuracy": _accuracy(edit_cls, wanted)}
 
     def run(self) -> None:
-        """Train from the current step to `config.steps`, writing grids, metrics and checkpoints."""
+        """Train from the current step to `config.steps`, writing grids, metrics and checkpoints (process 0)."""
         c = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=c.steps, initial=self.step, desc="train_gan", unit="step") as progress:
+        writer = self.rank == 0
+        if writer:
+            self.out.mkdir(parents=True, exist_ok=True)
+        with tqdm(total=c.steps, initial=self.step, desc=f"train_gan ({c.model})", unit="step",
+                  disable=not writer) as progress:
             while self.step < c.steps:
                 losses = self.train_step(self.sample_batch())
                 progress.update(1)
-                progress.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+                progress.set_postfix({k: f"{v:.3f}" for k, v in losses.items() if k.endswith("loss")})
+                if not writer:
+                    continue
                 if self.step % c.sample_every == 0 or self.step == c.steps:
                     self._log_metrics(losses)
                     self.save_grid(self.out / f"grid_{self.step:06d}.png")
+                    self.save_edit_strip(self.out / f"edits_{self.step:06d}.png")
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
                     self.save_checkpoint()
+
+    def generator(self) -> nn.Module:
+        """The EMA generator: ``generator(z, attributes)`` -> images in [-1, 1]."""
+        ema = self.nets["G_ema"]
+        return ema.decoder if isinstance(ema, ConditionalVAE) else ema
+
+    def editor(self) -> nn.Module | None:
+        """The EMA editor ``editor(images, target_attributes)``, or None (cgan without ``gan.editor``)."""
+        if isinstance(self.nets["G_ema"], ConditionalVAE):
+            return VaeEditor(self.nets["G_ema"], self.nets["D"])
+        return self.nets.get("E_ema")
 
     @torch.no_grad()
     def save_grid(self, path: Path) -> None:
@@ -124,14 +251,30 @@ class GanTrainer:
         settings = torch.cat([torch.zeros(1, n_attr), torch.eye(n_attr)])
         z = self.grid_z.repeat(len(settings), 1).to(self.device)
         attributes = settings.repeat_interleave(len(self.grid_z), dim=0).to(self.device)
+        with _evaluating(self.generator()) as generator, atomic_file(path) as f:
+            save_image(generator(z, attributes).float().add(1).div(2), f, nrow=len(self.grid_z), format="png")
+
+    @torch.no_grad()
+    def save_edit_strip(self, path: Path) -> None:
+        """One row per fixed training image: the source, then the edit with each attribute flipped (EMA editor)."""
+        editor = self.editor()
+        if editor is None:
+            return
+        n_attr = len(self.config.attributes)
+        source = self.attributes[self.strip_index].to(self.device)  # S x A
+        targets = (source[:, None, :] - torch.eye(n_attr, device=self.device)).abs().reshape(-1, n_attr)
+        images = self._to_model(self.images[self.strip_index])
+        with _evaluating(editor) as editor:
+            edits = editor(images.repeat_interleave(n_attr, dim=0), targets).float().reshape(len(images), n_attr, *images.shape[1:])
+        rows = torch.cat([images[:, None], edits], dim=1).flatten(0, 1)
         with atomic_file(path) as f:
-            save_image(self.G_ema(z, attributes).add(1).div(2), f, nrow=len(self.grid_z), format="png")
+            save_image(rows.add(1).div(2), f, nrow=n_attr + 1, format="png")
 
     def _log_metrics(self, losses: dict[str, float]) -> None:
         path = self.out / METRICS
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_NAMES)
+            writer = csv.DictWriter(f, fieldnames=["step", *losses])
             if new:
                 writer.writeheader()
             writer.writerow({"step": self.step, **{k: round(v, 5) for k, v in losses.items()}})
@@ -139,8 +282,9 @@ class GanTrainer:
     def state_dict(self) -> dict:
         return {
             "step": self.step, "resolution": self.images.shape[1],
-            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            **{name: net.state_dict() for name, net in self.nets.items()},
+            **{name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "scaler": self.scaler.state_dict(),
             "data_rng": self.data_rng.get_state(), "noise_rng": self.noise_rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": self.config.model_dump(mode="json"),
@@ -153,19 +297,101 @@ class GanTrainer:
         return path
 
     def load_checkpoint(self, path: Path) -> None:
-        """Continue from a checkpoint (weights only: nothing arbitrary is unpickled)."""
+        """Continue from a checkpoint (weights only: nothing arbitrary is unpickled). Metrics rows written
+        after it (by a run killed between checkpoints) are dropped, as they will be written again."""
         state = torch.load(path, map_location=self.device, weights_only=True)
-        if state["config"]["attributes"] != list(self.config.attributes):
-            raise ValueError(f"{path} was trained on attributes {state['config']['attributes']}, "
-                             f"not gan.attributes {list(self.config.attributes)}")
-        for name in ("G", "D", "G_ema", "opt_g", "opt_d"):
-            getattr(self, name).load_state_dict(state[name])
-        self.data_rng.set_state(state["data_rng"])
-        self.noise_rng.set_state(state["noise_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        saved = state["config"]
+        for key in ("model", "attributes", "editor"):
+            if saved.get(key) != self.config.model_dump(mode="json")[key]:
+                raise ValueError(f"{path} was trained with {key} {saved.get(key)}, "
+                                 f"not gan.{key} {self.config.model_dump(mode='json')[key]}")
+        for name, module in (self.nets | self.optimizers).items():
+            module.load_state_dict(state[name])
+        if state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
+        if self.world_size == 1:
+            self.data_rng.set_state(state["data_rng"])
+            self.noise_rng.set_state(state["noise_rng"])
+            torch.set_rng_state(state["torch_rng"])
+        else:  # the checkpoint holds process 0's streams: every process starts fresh ones of its own instead
+            self.data_rng.manual_seed(self.config.seed + 1000 * self.rank + 7 * self.step)
+            self.noise_rng.manual_seed(self.config.seed + 1 + 1000 * self.rank + 7 * self.step)
+        self._truncate_metrics()
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _truncate_metrics(self) -> None:
+        path = self.out / METRICS
+        if self.rank != 0 or not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and int(rows[-1]["step"]) > self.step:
+            with atomic_file(path, "w") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(r for r in rows if int(r["step"]) <= self.step)
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode for the block (no batch-norm or spectral-norm state changes), then as it was."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes.items():
+            m.train(training)
 
 
 def _accuracy(logits: Tensor, targets: Tensor) -> float:
     return ((logits > 0).float() == targets).float().mean().item()
+
+
+# Settings that may change between a checkpoint and the run that continues it (a longer run, other outputs).
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "out", "profile"})
+
+
+@dataclass
+class TrainReport:
+    model: str
+    steps: int  # the step the run ended at
+    resumed_from: int  # the step it started at (0: a fresh run)
+    seconds: float
+    steps_per_second: float
+    images_per_second: float
+    final: dict[str, float]  # the last step's losses and accuracies
+
+
+def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
+    """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
+    faces = PreparedFaces(prepared, attributes=list(config.attributes), split="train")
+    attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
+    trainer = GanTrainer(config, torch.from_numpy(np.ascontiguousarray(faces.images)), attributes, config.out, device)
+    checkpoint = Path(config.out) / CHECKPOINT
+    if checkpoint.is_file() and _resumable(checkpoint, config):
+        trainer.load_checkpoint(checkpoint)
+    elif trainer.rank == 0 and Path(config.out).is_dir():
+        log.info("%s: settings changed, training from scratch", checkpoint)
+        for old in [checkpoint, Path(config.out) / METRICS, *Path(config.out).glob("grid_*.png"),
+                    *Path(config.out).glob("edits_*.png")]:
+            old.unlink(missing_ok=True)
+    start, started = trainer.step, time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - started
+    final = {}
+    if (Path(config.out) / METRICS).is_file():
+        with open(Path(config.out) / METRICS, newline="") as f:
+            final = {k: float(v) for k, v in list(csv.DictReader(f))[-1].items() if k != "step"}
+    rate = (trainer.step - start) / seconds if seconds > 0 else 0.0
+    return TrainReport(config.model, trainer.step, start, round(seconds, 1), round(rate, 3),
+                       round(rate * config.batch_size, 1), final)
+
+
+def _resumable(checkpoint: Path, config: GanConfig) -> bool:
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
+    current = config.model_dump(mode="json")
+    return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == \
+        {k: v for k, v in current.items() if k not in RESUMABLE_CHANGES}

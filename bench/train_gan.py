@@ -1,0 +1,130 @@
+"""Training speed of the conditional GAN per profile, beside the reference DCGAN of pytorch/examples.
+
+    python -m bench.train_gan [--profiles demo middle] [--steps 3] [--batch-size 64] [--device auto]
+
+For each profile's networks (at the prepared cache's resolution, batch 64): img/s of the conditional G + D
+step, of the full step with the editor, fed by the trainer's in-memory loader (`sample_batch`) and, to show
+whether the loader ever starves the model, with one fixed batch; and of the reference DCGAN (pytorch/examples/dcgan,
+ngf = ndf = the profile's base width, BCE loss, Adam). Peak memory: CUDA max allocated, or the peak resident
+set of a fresh process per case on CPU. Each case runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from facegen.config import GanConfig
+from facegen.gan.inference import resolve_device
+
+
+# The reference; the conditional G + D step (comparable to it); that step plus the editor, fed by the in-memory
+# loader and by one fixed batch (equal rates: the loader does not starve the model).
+CASES = ("dcgan", "cgan", "cgan+editor", "cgan+editor-fixed-batch")
+
+
+def reference_dcgan(nz: int, width: int) -> tuple[nn.Module, nn.Module]:
+    """netG / netD of pytorch/examples/dcgan/main.py (64 x 64, ngf = ndf = width), DCGAN init."""
+    g = nn.Sequential(
+        nn.ConvTranspose2d(nz, width * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(width * 8), nn.ReLU(True),
+        nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.ReLU(True),
+        nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+        nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh())
+    d = nn.Sequential(
+        nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 4, width * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 8), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False), nn.Flatten())
+    return g, d
+
+
+def _case(kind: str, profile: str, steps: int, batch_size: int, device: torch.device) -> dict:
+    from facegen.data.prepared import PreparedFaces
+    from facegen.gan.training_loop import GanTrainer
+
+    config = GanConfig(profile=profile, batch_size=batch_size, editor=kind != "cgan", out="/tmp/bench_train_gan")
+    faces = PreparedFaces("data/prepared", attributes=list(config.attributes), split="train")
+    images = torch.from_numpy(np.ascontiguousarray(faces.images))
+    attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
+    if kind == "dcgan":
+        step = _dcgan_step(config, images, batch_size, device)
+    else:
+        trainer = GanTrainer(config, images, attributes, config.out, device)
+        fixed = trainer.sample_batch()
+        step = (lambda: trainer.train_step(fixed)) if kind.endswith("fixed-batch") else (
+            lambda: trainer.train_step(trainer.sample_batch()))
+    step()  # warm-up
+    _sync(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - started) / steps
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"case": kind, "profile": profile, "s_per_step": round(seconds, 3), "img_per_s": round(batch_size / seconds, 1),
+            "cuda_peak_mib": peak}
+
+
+def _dcgan_step(config: GanConfig, images: torch.Tensor, batch_size: int, device: torch.device):
+    g, d = (m.to(device) for m in reference_dcgan(config.z_dim, config.base_channels))
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in (g, d))
+    loss = nn.BCEWithLogitsLoss()
+    rng = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        index = torch.randint(len(images), (batch_size,), generator=rng)
+        real = images[index].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+        fake = g(torch.randn(batch_size, config.z_dim, 1, 1, device=device))
+        d_loss = loss(d(real), torch.ones(batch_size, 1, device=device)) + loss(d(fake.detach()), torch.zeros(batch_size, 1, device=device))
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_loss = loss(d(fake), torch.ones(batch_size, 1, device=device))
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+    return step
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", nargs="+", default=["demo", "middle", "celeba64"])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case in this process
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    if args.case:
+        kind, profile = args.case.split(":")
+        print(json.dumps(_case(kind, profile, args.steps, args.batch_size, device)))
+        return
+    for profile in args.profiles:
+        for kind in CASES:
+            process = subprocess.Popen([sys.executable, "-m", "bench.train_gan", "--case", f"{kind}:{profile}",
+                                        "--steps", str(args.steps), "--batch-size", str(args.batch_size),
+                                        "--device", str(device)], stdout=subprocess.PIPE, text=True)
+            output = process.stdout.read()
+            _, status, usage = os.wait4(process.pid, 0)
+            result = json.loads(output.strip().splitlines()[-1]) if status == 0 else {"case": kind, "failed": status}
+            result["peak_rss_mib"] = round(usage.ru_maxrss / 1024)
+            print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

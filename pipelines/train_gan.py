@@ -1,0 +1,56 @@
+"""Stage `train_gan`: train the attribute-conditional generator and editor (or the cVAE baseline) on the
+prepared faces, continuing `models/gan/checkpoint.pt` when a run was interrupted.
+
+Run by `dvc repro train_gan`, or standalone: `python -m pipelines.train_gan [--params params.yaml] [--device cuda]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from facegen.config import load_params
+from facegen.gan.inference import resolve_device
+from facegen.gan.training_loop import TrainReport, train_gan
+from facegen.io import write_json
+
+METRICS_FILE = Path("metrics/train_gan.json")
+
+
+@task
+def train(params_file: str, device: str) -> TrainReport:
+    params = load_params(params_file)
+    return train_gan(params.gan, params.prepare.out, resolve_device(device))
+
+
+@flow(name="train_gan", log_prints=True)
+def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> TrainReport:
+    """Train `gan` from params.yaml; write metrics/train_gan.json and a report artifact with the last grid."""
+    report = train(params_file, device)
+    write_json(METRICS_FILE, asdict(report))
+    out = load_params(params_file).gan.out
+    rows = "\n".join(f"| {k} | {v} |" for k, v in asdict(report).items() if k != "final")
+    final = "\n".join(f"| {k} | {v} |" for k, v in report.final.items())
+    create_markdown_artifact(
+        key="train-gan-report",
+        markdown=f"# GAN training in `{out}`\n\n| what | value |\n|---|---|\n{rows}\n{final}\n\n"
+                 f"Grids: `{out}/grid_{report.steps:06d}.png`, edits: `{out}/edits_{report.steps:06d}.png`\n",
+        description="Attribute-conditional GAN training",
+    )
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
+    args = parser.parse_args()
+    train_gan_flow(args.params, args.device)
+
+
+if __name__ == "__main__":
+    main()
