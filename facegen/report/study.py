@@ -95,7 +95,7 @@ def evaluation_section() -> Section:
                                        "edits: mean cosine similarity to source", "edits verified as same person"],
                             "value": [m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
                                       m.get("density"), m.get("coverage"), m["detector"]["accuracy"],
-                                      f"{m['detector']['p_value']:.2g}", identity.get("mean_cosine"),
+                                      f"{m['detector']['p_value']:.2g}", identity.get("cosine_mean"),
                                       identity.get("verified_share")]})
     section.blocks.append(Table(summary, "Distribution and identity metrics"))
     if CONTROL_SAMPLES.is_file():
