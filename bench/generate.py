@@ -29,7 +29,6 @@ from facegen.config import (DataConfig, GanConfig, GenerateConfig, Params, Prepa
 from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import acquire, prepare_source
 from facegen.gan.inference import FaceModel
-from facegen.gan.networks import Editor
 from facegen.gan.training_loop import CHECKPOINT, GanTrainer
 from facegen.synthetic.run import SyntheticFactory
 
@@ -42,9 +41,6 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     attributes = torch.tensor(faces.annotations[list(gan.attributes)].to_numpy(), dtype=torch.float32)
     out = root / "gan"
     GanTrainer(gan.model_copy(update={"steps": 2}), torch.from_numpy(faces.images), attributes, out).run()
-    state = torch.load(out / CHECKPOINT, weights_only=True)
-    state["E_ema"] = Editor(len(gan.attributes), faces.images.shape[1], gan.base_channels).state_dict()
-    torch.save(state, out / CHECKPOINT)
     return prepared, out / CHECKPOINT
 
 

@@ -221,3 +221,22 @@ def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["edits"]
     result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "nope"])
     assert "no data set named ['nope']" in str(result.exception)
+
+
+def test_quality_filter_loads_the_evaluation_classifier(inputs, tmp_path) -> None:
+    """Contract 2 end to end: the classifier `evaluate_gan` saves is the one the filter loads and asks."""
+    from facegen.config import NetTraining
+    from facegen.metrics.attribute_classifier import train_attribute_classifier
+
+    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE)
+    unfiltered.make(PER_ATTRIBUTE)
+    every = load_manifest(tmp_path / "all" / "balanced")
+    images = np.stack([np.asarray(Image.open(tmp_path / "all" / "balanced" / f)) for f in every["file"]])
+    classifier, _ = train_attribute_classifier(images, every[["Eyeglasses", "Smiling"]].to_numpy(),
+                                               ["Eyeglasses", "Smiling"], NetTraining(width=4, epochs=1, batch_size=32))
+    classifier.save(tmp_path / "classifier.pt")
+    settings = QualityFilterConfig(enabled=True, classifier=tmp_path / "classifier.pt")
+    checker = QualityFilter.load(settings, ["Eyeglasses", "Smiling"])
+    proba = classifier.predict_proba(images)
+    expected = ((proba >= 0.5).astype(int) == every[["Eyeglasses", "Smiling"]].to_numpy()).all(axis=1)
+    assert np.array_equal(checker.accept(images, every), expected)
