@@ -54,12 +54,15 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
 
 
 def run_variant(name: str, overrides: dict[str, str], common: list[str]) -> dict:
-    """`dvc exp run -n NAME -S ...` in the workspace; returns the metrics it left in metrics/gan.json."""
-    cmd = ["dvc", "exp", "run", "-f", "-n", name]
+    """`dvc exp run -n NAME -S ... evaluate_gan` in the workspace (only the stages the generator's metrics need;
+    an earlier experiment of the same name is replaced); returns the metrics it left in metrics/gan.json."""
+    subprocess.run(["dvc", "exp", "remove", name], capture_output=True)  # absent the first time: fine
+    cmd = ["dvc", "exp", "run", "-n", name]
     for key, value in overrides.items():
         cmd += ["-S", f"{key}={value}"]
     for assignment in common:
         cmd += ["-S", assignment]
+    cmd.append("evaluate_gan")
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
     return json.loads(METRICS_FILE.read_text())

@@ -79,3 +79,9 @@ def copy_people(shared_faces64: Path, root: Path, n_people: int = 3, per_person:
 @pytest.fixture
 def celeba_subset(shared_celeba: Path, celeba_annotations, tmp_path: Path) -> Path:
     return make_celeba_subset(shared_celeba, celeba_annotations, tmp_path / "celeba")
+
+# Prefect stops its temporary server at interpreter exit and logs that to a console pytest has already
+# closed; without this the harmless message comes out as a "--- Logging error ---" traceback.
+import logging  # noqa: E402
+
+logging.raiseExceptions = False
