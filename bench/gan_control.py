@@ -6,7 +6,8 @@ FID/precision/detector parts of `evaluate_gan`, so a training run can be judged 
 The attribute classifier is the one `evaluate_gan` trains on the real prepared faces (identities held out):
 loaded from ``--classifier`` when given and present, else trained with the ``evaluate.classifier`` params.
 Control is :func:`facegen.metrics.evaluate.control` (the shares that `metrics/gan.json` reports as
-``control_sampled`` / ``control_edited``), with the same sample sizes and seed.
+``control_sampled`` / ``control_edited``), with the same sample sizes and seed; `evaluate_gan` draws its
+requests after its FID samples, so the faces differ and the shares by sampling noise (about +-0.05 at 100).
 """
 
 from __future__ import annotations
