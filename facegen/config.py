@@ -71,10 +71,12 @@ GanProfile = Literal["demo", "middle", "celeba64"]
 
 # Presets of `gan.profile`: every value here can be overridden by setting it explicitly in params.yaml.
 GAN_PROFILES: dict[str, dict[str, object]] = {
-    # The offline demo faces (64 x 64) on a 2-core CPU: ~570 s of CPU (measured); not yet enough steps for
-    # visibly controllable attributes (docs/BENCHMARKS.md).
-    "demo": {"base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 16, "steps": 300,
-             "sample_every": 50, "checkpoint_every": 50},
+    # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~4.5 min: a fast-learning
+    # discriminator (lr_d 1e-3, spectral norm) and a strong attribute term, as its attribute head must learn the
+    # attributes within a few hundred steps for G and E to learn them from it (docs/BENCHMARKS.md).
+    "demo": {"base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 32, "steps": 2000,
+             "lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.0, "lambda_rec": 1.0,
+             "sample_every": 200, "checkpoint_every": 200},
     # ../shared/celeba at 64 x 64 on a 2-core CPU: about an hour (an estimate from the batch-64 step times in
     # docs/BENCHMARKS.md scaled to these widths; not yet run).
     "middle": {"base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64, "steps": 1000,
@@ -88,8 +90,8 @@ GAN_PROFILES: dict[str, dict[str, object]] = {
 class GanConfig(_Section):
     """The conditional generator (or cVAE baseline) and its training run (stage `train_gan`).
 
-    ``profile`` fills in the sizes and run length of :data:`GAN_PROFILES`; values set explicitly win. The
-    field defaults below are the demo profile's.
+    ``profile`` fills in the sizes, run length and (demo) optimiser settings of :data:`GAN_PROFILES`; values
+    set explicitly win. The field defaults below are what a profile leaves unset.
     """
 
     profile: GanProfile = "demo"

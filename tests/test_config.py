@@ -12,7 +12,7 @@ from tests.conftest import REPO
 
 def test_shipped_params_are_valid_and_default_to_the_offline_demo() -> None:
     params = load_params(REPO / "params.yaml")
-    assert params.data.source == "demo" and params.data.image_size == 64
+    assert params.data.source == "demo" and params.data.image_size == 32
     assert params.prepare.out == Path("data/prepared")
 
 

@@ -95,6 +95,9 @@ class GanTrainer:
         if config.batch_size % self.world_size:
             raise ValueError(f"gan.batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
         cuda = self.device.type == "cuda"
+        # Adam's tiny second moments and the small GAN weights make subnormal floats, which x86 CPUs handle
+        # ~100x slower: flushing them to zero made a demo step ~1.5x faster (docs/BENCHMARKS.md).
+        torch.set_flush_denormal(True)
         self.amp = config.amp and cuda
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         resolution, n_attr = images.shape[1], attributes.shape[1]

@@ -23,7 +23,7 @@ from facegen.gan.inference import FaceModel, to_tensor
 from facegen.gan.training_loop import CHECKPOINT
 from facegen.io import atomic_file, write_json
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
-from facegen.metrics.control import attribute_control
+from facegen.metrics.control import ControlResult, attribute_control
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.detector import real_vs_synthetic
 from facegen.metrics.feature_distance import fid_kid
@@ -66,18 +66,12 @@ def evaluate_generator(params: Params, metrics_file: Path = METRICS_FILE, plots_
         **precision_recall_density_coverage(classifier.features(real), classifier.features(fake), e.nearest_k),
     }
 
-    sampled = attribute_control(classifier, attributes, rows[rng.choice(len(rows), e.control_samples)],
-                                lambda t: model.sample(torch.from_numpy(t), seed=e.seed + 1), flip=False)
+    sampled, edited, sources = control(model, classifier, images, rows, held_out, e, rng)
     metrics["control_sampled"] = sampled.accuracy | {"mean": _mean(sampled.accuracy)}
-    edited = None
-    if model.editor is None:
+    if edited is None:
         log.warning("the generator checkpoint has no attribute editor: edit control and identity are not measured")
         metrics["identity"] = {"measured": 0}
     else:
-        chosen = held_out[rng.choice(len(held_out), e.edits)]
-        sources = images[chosen]
-        edited = attribute_control(classifier, attributes, rows[chosen],
-                                   lambda t: model.edit(sources, torch.from_numpy(t)), flip=True)
         metrics["control_edited"] = edited.accuracy | {"mean": _mean(edited.accuracy)}
         embed, embedding = identity_embedding(e, classifier)
         threshold = far_threshold(embed(images[held_out]), identities[held_out], e.identity_far)
@@ -89,6 +83,24 @@ def evaluate_generator(params: Params, metrics_file: Path = METRICS_FILE, plots_
     write_json(metrics_file, metrics)
     _write_plots(plots_dir, classifier, sampled.accuracy, edited.accuracy if edited else {}, sampled.images)
     return metrics
+
+
+def control(model: FaceModel, classifier: AttributeClassifier, images: np.ndarray, rows: np.ndarray,
+            held_out: np.ndarray, config: EvaluateConfig, rng: np.random.Generator,
+            ) -> tuple[ControlResult, ControlResult | None, np.ndarray]:
+    """Attribute control of ``config.control_samples`` sampled faces per attribute (the other attributes from
+    real ``rows``) and, when the model has an editor, of ``config.edits`` held-out real faces edited to flip
+    each attribute. Returns (sampled, edited or None, the edited source faces)."""
+    attributes = list(model.attributes)
+    sampled = attribute_control(classifier, attributes, rows[rng.choice(len(rows), config.control_samples)],
+                                lambda t: model.sample(torch.from_numpy(t), seed=config.seed + 1), flip=False)
+    if model.editor is None:
+        return sampled, None, images[:0]
+    chosen = held_out[rng.choice(len(held_out), config.edits)]
+    sources = images[chosen]
+    edited = attribute_control(classifier, attributes, rows[chosen],
+                               lambda t: model.edit(sources, torch.from_numpy(t)), flip=True)
+    return sampled, edited, sources
 
 
 def identity_embedding(config: EvaluateConfig, classifier: AttributeClassifier) -> tuple[Embed, str]:
