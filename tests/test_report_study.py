@@ -60,3 +60,10 @@ def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "reports" / "assets" / "gan_training.png").is_file()
     assert "<td>12.5</td>" in html and "<td>0.77</td>" in html and "<td>0.74</td>" in html
     assert "Eyeglasses=1" in html and "enrolment_edits" in html
+
+
+def test_embedded_markdown_fits_inside_a_section() -> None:
+    from facegen.report.study import embedded_markdown
+
+    card = "# balanced\n\n![sample grid](grid.png)\n\n## Balance\n\n| cell | n |\n|---|---|\n| a | 1 |\n"
+    assert embedded_markdown(card) == "\n\n#### Balance\n\n| cell | n |\n|---|---|\n| a | 1 |"

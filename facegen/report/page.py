@@ -47,7 +47,7 @@ _TEMPLATE = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
  body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
  h1 { margin-bottom: .2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
  nav a { margin-right: 1em; } figure { margin: 1em 0; } figcaption { color: #555; font-size: 90%; }
- img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccc; }
+ img { width: 100%; max-width: 720px; image-rendering: pixelated; border: 1px solid #ccc; }
  table { border-collapse: collapse; margin: 1em 0; } td, th { border: 1px solid #ccc; padding: .25em .6em; }
  th { background: #f3f3f3; } .missing { color: #a40; } .lead { font-size: 110%; color: #333; }
 </style></head><body>

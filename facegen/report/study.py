@@ -30,6 +30,16 @@ attendance recognizer (a roster of people, a few enrolment photos each) is train
 the synthetic faces."""
 
 
+def embedded_markdown(text: str) -> str:
+    """A stage's markdown file inside a report section: its title dropped, headings two levels down, and
+    its own relative images (shown by the report separately) left out."""
+    lines = text.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    kept = [("##" + line) if line.startswith("#") else line for line in lines if not line.lstrip().startswith("![")]
+    return "\n".join(kept)
+
+
 def _latest(folder: Path, pattern: str) -> Path | None:
     found = sorted(folder.glob(pattern))
     return found[-1] if found else None
@@ -115,8 +125,7 @@ def datasets_section(params: Params) -> Section:
         section.blocks.append(Markdown(f"#### `{dataset.name}` ({dataset.mode})"))
         if (folder / "grid.png").is_file():
             section.blocks.append(Figure(folder / "grid.png", f"A sample of {dataset.name}."))
-        card = (folder / "datacard.md").read_text()
-        section.blocks.append(Markdown(card.split("\n", 1)[1] if card.startswith("# ") else card))
+        section.blocks.append(Markdown(embedded_markdown((folder / "datacard.md").read_text())))
     return section
 
 
@@ -127,8 +136,7 @@ def recognition_section() -> Section:
                       "alone, `classic` adds flips/crops/colour jitter, `gan` adds the editor's variants of "
                       "each enrolment photo, `both` adds both. Intervals are 95% bootstrap intervals.")
     if RECOGNITION_TABLE.is_file():
-        table = RECOGNITION_TABLE.read_text()
-        section.blocks.append(Markdown(table.split("\n", 1)[1] if table.startswith("# ") else table))
+        section.blocks.append(Markdown(embedded_markdown(RECOGNITION_TABLE.read_text())))
     else:
         section.missing.append(f"{RECOGNITION_TABLE} (stage compare)")
     if RECOGNITION_PLOT.is_file():
