@@ -7,7 +7,11 @@ Run by `dvc repro compare`, or standalone: `python -m pipelines.compare [--param
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -15,6 +19,8 @@ from prefect.artifacts import create_markdown_artifact
 from facegen.config import load_params
 from facegen.io import atomic_file, write_json
 from pipelines.train_recognizer import OUTCOMES
+import recognition.compare
+import recognition.metrics
 from recognition.compare import bar_plot, compare_conditions, markdown_table
 from recognition.experiment import read_outcomes
 
@@ -23,11 +29,29 @@ TABLE = Path("metrics/recognition.md")
 PLOT = Path("plots/recognition.png")
 
 
+def outcomes_key(_context: Any, parameters: dict[str, Any]) -> str:
+    """Cache key of `bootstrap`: the outcome tables' bytes, the settings, and the metrics' source code."""
+    digest = hashlib.sha256()
+    for condition, path in parameters["files"].items():
+        digest.update(condition.encode() + Path(path).read_bytes())
+    digest.update(repr((parameters["far"], parameters["samples"], parameters["seed"])).encode())
+    for module in (recognition.compare, recognition.metrics):
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()
+
+
+@task(cache_key_fn=outcomes_key, cache_expiration=timedelta(days=90), persist_result=True)
+def bootstrap(files: dict[str, str], far: float, samples: int, seed: int) -> dict:
+    """Metrics with bootstrap intervals per condition. Cached on the outcome files' contents (safe: a pure
+    function of them): rerunning `compare` after a change elsewhere skips the resampling."""
+    return compare_conditions({c: read_outcomes(Path(f)) for c, f in files.items()}, far, samples, seed)
+
+
 @task
 def compare(params_file: str) -> str:
     rec = load_params(params_file).recognition
-    outcomes = {c: read_outcomes(OUTCOMES / f"{c}.parquet") for c in rec.conditions}
-    table = compare_conditions(outcomes, rec.far, rec.bootstrap_samples, rec.seed)
+    files = {c: str(OUTCOMES / f"{c}.parquet") for c in rec.conditions}
+    table = bootstrap(files, rec.far, rec.bootstrap_samples, rec.seed)
     write_json(SUMMARY, table)
     markdown = markdown_table(table, rec.far, len(rec.seeds))
     with atomic_file(TABLE, "w") as f:

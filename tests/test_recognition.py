@@ -184,3 +184,29 @@ def test_metrics_perfect_chance_and_bootstrap() -> None:
     point = np.mean([outcome_metrics(o, 0.01)["top1"] for o in outcomes])
     assert ci["top1"][0] < point < ci["top1"][1] and ci["top1"][1] - ci["top1"][0] < 0.2
     assert ci["macro_f1"][0] <= ci["macro_f1"][1]
+
+
+def test_compare_bootstrap_is_cached_on_the_outcome_files(tmp_path) -> None:
+    """Prefect task caching where it is safe: same outcome bytes -> cached; changed bytes -> recomputed."""
+    from prefect import flow
+
+    from pipelines.compare import bootstrap
+    from recognition.experiment import write_outcomes
+
+    rng = np.random.default_rng(0)
+    true = np.repeat(np.arange(10), 20)
+    files = {}
+    for condition in ("baseline", "gan"):
+        files[condition] = str(tmp_path / f"{condition}.parquet")
+        write_outcomes(Path(files[condition]), [_outcome(true, true, rng)], [0])
+
+    @flow
+    def twice() -> list:
+        return [bootstrap(files, 0.01, 50, 0, return_state=True) for _ in range(2)]
+
+    first, second = twice()
+    assert first.name != "Cached"
+    assert second.name == "Cached" and second.result() == first.result()
+    write_outcomes(Path(files["gan"]), [_outcome(true, (true + 1) % 10, rng)], [0])
+    changed, _ = twice()
+    assert changed.name != "Cached" and changed.result()["gan"]["top1"]["mean"] == 0
