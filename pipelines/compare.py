@@ -6,7 +6,6 @@ Run by `dvc repro compare`, or standalone: `python -m pipelines.compare [--param
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import inspect
 from datetime import timedelta
@@ -23,6 +22,7 @@ import recognition.compare
 import recognition.metrics
 from recognition.compare import bar_plot, compare_conditions, markdown_table
 from recognition.experiment import read_outcomes
+from pipelines import run_from_command_line
 
 SUMMARY = Path("metrics/recognition.json")
 TABLE = Path("metrics/recognition.md")
@@ -67,11 +67,5 @@ def compare_flow(params_file: str = "params.yaml") -> str:
     return markdown
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    print(compare_flow(parser.parse_args().params))
-
-
 if __name__ == "__main__":
-    main()
+    print(run_from_command_line(compare_flow, __doc__))

@@ -5,13 +5,12 @@ Run by `dvc repro evaluate_gan`, or standalone: `python -m pipelines.evaluate_ga
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
 from facegen.metrics.evaluate import METRICS_FILE, evaluate_generator
+from pipelines import run_from_command_line
 
 
 @task
@@ -48,11 +47,5 @@ def markdown(metrics: dict) -> str:
     return f"# Generator evaluation ({METRICS_FILE})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    evaluate_gan_flow(parser.parse_args().params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(evaluate_gan_flow, __doc__)

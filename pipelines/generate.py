@@ -5,7 +5,6 @@ Run by `dvc repro generate`, or standalone: `python -m pipelines.generate [--par
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from prefect.artifacts import create_markdown_artifact
 from facegen.config import load_params
 from facegen.io import write_json
 from facegen.synthetic.run import DatasetReport, generate_datasets
+from pipelines import run_from_command_line
 
 METRICS_FILE = Path("metrics/generate.json")
 
@@ -43,11 +43,5 @@ def markdown(reports: list[DatasetReport]) -> str:
             f"| every cell within 1% | folder |\n|---|---|---|---|---|---|---|\n{rows}\n")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    generate_flow(parser.parse_args().params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(generate_flow, __doc__)

@@ -5,7 +5,6 @@ Run by `dvc repro prepare`, or standalone: `python -m pipelines.prepare [--param
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from facegen.config import DataConfig, PrepareConfig, load_params
 from facegen.data.prepare import PrepareReport
 from facegen.data.sources import acquire, prepare_source
 from facegen.io import write_json
+from pipelines import run_from_command_line
 
 METRICS_FILE = Path("metrics/prepare.json")
 
@@ -55,11 +55,5 @@ def _markdown(report: PrepareReport, out: Path) -> str:
     return f"# Prepared faces in `{out}`\n\n| what | value |\n|---|---|\n{rows}\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    prepare_flow(parser.parse_args().params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(prepare_flow, __doc__)

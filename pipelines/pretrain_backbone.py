@@ -8,7 +8,6 @@ Run by `dvc repro pretrain_backbone`, or standalone: `python -m pipelines.pretra
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from facegen.io import write_json
 from recognition.backbone import load_backbone, save_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import attendance_sets
+from pipelines import run_from_command_line
 
 BACKBONE = Path("models/backbone.pt")
 WORK = Path("models/backbone_training")  # resumable checkpoint (persisted by dvc across runs)
@@ -68,11 +68,5 @@ def pretrain_backbone_flow(params_file: str = "params.yaml") -> dict:
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    pretrain_backbone_flow(parser.parse_args().params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(pretrain_backbone_flow, __doc__)

@@ -5,13 +5,12 @@ Run by `dvc repro report`, or standalone: `python -m pipelines.report [--params 
 
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 from prefect.artifacts import create_link_artifact
 
 from facegen.config import load_params
 from facegen.report.study import write_study_report
+from pipelines import run_from_command_line
 
 
 @flow(name="report", log_prints=True)
@@ -25,11 +24,5 @@ def report_flow(params_file: str = "params.yaml") -> str:
     return str(page)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    report_flow(parser.parse_args().params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(report_flow, __doc__)
