@@ -182,7 +182,7 @@ class Editor(nn.Module):
     def forward(self, images: Tensor, attributes: Tensor) -> Tensor:
         h = self.encoder(images)
         change = 2 * self.decoder(self.fuse(torch.cat([h, _tile(attributes, h)], dim=1)))  # can span [-1, 1]
-        return (images + change).clamp(-1, 1)
+        return (images + change).clamp(-1, 1).to(change.dtype)  # under autocast: its dtype, like the other nets
 
 
 class ConditionalVAE(nn.Module):
