@@ -14,8 +14,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_dvc_repro_prepares_the_demo_once(tmp_path) -> None:
-    work = scratch_copy({"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0},
-                        into=tmp_path)
+    work = scratch_copy({"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0,
+                         "data.image_size": 64}, into=tmp_path)
     run_in(work, "dvc", "repro", "prepare")
     metrics = json.loads((work / "metrics" / "prepare.json").read_text())
     assert metrics["images_in"] == metrics["images_written"] == 48 and metrics["source"]["source"] == "demo"
