@@ -1,9 +1,10 @@
 """Training speed of the conditional GAN per profile, beside the reference DCGAN of pytorch/examples.
 
     python -m bench.train_gan [--profiles demo middle] [--steps 3] [--batch-size 64] [--device auto]
+                              [--prepared data/prepared]
 
-For each profile's networks (at the prepared cache's resolution, batch 64): img/s of the conditional G + D
-step, of the full step with the editor, fed by the trainer's in-memory loader (`sample_batch`) and, to show
+For each profile's networks (at the prepared cache's resolution, 64 x 64 for the reference; batch 64): img/s of
+the conditional G + D step, of the full step with the editor, fed by the trainer's in-memory loader (`sample_batch`) and, to show
 whether the loader ever starves the model, with one fixed batch; and of the reference DCGAN (pytorch/examples/dcgan,
 ngf = ndf = the profile's base width, BCE loss, Adam). Peak memory: CUDA max allocated, or the peak resident
 set of a fresh process per case on CPU. Each case runs in its own process.
@@ -48,12 +49,12 @@ def reference_dcgan(nz: int, width: int) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
-def _case(kind: str, profile: str, steps: int, batch_size: int, device: torch.device) -> dict:
+def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, device: torch.device) -> dict:
     from facegen.data.prepared import PreparedFaces
     from facegen.gan.training_loop import GanTrainer
 
     config = GanConfig(profile=profile, batch_size=batch_size, editor=kind != "cgan", out="/tmp/bench_train_gan")
-    faces = PreparedFaces("data/prepared", attributes=list(config.attributes), split="train")
+    faces = PreparedFaces(prepared, attributes=list(config.attributes), split="train")
     images = torch.from_numpy(np.ascontiguousarray(faces.images))
     attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
     if kind == "dcgan":
@@ -107,18 +108,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--prepared", default="data/prepared", help="prepared cache to train on (64 x 64 for the reference)")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case in this process
     args = parser.parse_args()
     device = resolve_device(args.device)
     if args.case:
         kind, profile = args.case.split(":")
-        print(json.dumps(_case(kind, profile, args.steps, args.batch_size, device)))
+        print(json.dumps(_case(kind, profile, args.prepared, args.steps, args.batch_size, device)))
         return
     for profile in args.profiles:
         for kind in CASES:
             process = subprocess.Popen([sys.executable, "-m", "bench.train_gan", "--case", f"{kind}:{profile}",
                                         "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                                        "--device", str(device)], stdout=subprocess.PIPE, text=True)
+                                        "--device", str(device), "--prepared", args.prepared], stdout=subprocess.PIPE, text=True)
             output = process.stdout.read()
             _, status, usage = os.wait4(process.pid, 0)
             result = json.loads(output.strip().splitlines()[-1]) if status == 0 else {"case": kind, "failed": status}

@@ -70,17 +70,18 @@ class PrepareConfig(_Section):
 GanProfile = Literal["demo", "middle", "celeba64"]
 
 # Presets of `gan.profile`: every value here can be overridden by setting it explicitly in params.yaml.
+# Optimiser settings for runs of a few thousand steps: a fast-learning discriminator (lr_d 1e-3, spectral norm) and
+# a strong attribute term, as D's attribute head must learn the attributes within a few hundred steps for G and
+# E to learn them from it; a light cycle term, or the editor stays the identity (docs/BENCHMARKS.md, train_gan).
+SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.0, "lambda_rec": 1.0}
+
 GAN_PROFILES: dict[str, dict[str, object]] = {
-    # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~4.5 min: a fast-learning
-    # discriminator (lr_d 1e-3, spectral norm) and a strong attribute term, as its attribute head must learn the
-    # attributes within a few hundred steps for G and E to learn them from it (docs/BENCHMARKS.md).
-    "demo": {"base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 32, "steps": 2000,
-             "lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.0, "lambda_rec": 1.0,
-             "sample_every": 200, "checkpoint_every": 200},
-    # ../shared/celeba at 64 x 64 on a 2-core CPU: about an hour (an estimate from the batch-64 step times in
-    # docs/BENCHMARKS.md scaled to these widths; not yet run).
-    "middle": {"base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64, "steps": 1000,
-               "sample_every": 100, "checkpoint_every": 100},
+    # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~3.5 min.
+    "demo": {**SHORT_RUN, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 32,
+             "steps": 2000, "sample_every": 200, "checkpoint_every": 200},
+    # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md).
+    "middle": {**SHORT_RUN, "base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64,
+               "steps": 2000, "sample_every": 100, "checkpoint_every": 100},
     # Full CelebA at 64 x 64 on a GPU.
     "celeba64": {"base_channels": 64, "editor_channels": 64, "editor_res_blocks": 6, "batch_size": 64, "steps": 50000,
                  "sample_every": 1000, "checkpoint_every": 1000},
