@@ -167,8 +167,10 @@ def test_quality_filter_drops_disagreeing_faces_and_reports_them(inputs, tmp_pat
 
     with pytest.raises(ValueError, match=r"does not predict \['Male'\]"):
         QualityFilter(BrightnessPredictor(), ["Male"])
+    missing = spec.model_copy(update={"filter": QualityFilterConfig(
+        enabled=True, classifier=tmp_path / "models" / "attribute_classifier.pt")})  # not the repo's, if built
     with pytest.raises(FileNotFoundError, match="attribute_classifier.pt.*evaluate_gan"):
-        SyntheticFactory(config(inputs, tmp_path / "x", spec), ATTENDANCE).make(spec)
+        SyntheticFactory(config(inputs, tmp_path / "x", missing), ATTENDANCE).make(missing)
 
 
 def test_loader_filters_on_attribute_values(inputs, tmp_path) -> None:
