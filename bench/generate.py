@@ -26,10 +26,9 @@ from PIL import Image
 
 from bench.scratch import run_in, scratch_copy
 from facegen.config import (DataConfig, GanConfig, GenerateConfig, Params, PrepareConfig, SyntheticDatasetConfig)
-from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import acquire, prepare_source
 from facegen.gan.inference import FaceModel
-from facegen.gan.training_loop import CHECKPOINT, GanTrainer
+from facegen.gan.training_loop import CHECKPOINT, GanTrainer, training_tensors
 from facegen.synthetic.run import SyntheticFactory
 
 
@@ -37,10 +36,8 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     data = DataConfig(demo=DataConfig().demo.model_copy(update={"root": root / "raw"}))
     prepared = PrepareConfig(out=root / "prepared", workers=0).out
     prepare_source(data, PrepareConfig(out=prepared, workers=0), acquire(data))
-    faces = PreparedFaces(prepared, attributes=list(gan.attributes))
-    attributes = torch.tensor(faces.annotations[list(gan.attributes)].to_numpy(), dtype=torch.float32)
     out = root / "gan"
-    GanTrainer(gan.model_copy(update={"steps": 2}), torch.from_numpy(faces.images), attributes, out).run()
+    GanTrainer(gan.model_copy(update={"steps": 2}), *training_tensors(prepared, gan.attributes, "all"), out).run()
     return prepared, out / CHECKPOINT
 
 

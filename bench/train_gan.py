@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -50,13 +49,10 @@ def reference_dcgan(nz: int, width: int) -> tuple[nn.Module, nn.Module]:
 
 
 def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, device: torch.device) -> dict:
-    from facegen.data.prepared import PreparedFaces
-    from facegen.gan.training_loop import GanTrainer
+    from facegen.gan.training_loop import GanTrainer, training_tensors
 
     config = GanConfig(profile=profile, batch_size=batch_size, editor=kind != "cgan", out="/tmp/bench_train_gan")
-    faces = PreparedFaces(prepared, attributes=list(config.attributes), split="train")
-    images = torch.from_numpy(np.ascontiguousarray(faces.images))
-    attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
+    images, attributes = training_tensors(prepared, config.attributes)
     if kind == "dcgan":
         step = _dcgan_step(config, images, batch_size, device)
     else:

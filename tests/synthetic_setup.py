@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from facegen.config import AttendanceConfig, DataConfig, DemoSource, GanConfig, PrepareConfig
-from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import acquire, prepare_source
-from facegen.gan.training_loop import CHECKPOINT, GanTrainer
+from facegen.gan.training_loop import CHECKPOINT, GanTrainer, training_tensors
 
 ATTRIBUTES = ("Male", "Eyeglasses", "Smiling")
 ATTENDANCE = AttendanceConfig(roster_size=4, enrol_per_person=2, min_checkins=2, visitors=2)
@@ -28,9 +25,7 @@ def tiny_checkpoint(prepared: Path, out: Path) -> Path:
     """A 2-step generator and editor on the prepared faces (seconds; what `train_gan` writes, only tiny)."""
     config = GanConfig(attributes=ATTRIBUTES, base_channels=8, z_dim=8, editor_channels=8, editor_res_blocks=1,
                        batch_size=4, steps=2, sample_every=2, checkpoint_every=2)
-    faces = PreparedFaces(prepared, attributes=list(ATTRIBUTES))
-    attributes = torch.tensor(faces.annotations[list(ATTRIBUTES)].to_numpy(), dtype=torch.float32)
-    GanTrainer(config, torch.from_numpy(faces.images), attributes, out).run()
+    GanTrainer(config, *training_tensors(prepared, ATTRIBUTES, "all"), out).run()
     return out / CHECKPOINT
 
 

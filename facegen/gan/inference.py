@@ -18,8 +18,7 @@ from torch import Tensor, nn
 from torchvision.utils import save_image
 
 from facegen.config import GanConfig
-from facegen.gan.networks import ConditionalVAE, VaeEditor
-from facegen.gan.training_loop import build_networks
+from facegen.gan.training_loop import build_networks, read_checkpoint, sampling_networks
 from facegen.io import atomic_file
 
 
@@ -87,17 +86,14 @@ class FaceModel:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no generator checkpoint; run `dvc repro train_gan` first")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path)
         config, resolution = GanConfig.model_validate(state["config"]), int(state["resolution"])
         with torch.random.fork_rng():  # building initialises weights: leave the caller's RNG alone
             nets = build_networks(config, len(config.attributes), resolution)
         for name in ("G_ema", "D", "E_ema"):
             if name in nets:
                 nets[name].load_state_dict(state[name])
-        if isinstance(nets["G_ema"], ConditionalVAE):  # sample: decoder(z, attributes); edit: encode, decode
-            generator, editor = nets["G_ema"].decoder, VaeEditor(nets["G_ema"], nets["D"])
-        else:
-            generator, editor = nets["G_ema"], nets.get("E_ema")
+        generator, editor = sampling_networks(nets)
         return cls(config, resolution, generator, editor, file_sha256(path), device, nets["D"])
 
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:

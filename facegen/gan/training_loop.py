@@ -24,7 +24,7 @@ import copy
 import csv
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +69,23 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
     for name in [n for n in nets if n != "D"]:
         nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
     return nets
+
+
+def sampling_networks(nets: dict[str, nn.Module]) -> tuple[nn.Module, nn.Module | None]:
+    """(generator, editor or None) of :func:`build_networks`' EMA copies: ``generator(z, attributes)`` and
+    ``editor(images, target_attributes)``. A cVAE samples with its decoder and edits by re-encoding."""
+    ema = nets["G_ema"]
+    if isinstance(ema, ConditionalVAE):
+        return ema.decoder, VaeEditor(ema, nets["D"])
+    return ema, nets.get("E_ema")
+
+
+def training_tensors(prepared: Path, attributes: Sequence[str], split: str = "train") -> tuple[Tensor, Tensor]:
+    """The prepared faces of ``split`` as :class:`GanTrainer` takes them: N x R x R x 3 uint8 images and
+    N x A float 0/1 attributes (in ``attributes`` order)."""
+    faces = PreparedFaces(prepared, attributes=list(attributes), split=split)
+    values = torch.tensor(faces.annotations[list(attributes)].to_numpy(), dtype=torch.float32)
+    return torch.from_numpy(np.ascontiguousarray(faces.images)), values
 
 
 def flip_one(attributes: Tensor, generator: torch.Generator) -> Tensor:
@@ -238,14 +255,11 @@ class GanTrainer:
 
     def generator(self) -> nn.Module:
         """The EMA generator: ``generator(z, attributes)`` -> images in [-1, 1]."""
-        ema = self.nets["G_ema"]
-        return ema.decoder if isinstance(ema, ConditionalVAE) else ema
+        return sampling_networks(self.nets)[0]
 
     def editor(self) -> nn.Module | None:
         """The EMA editor ``editor(images, target_attributes)``, or None (cgan without ``gan.editor``)."""
-        if isinstance(self.nets["G_ema"], ConditionalVAE):
-            return VaeEditor(self.nets["G_ema"], self.nets["D"])
-        return self.nets.get("E_ema")
+        return sampling_networks(self.nets)[1]
 
     @torch.no_grad()
     def save_grid(self, path: Path) -> None:
@@ -299,10 +313,11 @@ class GanTrainer:
             torch.save(self.state_dict(), f)
         return path
 
-    def load_checkpoint(self, path: Path) -> None:
-        """Continue from a checkpoint (weights only: nothing arbitrary is unpickled). Metrics rows written
-        after it (by a run killed between checkpoints) are dropped, as they will be written again."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
+    def load_checkpoint(self, path: Path, state: dict | None = None) -> None:
+        """Continue from a checkpoint (weights only: nothing arbitrary is unpickled; ``state``: its contents if
+        already read). Metrics rows written after it (by a run killed between checkpoints) are dropped, as
+        they will be written again."""
+        state = read_checkpoint(path) if state is None else state
         saved = state["config"]
         for key in ("model", "attributes", "editor"):
             if saved.get(key) != self.config.model_dump(mode="json")[key]:
@@ -370,12 +385,11 @@ class TrainReport:
 def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
     """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
     with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
-    faces = PreparedFaces(prepared, attributes=list(config.attributes), split="train")
-    attributes = torch.tensor(faces.annotations[list(config.attributes)].to_numpy(), dtype=torch.float32)
-    trainer = GanTrainer(config, torch.from_numpy(np.ascontiguousarray(faces.images)), attributes, config.out, device)
+    trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
     checkpoint = Path(config.out) / CHECKPOINT
-    if checkpoint.is_file() and _resumable(checkpoint, config):
-        trainer.load_checkpoint(checkpoint)
+    state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
+    if state is not None and _resumable(state["config"], config):
+        trainer.load_checkpoint(checkpoint, state)
     elif trainer.rank == 0 and Path(config.out).is_dir():
         log.info("%s: settings changed, training from scratch", checkpoint)
         for old in [checkpoint, Path(config.out) / METRICS, *Path(config.out).glob("grid_*.png"),
@@ -393,8 +407,14 @@ def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "c
                        round(rate * config.batch_size, 1), final)
 
 
-def _resumable(checkpoint: Path, config: GanConfig) -> bool:
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, on the CPU (``load_state_dict`` moves weights to their device; RNG states must
+    stay CPU tensors), unpickling nothing but tensors and plain values."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _resumable(saved: dict, config: GanConfig) -> bool:
+    """Whether a checkpoint made with settings ``saved`` may be continued under ``config``."""
     current = config.model_dump(mode="json")
     return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == \
         {k: v for k, v in current.items() if k not in RESUMABLE_CHANGES}
