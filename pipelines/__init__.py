@@ -9,10 +9,14 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
-def run_from_command_line(stage_flow, description: str | None) -> object:
-    """`python -m pipelines.<stage> [--params FILE]`: run the stage's flow on that parameters file."""
+def run_from_command_line(stage_flow, description: str | None, **options: dict) -> object:
+    """`python -m pipelines.<stage> [--params FILE] [--OPTION VALUE ...]`: run the stage's flow on that parameters
+    file; each keyword adds ``--<keyword>`` (its argparse settings), passed to the flow by that name."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    return stage_flow(parser.parse_args().params)
+    for name, settings in options.items():
+        parser.add_argument(f"--{name}", **settings)
+    args = vars(parser.parse_args())
+    return stage_flow(params_file=args.pop("params"), **args)

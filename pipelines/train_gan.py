@@ -6,7 +6,6 @@ Run by `dvc repro train_gan`, or standalone: `python -m pipelines.train_gan [--p
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from facegen.config import load_params
 from facegen.gan.inference import resolve_device
 from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
+from pipelines import run_from_command_line
 
 METRICS_FILE = Path("metrics/train_gan.json")
 
@@ -44,13 +44,6 @@ def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> Tr
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available) | cpu | cuda | cuda:N")
-    args = parser.parse_args()
-    train_gan_flow(args.params, args.device)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(train_gan_flow, __doc__,
+                          device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"})

@@ -8,7 +8,6 @@ Run by `dvc repro train_recognizer`, or standalone:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from prefect import flow, task
@@ -16,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
 from facegen.io import write_json
+from pipelines import run_from_command_line
 from pipelines.pretrain_backbone import BACKBONE
 from recognition.augment import CONDITIONS
 from recognition.experiment import run_condition, write_outcomes
@@ -46,13 +46,5 @@ def train_recognizer_flow(condition: str, params_file: str = "params.yaml") -> d
     return summary
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--condition", required=True, choices=CONDITIONS)
-    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
-    args = parser.parse_args()
-    train_recognizer_flow(args.condition, args.params)
-
-
 if __name__ == "__main__":
-    main()
+    run_from_command_line(train_recognizer_flow, __doc__, condition={"required": True, "choices": CONDITIONS})
