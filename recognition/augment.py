@@ -16,6 +16,8 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from facegen.config import ClassicAugmentation
+from facegen.datasets import load_manifest
+from facegen.synthetic.writer import MANIFEST_PARQUET
 
 CONDITIONS = ("baseline", "classic", "gan", "both")
 MANIFEST_COLUMNS = ("file", "identity", "source_image", "edited_attribute")
@@ -42,11 +44,12 @@ class EditsUnavailable(FileNotFoundError):
 def gan_edits(dataset: Path, enrol: pd.DataFrame, copies: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Editor variants of the enrolment photos (rows of `enrol`: image_id, identity), at most `copies` per photo,
     balanced over `edited_attribute`. Returns the images and their manifest rows (with `identity`)."""
-    manifest_path = Path(dataset) / "manifest.parquet"
-    if not manifest_path.is_file():
-        raise EditsUnavailable(f"{manifest_path}: no synthetic enrolment edits; the gan/both conditions need the "
-                               f"`generate` stage's dataset (dvc repro generate), or drop them from recognition.conditions")
-    manifest = pd.read_parquet(manifest_path)
+    manifest_path = Path(dataset) / MANIFEST_PARQUET
+    try:
+        manifest = load_manifest(dataset)
+    except FileNotFoundError as err:
+        raise EditsUnavailable(f"{err}; the gan/both conditions need these enrolment edits, or drop them from "
+                               f"recognition.conditions") from None
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     if missing:
         raise EditsUnavailable(f"{manifest_path}: columns {missing} are missing (see contract 4)")
