@@ -96,6 +96,8 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
                f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
                f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
                f"-> {METRICS_FILE}")
+
+
 CheckpointOption = Annotated[Path, typer.Option("--checkpoint", "-c", help="a train_gan checkpoint")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if available) | cpu | cuda | cuda:N")]
 AttrOption = Annotated[list[str], typer.Option("--attr", help="attribute value, e.g. --attr Eyeglasses=1")]
