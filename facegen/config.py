@@ -112,6 +112,7 @@ class GanConfig(_Section):
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = Field(0.999, ge=0, le=1)
     lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN, editor, cVAE)
+    balance_attributes: bool = True  # attribute losses weigh positives by negatives/positives in the training data
     lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)
     lambda_rec: float = Field(10.0, ge=0)  # editor cycle reconstruction; cVAE reconstruction
     lambda_id: float = Field(1.0, ge=0)  # editor identity: E(x, own attributes) = x
@@ -209,7 +210,7 @@ class NetTraining(_Section):
 class EvaluateConfig(_Section):
     """How the generator is judged (stage `evaluate_gan`), on features of networks trained here."""
 
-    classifier: NetTraining = NetTraining()
+    classifier: NetTraining = NetTraining(width=32, epochs=30)  # the judge: balanced accuracy >= 0.9 on demo
     detector: NetTraining = NetTraining(width=8, epochs=3, holdout_fraction=0.3)
     samples: int = Field(1000, gt=1)  # generated faces for FID/KID/precision/recall/detector, as many real ones
     control_samples: int = Field(100, gt=1)  # per attribute: faces sampled (half with it, half without)

@@ -64,6 +64,16 @@ def test_classifier_beats_chance_on_held_out_people(classifier, real_faces, tmp_
         AttributeClassifier.load(tmp_path / "missing.pt")
 
 
+def test_classifier_weighs_a_rare_attribute_as_much_as_a_common_one() -> None:
+    # Labels unrelated to the images: the best the net can do is a constant, which the positive weighting puts at
+    # even odds for the 10% attribute (unweighted it would be 0.1: "never", right 90% of the time).
+    images = noise(200, size=32, seed=1)
+    rows = np.stack([np.arange(200) % 10 == 0, np.arange(200) % 2 == 0], axis=1).astype(np.float32)
+    model, _ = train_attribute_classifier(images, rows, ["Eyeglasses", "Smiling"], TINY.model_copy(update={"epochs": 8}))
+    p = model.predict_proba(noise(100, size=32, seed=2)).mean(0)
+    assert 0.3 < p[0] < 0.7 and 0.3 < p[1] < 0.7, p
+
+
 def test_held_out_split_keeps_people_together() -> None:
     groups = np.repeat(np.arange(20), 5)
     train, held = holdout_split(len(groups), 0.25, seed=1, groups=groups)

@@ -226,6 +226,20 @@ def test_attribute_reconstruction_and_kl_losses() -> None:
     assert kl_divergence(mu, logvar + math.log(2)).item() == pytest.approx(0.5 * 8 * (1 - math.log(2)))
 
 
+def test_positive_weight_balances_a_rare_attribute() -> None:
+    # 10% positives: the unweighted loss is lowest at the base rate, the weighted one (9 = negatives/positives)
+    # at even odds, as if the attribute were as common as its absence.
+    targets = (torch.arange(100) < 10).float()[:, None]
+    for weight, best in ((None, 0.1), (torch.tensor([9.0]), 0.5)):
+        logit = torch.zeros(1, requires_grad=True)
+        optimizer = torch.optim.SGD([logit], lr=1.0)
+        for _ in range(200):
+            optimizer.zero_grad()
+            attribute_loss(logit.expand(100, 1), targets, weight).backward()
+            optimizer.step()
+        assert torch.sigmoid(logit).item() == pytest.approx(best, abs=0.01)
+
+
 # --- init and EMA ----------------------------------------------------------------------------------------
 
 

@@ -97,6 +97,16 @@ def test_editor_targets_flip_exactly_one_attribute() -> None:
     assert set((target != source).float().argmax(dim=1).tolist()) == {0, 1, 2, 3}
 
 
+def test_attribute_losses_weigh_positives_by_their_rarity(faces, tmp_path: Path) -> None:
+    images, attributes = faces
+    rows = attributes.clone()
+    rows[:, 0] = (torch.arange(len(rows)) < 6).float()  # 6 of 48 wear glasses: negatives/positives = 7
+    balanced = GanTrainer(_config(), images, rows, tmp_path / "balanced")
+    expected = (1 - rows.mean(0)) / rows.mean(0)
+    assert torch.allclose(balanced.positive_weight, expected) and balanced.positive_weight[0].item() == pytest.approx(7)
+    assert GanTrainer(_config(balance_attributes=False), images, rows, tmp_path / "plain").positive_weight is None
+
+
 def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
     trainer.run()

@@ -80,9 +80,10 @@ def gradient_penalty(D: Critic, real: Tensor, fake: Tensor, attributes: Tensor |
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
 
 
-def attribute_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    """Binary cross-entropy with logits over the 0/1 attributes, mean over batch and attributes."""
-    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype))
+def attribute_loss(logits: Tensor, targets: Tensor, pos_weight: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy with logits over the 0/1 attributes, mean over batch and attributes; ``pos_weight``
+    (per attribute) weighs the positives, e.g. negatives/positives: a rare attribute counts as much as a common one."""
+    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=pos_weight)
 
 
 def reconstruction_loss(x: Tensor, y: Tensor) -> Tensor:

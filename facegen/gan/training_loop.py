@@ -128,6 +128,10 @@ class GanTrainer:
                            for name, net in self.nets.items() if name in self.trained}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         self.adversarial = adversarial_losses(config.loss)
+        # gan.balance_attributes: positives weigh negatives/positives, so D, G and E learn a rare attribute
+        # (Eyeglasses: 7% of CelebA) as much as a common one instead of learning to say "no glasses".
+        positives = self.attributes.mean(0).clamp(0.01, 0.99)
+        self.positive_weight = ((1 - positives) / positives).to(self.device) if config.balance_attributes else None
         # Each process draws its own batches and noise; process 0 draws what a single process would.
         self.data_rng = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 1000 * self.rank)
@@ -162,6 +166,9 @@ class GanTrainer:
         for name in optimizers:
             self.scaler.step(self.optimizers[name])
 
+    def _attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return attribute_loss(logits, targets, self.positive_weight)
+
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One discriminator update and one generator (+ editor) update; returns the losses and accuracies."""
         metrics = self._cvae_step(batch) if self.config.model == "cvae" else self._cgan_step(batch)
@@ -188,7 +195,7 @@ class GanTrainer:
 
             real_adv, real_cls = D(real, source)
             fake_adv, _ = D(fakes.detach(), fake_attributes)
-            d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls * attribute_loss(real_cls, source)
+            d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls * self._attribute_loss(real_cls, source)
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
@@ -196,12 +203,13 @@ class GanTrainer:
 
         with self._autocast():
             fake_adv, fake_cls = D(fakes, fake_attributes)
-            g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * attribute_loss(fake_cls[:n], wanted)
+            g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self._attribute_loss(fake_cls[:n], wanted)
             metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
                 back = E(torch.cat([fakes[n:], real]), torch.cat([source, source]))
-                e_loss = (self.adversarial.g_loss(fake_adv[n:]) + c.lambda_cls * attribute_loss(fake_cls[n:], target)
+                e_loss = (self.adversarial.g_loss(fake_adv[n:])
+                          + c.lambda_cls * self._attribute_loss(fake_cls[n:], target)
                           + c.lambda_rec * reconstruction_loss(back[:n], real)
                           + c.lambda_id * reconstruction_loss(back[n:], real))
                 g_loss = g_loss + e_loss
@@ -217,7 +225,7 @@ class GanTrainer:
         n = len(real)
         with self._autocast():
             _, real_cls = classifier(real)
-            d_loss = attribute_loss(real_cls, source)
+            d_loss = self._attribute_loss(real_cls, source)
         self._update(d_loss, "opt_d")
 
         wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
@@ -226,7 +234,7 @@ class GanTrainer:
             decoded, mu, logvar = vae(torch.cat([real, real]), torch.cat([source, source]), torch.cat([source, wanted]))
             recon, kl = reconstruction_loss(decoded[:n], real), kl_divergence(mu[:n], logvar[:n])
             _, edit_cls = classifier(decoded[n:])
-            g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * attribute_loss(edit_cls, wanted)
+            g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * self._attribute_loss(edit_cls, wanted)
         self._update(g_loss, "opt_g")
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recon_l1": recon.item(), "kl": kl.item(),
                 "d_real_attribute_accuracy": _accuracy(real_cls, source),

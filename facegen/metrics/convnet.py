@@ -80,13 +80,15 @@ def predict_logits(net: ConvNet, images: np.ndarray, batch_size: int = 256) -> n
 
 def fit(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray, held_out: np.ndarray,
         config: BaseModel, desc: str) -> list[dict[str, float]]:
-    """Train ``net`` on rows ``train`` (binary cross-entropy per output, random horizontal flips); after each
-    epoch record the training loss and the held-out accuracy (all outputs averaged). Returns those rows."""
+    """Train ``net`` on rows ``train`` (binary cross-entropy per output, positives weighed by negatives/positives,
+    random horizontal flips); after each epoch record the training loss and the held-out accuracy (all outputs
+    averaged). Returns those rows."""
     torch.manual_seed(config.seed)
     order = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    loss_fn = nn.BCEWithLogitsLoss()
     targets_t = torch.tensor(targets, dtype=torch.float32)
+    positives = targets_t[train].mean(0).clamp(0.01, 0.99)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=(1 - positives) / positives)  # rare attributes count as much
     history = []
     steps = config.epochs * -(-len(train) // config.batch_size)
     with tqdm(total=steps, desc=desc, unit="batch") as progress:
