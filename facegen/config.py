@@ -77,8 +77,10 @@ SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.
 
 GAN_PROFILES: dict[str, dict[str, object]] = {
     # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~3.5 min.
-    "demo": {**SHORT_RUN, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 32,
-             "steps": 2000, "sample_every": 200, "checkpoint_every": 200},
+    # lambda_flip: StarGAN's attribute loss averages over all attributes, of which an edit changes one; without
+    # the extra term the demo editor learned no smile at all (docs/BENCHMARKS.md).
+    "demo": {**SHORT_RUN, "lambda_flip": 3.0, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1,
+             "batch_size": 32, "steps": 2000, "sample_every": 200, "checkpoint_every": 200},
     # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md).
     "middle": {**SHORT_RUN, "base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64,
                "steps": 2000, "sample_every": 100, "checkpoint_every": 100},
@@ -112,6 +114,7 @@ class GanConfig(_Section):
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = Field(0.999, ge=0, le=1)
     lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN, editor, cVAE)
+    lambda_flip: float = Field(0.0, ge=0)  # editor: extra attribute loss on the one attribute each edit flips
     balance_attributes: bool = True  # attribute losses weigh positives by negatives/positives in the training data
     lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)
     lambda_rec: float = Field(10.0, ge=0)  # editor cycle reconstruction; cVAE reconstruction

@@ -107,6 +107,17 @@ def test_attribute_losses_weigh_positives_by_their_rarity(faces, tmp_path: Path)
     assert GanTrainer(_config(balance_attributes=False), images, rows, tmp_path / "plain").positive_weight is None
 
 
+def test_flip_term_trains_the_editor_only(faces, tmp_path: Path) -> None:
+    # gan.lambda_flip adds an attribute loss on the edits' flipped attribute: one step with it moves the editor
+    # differently and leaves the generator's step exactly as it was.
+    steps = {flip: GanTrainer(_config(lambda_flip=flip), *faces, tmp_path / str(flip)) for flip in (0.0, 3.0)}
+    for trainer in steps.values():
+        trainer.train_step(trainer.sample_batch())
+    plain, flipped = ({name: [p.detach().clone() for p in t.nets[name].parameters()] for name in ("G", "E")}
+                      for t in steps.values())
+    assert _same(plain["G"], flipped["G"]) and not _same(plain["E"], flipped["E"])
+
+
 def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
     trainer.run()

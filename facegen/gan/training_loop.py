@@ -208,8 +208,10 @@ class GanTrainer:
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
                 back = E(torch.cat([fakes[n:], real]), torch.cat([source, source]))
+                changed = target != source  # the one flipped attribute per row
                 e_loss = (self.adversarial.g_loss(fake_adv[n:])
                           + c.lambda_cls * self._attribute_loss(fake_cls[n:], target)
+                          + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
                           + c.lambda_rec * reconstruction_loss(back[:n], real)
                           + c.lambda_id * reconstruction_loss(back[n:], real))
                 g_loss = g_loss + e_loss
