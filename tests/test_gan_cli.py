@@ -72,7 +72,9 @@ def test_edit_one_photo_and_several(trained: Path, tmp_path: Path, shared_faces6
     assert several.returncode == 0, several.stderr
     grid = np.asarray(Image.open(tmp_path / "several.png"))
     assert grid.shape == (2 + 34, 2 + 3 * 34, 3)
-    assert np.array_equal(grid[2:34, 2:34], np.asarray(Image.open(tmp_path / "one.png")))  # batching changes nothing
+    # Batching changes nothing but float rounding (CPU kernels sum in a batch-dependent order): one grey level at most.
+    alone = np.asarray(Image.open(tmp_path / "one.png")).astype(int)
+    assert np.abs(grid[2:34, 2:34].astype(int) - alone).max() <= 1
 
 
 def test_user_errors_are_one_line(trained: Path, tmp_path: Path) -> None:
