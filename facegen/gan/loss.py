@@ -86,6 +86,13 @@ def attribute_loss(logits: Tensor, targets: Tensor, pos_weight: Tensor | None = 
     return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype), pos_weight=pos_weight)
 
 
+def balancing_weight(targets: Tensor) -> Tensor:
+    """Per attribute, negatives/positives among the N x A 0/1 ``targets`` (shares clamped to [0.01, 0.99]): the
+    ``pos_weight`` of :func:`attribute_loss` that makes a rare attribute count as much as a common one."""
+    positives = targets.float().mean(0).clamp(0.01, 0.99)
+    return (1 - positives) / positives
+
+
 def reconstruction_loss(x: Tensor, y: Tensor) -> Tensor:
     """Mean absolute error (L1)."""
     return F.l1_loss(x, y)

@@ -38,7 +38,8 @@ from tqdm import tqdm
 
 from facegen.config import GanConfig
 from facegen.data.prepared import PreparedFaces
-from facegen.gan.loss import adversarial_losses, attribute_loss, gradient_penalty, kl_divergence, reconstruction_loss
+from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
+                              reconstruction_loss)
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
 from facegen.io import atomic_file
 
@@ -130,8 +131,7 @@ class GanTrainer:
         self.adversarial = adversarial_losses(config.loss)
         # gan.balance_attributes: positives weigh negatives/positives, so D, G and E learn a rare attribute
         # (Eyeglasses: 7% of CelebA) as much as a common one instead of learning to say "no glasses".
-        positives = self.attributes.mean(0).clamp(0.01, 0.99)
-        self.positive_weight = ((1 - positives) / positives).to(self.device) if config.balance_attributes else None
+        self.positive_weight = balancing_weight(self.attributes).to(self.device) if config.balance_attributes else None
         # Each process draws its own batches and noise; process 0 draws what a single process would.
         self.data_rng = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 1000 * self.rank)

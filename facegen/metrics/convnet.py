@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from facegen.gan.inference import to_tensor
+from facegen.gan.loss import balancing_weight
 from facegen.gan.networks import _down_stack
 
 
@@ -87,8 +88,7 @@ def fit(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray
     order = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     targets_t = torch.tensor(targets, dtype=torch.float32)
-    positives = targets_t[train].mean(0).clamp(0.01, 0.99)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=(1 - positives) / positives)  # rare attributes count as much
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=balancing_weight(targets_t[train]))
     history = []
     steps = config.epochs * -(-len(train) // config.batch_size)
     with tqdm(total=steps, desc=desc, unit="batch") as progress:
