@@ -113,9 +113,6 @@ class GanTrainer:
         if config.batch_size % self.world_size:
             raise ValueError(f"gan.batch_size {config.batch_size} must be divisible by the {self.world_size} processes")
         cuda = self.device.type == "cuda"
-        # Adam's tiny second moments and the small GAN weights make subnormal floats, which x86 CPUs handle
-        # ~100x slower: flushing them to zero made a demo step ~1.5x faster (docs/BENCHMARKS.md).
-        torch.set_flush_denormal(True)
         self.amp = config.amp and cuda
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         resolution, n_attr = images.shape[1], attributes.shape[1]
@@ -171,13 +168,14 @@ class GanTrainer:
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         """One discriminator update and one generator (+ editor) update; returns the losses and accuracies."""
-        metrics = self._cvae_step(batch) if self.config.model == "cvae" else self._cgan_step(batch)
-        self.scaler.update()
-        # Ramp the decay up (as TensorFlow's ExponentialMovingAverage with num_updates): a fixed 0.999 would
-        # keep most of the random initial weights for the first thousands of steps.
-        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
-        for name in (n for n in self.nets if n.endswith("_ema")):
-            ema_update(self.nets[name], self.nets[name.removesuffix("_ema")], decay)
+        with _flushing_denormals():
+            metrics = self._cvae_step(batch) if self.config.model == "cvae" else self._cgan_step(batch)
+            self.scaler.update()
+            # Ramp the decay up (as TensorFlow's ExponentialMovingAverage with num_updates): a fixed 0.999 would
+            # keep most of the random initial weights for the first thousands of steps.
+            decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+            for name in (n for n in self.nets if n.endswith("_ema")):
+                ema_update(self.nets[name], self.nets[name.removesuffix("_ema")], decay)
         self.step += 1
         return metrics
 
@@ -359,6 +357,19 @@ class GanTrainer:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(r for r in rows if int(r["step"]) <= self.step)
+
+
+@contextlib.contextmanager
+def _flushing_denormals() -> Iterator[None]:
+    """Subnormal floats flushed to zero for the block, then IEEE handling again (PyTorch's default; it has no
+    getter). Adam's tiny second moments and the small GAN weights make subnormals, which x86 CPUs handle ~100x
+    slower: flushing made a demo step ~1.5x faster (docs/BENCHMARKS.md). Scoped to the training step, so code
+    that runs later in the same process (the judge's training, say) computes as it would in a fresh one."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 @contextlib.contextmanager
