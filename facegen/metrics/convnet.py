@@ -81,10 +81,20 @@ def predict_logits(net: ConvNet, images: np.ndarray, batch_size: int = 256) -> n
 
 def fit(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray, held_out: np.ndarray,
         config: BaseModel, desc: str) -> list[dict[str, float]]:
-    """Train ``net`` on rows ``train`` (binary cross-entropy per output, positives weighed by negatives/positives,
-    random horizontal flips); after each epoch record the training loss and the held-out accuracy (all outputs
-    averaged). Returns those rows."""
-    torch.manual_seed(config.seed)
+    """Train ``net`` from fresh weights drawn with ``config.seed`` on rows ``train`` (binary cross-entropy per
+    output, positives weighed by negatives/positives, random horizontal flips); after each epoch record the training
+    loss and the held-out accuracy (all outputs averaged). Returns those rows. The result depends on the seed and
+    the data only: not on what used torch's global random numbers before, and fit leaves them as they were."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        for module in net.modules():
+            if module is not net and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        return _train(net, images, targets, train, held_out, config, desc)
+
+
+def _train(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray, held_out: np.ndarray,
+           config: BaseModel, desc: str) -> list[dict[str, float]]:
     order = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     targets_t = torch.tensor(targets, dtype=torch.float32)
