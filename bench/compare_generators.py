@@ -39,6 +39,7 @@ COLUMNS = {  # column title -> how to read it from metrics/gan.json
     "recall": lambda m: m["recall"],
     "density": lambda m: m["density"],
     "coverage": lambda m: m["coverage"],
+    "latent diversity": lambda m: m.get("latent_diversity", {}).get("ratio", "n/a"),
     "identity verified": lambda m: m["identity"].get("verified_share", "n/a"),
     "detector accuracy": lambda m: m["detector"]["accuracy"],
 }

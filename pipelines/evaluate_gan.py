@@ -38,6 +38,8 @@ def markdown(metrics: dict) -> str:
         ("FID / KID (classifier features)", f"{metrics['fid']:.3f} / {metrics['kid_mean']:.4f}", "0 = same distribution"),
         ("precision / recall / density / coverage",
          " / ".join(f"{metrics[k]:.3f}" for k in ("precision", "recall", "density", "coverage")), "about 1 = same"),
+        ("latent diversity (samples sharing attributes, vs real faces sharing them)",
+         metrics.get("latent_diversity", {}).get("ratio", "not measured"), "about 1 = as varied; near 0 = ignores z"),
         ("identity kept by edits (verified share)", identity.get("verified_share", "not measured"),
          identity.get("embedding", "")),
         ("real-vs-synthetic detector accuracy (p-value)",

@@ -64,6 +64,7 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     # Two updates of a generator are nowhere near real faces, and every metric says so.
     assert metrics["detector"]["accuracy"] > 0.9 and metrics["detector"]["p_value"] < 1e-6
     assert metrics["fid"] > 0 and metrics["coverage"] < 0.5  # FID's scale is tested in test_evaluation_metrics
+    assert metrics["latent_diversity"]["attribute_rows"] == 4  # every Male/Smiling row; its scale: test_evaluation_metrics
     assert AttributeClassifier.load(tmp_path / "models" / "classifier.pt").attributes == ATTRIBUTES
     control = pd.read_csv(tmp_path / "plots" / "evaluate" / "control_accuracy.csv")
     assert list(control["attribute"]) == list(ATTRIBUTES) and control["edited"].notna().all()

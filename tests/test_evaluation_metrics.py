@@ -15,6 +15,7 @@ from facegen.metrics.attribute_classifier import AttributeClassifier, train_attr
 from facegen.metrics.control import attribute_control, requests
 from facegen.metrics.convnet import ConvNet, fit, holdout_split
 from facegen.metrics.detector import real_vs_synthetic
+from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
 from facegen.metrics.identity import far_threshold, identity_preservation
 from facegen.metrics.precision_recall import precision_recall_density_coverage
@@ -129,6 +130,25 @@ def test_noise_faces_do_not_cover_the_real_ones(classifier, real_faces) -> None:
     halves = precision_recall_density_coverage(real, model.features(images[1::2]), nearest_k=5)
     noisy = precision_recall_density_coverage(real, model.features(noise(400)), nearest_k=5)
     assert halves["coverage"] > 0.8 and noisy["coverage"] < 0.5 * halves["coverage"], (halves, noisy)
+
+
+def test_latent_diversity_one_for_real_faces_zero_for_a_generator_that_ignores_z(real_faces) -> None:
+    images, rows, _ = real_faces
+    pixels = lambda x: x.reshape(len(x), -1).astype(np.float32)  # noqa: E731
+    rng = np.random.default_rng(1)
+
+    def real_people(requests: np.ndarray) -> np.ndarray:
+        """Other real faces with exactly the requested attributes: as varied as real people are."""
+        return np.stack([images[rng.choice(np.flatnonzero((rows == r).all(1)))] for r in requests])
+
+    def one_face_per_request(requests: np.ndarray) -> np.ndarray:
+        return np.stack([images[np.flatnonzero((rows == r).all(1))[0]] for r in requests])
+
+    varied = latent_diversity(pixels, images, rows, real_people)
+    assert varied["attribute_rows"] >= 5 and 0.8 < varied["ratio"] < 1.2, varied
+    assert latent_diversity(pixels, images, rows, one_face_per_request)["ratio"] == 0
+    with pytest.raises(ValueError, match="no attribute row is shared by 1000 real faces"):
+        latent_diversity(pixels, images, rows, real_people, per_row=1000)
 
 
 def test_detector_cannot_tell_real_from_real_but_tells_noise(real_faces) -> None:

@@ -2,6 +2,6 @@
 
 One concept per module: ``convnet`` (the small CNN and its training loop), ``attribute_classifier``,
 ``feature_distance`` (FID/KID), ``precision_recall`` (precision/recall/density/coverage), ``control``
-(attribute-control accuracy), ``identity`` (identity preservation of edits), ``detector`` (can a machine
-tell real from generated?).
+(attribute-control accuracy), ``diversity`` (different faces from different z?), ``identity`` (identity
+preservation of edits), ``detector`` (can a machine tell real from generated?).
 """

@@ -26,6 +26,7 @@ from facegen.metrics.attribute_classifier import AttributeClassifier, train_attr
 from facegen.metrics.control import ControlResult, attribute_control
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.detector import real_vs_synthetic
+from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
 from facegen.metrics.identity import Embed, far_threshold, identity_preservation
 from facegen.metrics.precision_recall import precision_recall_density_coverage
@@ -64,6 +65,8 @@ def evaluate_generator(params: Params, metrics_file: Path = METRICS_FILE, plots_
                        "heldout_images": classifier.report["heldout_images"]},
         **fid_kid(classifier.feature_extractor(), real, fake, e.kid_subset_size, e.kid_subsets, seed=e.seed),
         **precision_recall_density_coverage(classifier.features(real), classifier.features(fake), e.nearest_k),
+        "latent_diversity": latent_diversity(classifier.features, images, rows,
+                                             lambda t: model.sample(torch.from_numpy(t), seed=e.seed + 2), seed=e.seed),
     }
 
     sampled, edited, sources = control(model, classifier, images, rows, held_out, e, rng)

@@ -101,10 +101,12 @@ def evaluation_section() -> Section:
     section.blocks.append(Table(control.round(3), "How often the classifier finds the requested attribute"))
     identity = m.get("identity", {})
     summary = pd.DataFrame({"metric": ["FID (classifier features)", "KID", "precision", "recall", "density",
-                                       "coverage", "real-vs-synthetic detector accuracy", "detector p-value",
+                                       "coverage", "latent diversity (1: as varied as real faces alike in attributes)",
+                                       "real-vs-synthetic detector accuracy", "detector p-value",
                                        "edits: mean cosine similarity to source", "edits verified as same person"],
                             "value": [m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
-                                      m.get("density"), m.get("coverage"), m["detector"]["accuracy"],
+                                      m.get("density"), m.get("coverage"),
+                                      m.get("latent_diversity", {}).get("ratio"), m["detector"]["accuracy"],
                                       f"{m['detector']['p_value']:.2g}", identity.get("cosine_mean"),
                                       identity.get("verified_share")]})
     section.blocks.append(Table(summary, "Distribution and identity metrics"))
