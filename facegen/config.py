@@ -73,13 +73,16 @@ GanProfile = Literal["demo", "middle", "celeba64"]
 # Optimiser settings for runs of a few thousand steps: a fast-learning discriminator (lr_d 1e-3, spectral norm) and
 # a strong attribute term, as D's attribute head must learn the attributes within a few hundred steps for G and
 # E to learn them from it; a light cycle term, or the editor stays the identity (docs/BENCHMARKS.md, train_gan).
-SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.0, "lambda_rec": 1.0}
+SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.0, "lambda_cls_real": 3.0,
+             "lambda_rec": 1.0}
 
 GAN_PROFILES: dict[str, dict[str, object]] = {
     # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~3.5 min.
     # lambda_flip: StarGAN's attribute loss averages over all attributes, of which an edit changes one; without
-    # the extra term the demo editor learned no smile at all (docs/BENCHMARKS.md).
-    "demo": {**SHORT_RUN, "lambda_flip": 3.0, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1,
+    # the extra term the demo editor learned no smile at all. Stronger attribute terms (lambda_cls, lambda_cls_real)
+    # raise control only with mode seeking on (lambda_ms, the default), else G makes one face per request
+    # (docs/BENCHMARKS.md).
+    "demo": {**SHORT_RUN, "lambda_cls": 6.0, "lambda_cls_real": 9.0, "lambda_flip": 3.0, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1,
              "batch_size": 32, "steps": 2000, "sample_every": 200, "checkpoint_every": 200},
     # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md).
     "middle": {**SHORT_RUN, "base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64,
@@ -113,7 +116,9 @@ class GanConfig(_Section):
     lr_d: float = Field(2e-4, gt=0)
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = Field(0.999, ge=0, le=1)
-    lambda_cls: float = Field(1.0, ge=0)  # attribute classification loss weight (AC-GAN, editor, cVAE)
+    lambda_cls: float = Field(1.0, ge=0)  # attribute loss of the generated faces (AC-GAN generator, editor, cVAE)
+    lambda_cls_real: float = Field(1.0, ge=0)  # cgan discriminator: attribute loss on real faces, what it teaches G and E
+    lambda_ms: float = Field(1.0, ge=0)  # cgan generator: mode seeking (MSGAN), against one face per attribute request
     lambda_flip: float = Field(0.0, ge=0)  # editor: extra attribute loss on the one attribute each edit flips
     balance_attributes: bool = True  # attribute losses weigh positives by negatives/positives in the training data
     lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)

@@ -23,6 +23,7 @@ from facegen.gan import (
     gradient_penalty,
     init_weights,
     kl_divergence,
+    mode_seeking_loss,
     reconstruction_loss,
 )
 
@@ -241,6 +242,16 @@ def test_positive_weight_balances_a_rare_attribute() -> None:
 
 
 # --- init and EMA ----------------------------------------------------------------------------------------
+
+
+def test_mode_seeking_loss_is_large_when_z_is_ignored() -> None:
+    z_a, z_b = torch.zeros(4, 8), torch.ones(4, 8)
+    same = torch.full((4, 3, 2, 2), 0.5)
+    assert mode_seeking_loss(same, same, z_a, z_b).item() == pytest.approx(1e5)  # 1 / eps
+    assert mode_seeking_loss(same, -same, z_a, z_b).item() == pytest.approx(1.0, rel=1e-4)  # |a - b| = |z_a - z_b|
+    a = same.clone().requires_grad_(True)
+    mode_seeking_loss(a, -same, z_a, z_b).backward()
+    assert (a.grad < 0).all()  # descending moves a away from b
 
 
 def test_init_weights_is_dcgan_init_also_under_spectral_norm() -> None:

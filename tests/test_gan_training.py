@@ -118,6 +118,35 @@ def test_flip_term_trains_the_editor_only(faces, tmp_path: Path) -> None:
     assert _same(plain["G"], flipped["G"]) and not _same(plain["E"], flipped["E"])
 
 
+def test_mode_seeking_pairs_samples_and_moves_the_generator(faces, tmp_path: Path) -> None:
+    # gan.lambda_ms asks for samples half + i with sample i's attributes (and other z), and pushes them apart.
+    requested = {}
+    for ms in (0.0, 1.0):
+        trainer = GanTrainer(_config(lambda_ms=ms), *faces, tmp_path / str(ms))
+
+        def record(module, inputs, ms=ms) -> None:
+            requested.setdefault(ms, inputs[1].clone())
+
+        trainer.nets["G"].register_forward_pre_hook(record)
+        trainer.train_step(trainer.sample_batch())
+        requested[f"G {ms}"] = [p.detach().clone() for p in trainer.nets["G"].parameters()]
+    half = len(requested[1.0]) // 2
+    assert torch.equal(requested[1.0][:half], requested[1.0][half:])
+    assert not torch.equal(requested[0.0][:half], requested[0.0][half:])
+    assert not _same(requested["G 0.0"], requested["G 1.0"])
+
+
+def test_discriminator_learns_attributes_from_real_faces_only_by_lambda_cls_real(faces, tmp_path: Path) -> None:
+    # D's attribute head is trained on real faces alone, weighted by gan.lambda_cls_real: at 0 it does not move.
+    heads = {}
+    for weight in (0.0, 1.0):
+        trainer = GanTrainer(_config(lambda_cls_real=weight), *faces, tmp_path / str(weight))
+        before = [p.detach().clone() for p in trainer.nets["D"].classify.parameters()]
+        trainer.train_step(trainer.sample_batch())
+        heads[weight] = _same(before, [p.detach() for p in trainer.nets["D"].classify.parameters()])
+    assert heads == {0.0: True, 1.0: False}
+
+
 def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
     trainer.run()

@@ -7,6 +7,7 @@ from facegen.gan.loss import (
     attribute_loss,
     gradient_penalty,
     kl_divergence,
+    mode_seeking_loss,
     reconstruction_loss,
 )
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, ema_update, init_weights
@@ -24,5 +25,6 @@ __all__ = [
     "gradient_penalty",
     "init_weights",
     "kl_divergence",
+    "mode_seeking_loss",
     "reconstruction_loss",
 ]

@@ -3,8 +3,9 @@
 ``gan.model: cgan`` -- one step: the discriminator learns real-vs-fake (plus the real images' attributes,
 AC-GAN style) on the generator's samples and, with ``gan.editor``, on the editor's edits; then the
 generator and the StarGAN-style editor learn to fool it while making the requested attributes
-recognisable, the editor also mapping its edit back to the source (cycle) and leaving an image with its
-own attributes unchanged (identity).
+recognisable, the generator also making different faces from different z (mode seeking, ``gan.lambda_ms``),
+the editor also mapping its edit back to the source (cycle) and leaving an image with its own attributes
+unchanged (identity).
 
 ``gan.model: cvae`` -- the same step shape: the attribute classifier (the discriminator's attribute head)
 learns the real images' attributes, then the cVAE learns reconstruction + KL and, through the
@@ -39,7 +40,7 @@ from tqdm import tqdm
 from facegen.config import GanConfig
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
-                              reconstruction_loss)
+                              mode_seeking_loss, reconstruction_loss)
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
 from facegen.io import atomic_file
 
@@ -185,6 +186,9 @@ class GanTrainer:
         n = len(real)
         z = torch.randn(n, c.z_dim, device=self.device, generator=self.noise_rng)
         wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
+        half = n // 2
+        if c.lambda_ms > 0:  # samples i and half + i share attributes, not z: the mode-seeking term compares them
+            wanted[half:2 * half] = wanted[:half]
         with self._autocast():
             fakes, fake_attributes = G(z, wanted), wanted
             if E is not None:
@@ -193,7 +197,8 @@ class GanTrainer:
 
             real_adv, real_cls = D(real, source)
             fake_adv, _ = D(fakes.detach(), fake_attributes)
-            d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls * self._attribute_loss(real_cls, source)
+            d_loss = (self.adversarial.d_loss(real_adv, fake_adv)
+                      + c.lambda_cls_real * self._attribute_loss(real_cls, source))
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
@@ -202,6 +207,9 @@ class GanTrainer:
         with self._autocast():
             fake_adv, fake_cls = D(fakes, fake_attributes)
             g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self._attribute_loss(fake_cls[:n], wanted)
+            if c.lambda_ms > 0:
+                g_loss = g_loss + c.lambda_ms * mode_seeking_loss(fakes[:half], fakes[half:2 * half],
+                                                                  z[:half], z[half:2 * half])
             metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
