@@ -77,13 +77,13 @@ SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_cls": 3.
              "lambda_rec": 1.0}
 
 GAN_PROFILES: dict[str, dict[str, object]] = {
-    # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~3.5 min.
+    # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, ~4.5 min.
     # lambda_flip: StarGAN's attribute loss averages over all attributes, of which an edit changes one; without
     # the extra term the demo editor learned no smile at all. Stronger attribute terms (lambda_cls, lambda_cls_real)
     # raise control only with mode seeking on (lambda_ms, the default), else G makes one face per request
     # (docs/BENCHMARKS.md).
     "demo": {**SHORT_RUN, "lambda_cls": 6.0, "lambda_cls_real": 9.0, "lambda_flip": 3.0, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1,
-             "batch_size": 32, "steps": 2000, "sample_every": 200, "checkpoint_every": 200},
+             "batch_size": 32, "steps": 2600, "sample_every": 200, "checkpoint_every": 200},
     # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md).
     "middle": {**SHORT_RUN, "base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64,
                "steps": 2000, "sample_every": 100, "checkpoint_every": 100},
