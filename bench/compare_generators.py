@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from facegen.metrics.evaluate import METRICS_FILE
+from facegen.paths import GAN_METRICS
 
 # The cVAE variant needs the GAN stage's model switch (`gan.model`, issue 3); the others only the loss.
 DEFAULT_VARIANTS = {
@@ -66,7 +66,7 @@ def run_variant(name: str, overrides: dict[str, str], common: list[str]) -> dict
     cmd.append("evaluate_gan")
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
-    return json.loads(METRICS_FILE.read_text())
+    return json.loads(GAN_METRICS.read_text())
 
 
 def table(results: dict[str, dict]) -> str:

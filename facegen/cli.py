@@ -87,7 +87,8 @@ def generate(
 @app.command("evaluate")
 def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -> None:  # noqa: B006
     """Judge the trained generator (the `evaluate_gan` stage, without Prefect): metrics/gan.json, plots/evaluate/."""
-    from facegen.metrics.evaluate import METRICS_FILE, evaluate_generator
+    from facegen.metrics.evaluate import evaluate_generator
+    from facegen.paths import GAN_METRICS
 
     metrics = evaluate_generator(load_params(params, _overrides(set_)))
     edited = metrics.get("control_edited", {}).get("mean", "n/a (no editor)")
@@ -95,7 +96,7 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
                f"attribute control sampled {metrics['control_sampled']['mean']:.3f}, edited {edited}; "
                f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
                f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
-               f"-> {METRICS_FILE}")
+               f"-> {GAN_METRICS}")
 
 
 CheckpointOption = Annotated[Path, typer.Option("--checkpoint", "-c", help="a train_gan checkpoint")]

@@ -17,16 +17,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
 from facegen.io import atomic_file, write_json
+from facegen.paths import RECOGNITION_PLOT, RECOGNITION_SUMMARY, RECOGNITION_TABLE
 from pipelines.train_recognizer import OUTCOMES
 import recognition.compare
 import recognition.metrics
 from recognition.compare import bar_plot, compare_conditions, markdown_table
 from recognition.experiment import read_outcomes
 from pipelines import run_from_command_line
-
-SUMMARY = Path("metrics/recognition.json")
-TABLE = Path("metrics/recognition.md")
-PLOT = Path("plots/recognition.png")
 
 
 def outcomes_key(_context: Any, parameters: dict[str, Any]) -> str:
@@ -52,11 +49,11 @@ def compare(params_file: str) -> str:
     rec = load_params(params_file).recognition
     files = {c: str(OUTCOMES / f"{c}.parquet") for c in rec.conditions}
     table = bootstrap(files, rec.far, rec.bootstrap_samples, rec.seed)
-    write_json(SUMMARY, table)
+    write_json(RECOGNITION_SUMMARY, table)
     markdown = markdown_table(table, rec.far, len(rec.seeds))
-    with atomic_file(TABLE, "w") as f:
+    with atomic_file(RECOGNITION_TABLE, "w") as f:
         f.write(f"# Attendance recognition by condition\n\n{markdown}")
-    bar_plot(table, PLOT, rec.far)
+    bar_plot(table, RECOGNITION_PLOT, rec.far)
     return markdown
 
 

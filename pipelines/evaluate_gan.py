@@ -9,7 +9,8 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
-from facegen.metrics.evaluate import METRICS_FILE, evaluate_generator
+from facegen.metrics.evaluate import evaluate_generator
+from facegen.paths import GAN_METRICS
 from pipelines import run_from_command_line
 
 
@@ -46,7 +47,7 @@ def markdown(metrics: dict) -> str:
          f"{metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g})", "0.5 = indistinguishable"),
     ]
     table = "\n".join(f"| {what} | {value} | {note} |" for what, value, note in rows)
-    return f"# Generator evaluation ({METRICS_FILE})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n"
+    return f"# Generator evaluation ({GAN_METRICS})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n"
 
 
 if __name__ == "__main__":

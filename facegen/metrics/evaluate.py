@@ -30,14 +30,12 @@ from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
 from facegen.metrics.identity import Embed, far_threshold, identity_preservation
 from facegen.metrics.precision_recall import precision_recall_density_coverage
+from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = Path("metrics/gan.json")
-PLOTS_DIR = Path("plots/evaluate")
 
-
-def evaluate_generator(params: Params, metrics_file: Path = METRICS_FILE, plots_dir: Path = PLOTS_DIR) -> dict:
+def evaluate_generator(params: Params, metrics_file: Path = GAN_METRICS, plots_dir: Path = GAN_PLOTS) -> dict:
     """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it."""
     start, e = time.perf_counter(), params.evaluate
     model = FaceModel.load(params.gan.out / CHECKPOINT)
@@ -134,7 +132,7 @@ def _write_plots(plots_dir: Path, classifier: AttributeClassifier, sampled: dict
     history = classifier.report["history"]
     _write_csv(plots_dir / "classifier_training.csv", list(history[0]), [list(row.values()) for row in history])
     grid = np.concatenate([images[:8] for images in sampled_images])
-    with atomic_file(plots_dir / "control_samples.png") as f:
+    with atomic_file(plots_dir / CONTROL_SAMPLES) as f:
         save_image(to_tensor(grid).add(1).div(2), f, nrow=min(8, len(sampled_images[0])), format="png")
 
 

@@ -16,12 +16,8 @@ import pandas as pd  # noqa: E402
 
 from facegen.config import Params  # noqa: E402
 from facegen.io import atomic_file  # noqa: E402
+from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS, RECOGNITION_PLOT, RECOGNITION_TABLE  # noqa: E402
 from facegen.report.page import Figure, Markdown, Section, Table, write_page  # noqa: E402
-
-GAN_METRICS = Path("metrics/gan.json")
-RECOGNITION_TABLE = Path("metrics/recognition.md")
-RECOGNITION_PLOT = Path("plots/recognition.png")
-CONTROL_SAMPLES = Path("plots/evaluate/control_samples.png")
 
 LEAD = """**Do GAN-made synthetic faces help a face-recognition system, and for whom?** This page is one run of
 the study: an attribute-conditional GAN learns to draw faces with chosen attributes and to edit real
@@ -110,8 +106,8 @@ def evaluation_section() -> Section:
                                       f"{m['detector']['p_value']:.2g}", identity.get("cosine_mean"),
                                       identity.get("verified_share")]})
     section.blocks.append(Table(summary, "Distribution and identity metrics"))
-    if CONTROL_SAMPLES.is_file():
-        section.blocks.append(Figure(CONTROL_SAMPLES, "Samples the control accuracy was measured on."))
+    if (GAN_PLOTS / CONTROL_SAMPLES).is_file():
+        section.blocks.append(Figure(GAN_PLOTS / CONTROL_SAMPLES, "Samples the control accuracy was measured on."))
     return section
 
 
