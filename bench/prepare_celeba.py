@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.scratch import run_in, scratch_copy
 
-SHARED_CELEBA = Path(__file__).resolve().parents[2] / "shared" / "celeba"
+SHARED_CELEBA = Path(os.environ.get("FACEGEN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "celeba"
 
 
 def _timed(work: Path, *cmd: str) -> float:

@@ -8,6 +8,7 @@ params leave for pretraining). Run: ``python -m bench.recognition [--input-size 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
@@ -24,7 +25,7 @@ from recognition.backbone import embed_images, load_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import split_background
 
-FACES64 = Path(__file__).resolve().parents[1].parent / "shared" / "faces64"
+FACES64 = Path(os.environ.get("FACEGEN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "faces64"
 
 
 def background_photos(root: Path, params_file: str) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data in ../shared, and small CelebA-layout folders built from it."""
+"""Shared fixtures: the real data in ../shared (or $FACEGEN_SHARED), and small CelebA-layout folders built from it."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="facegen-prefect-"
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("FACEGEN_SHARED", REPO.parent / "shared"))  # the real data: ../shared by default
 
 
 def _shared(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
-        pytest.fail(f"{path} is missing: the tests read the real data in ../shared (see ../shared/README.md)")
+        pytest.fail(f"{path} is missing: the tests read the real data in ../shared, or in the folder that "
+                    "FACEGEN_SHARED names (see ../shared/README.md)")
     return path
 
 
