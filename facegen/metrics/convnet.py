@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from facegen.gan.inference import to_tensor
-from facegen.gan.loss import balancing_weight
+from facegen.gan.loss import attribute_loss, balancing_weight
 from facegen.gan.networks import _down_stack
 
 
@@ -98,7 +98,7 @@ def _train(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndar
     order = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     targets_t = torch.tensor(targets, dtype=torch.float32)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=balancing_weight(targets_t[train]))
+    positive_weight = balancing_weight(targets_t[train])
     history = []
     steps = config.epochs * -(-len(train) // config.batch_size)
     with tqdm(total=steps, desc=desc, unit="batch") as progress:
@@ -111,7 +111,7 @@ def _train(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndar
                 y = targets_t[np.sort(rows)]
                 flip = torch.rand(len(x), generator=order) < 0.5
                 x[flip] = x[flip].flip(-1)
-                loss = loss_fn(net(x), y)
+                loss = attribute_loss(net(x), y, positive_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
