@@ -15,9 +15,10 @@ import shutil
 import time
 from pathlib import Path
 
+from bench import SHARED
 from bench.scratch import run_in, scratch_copy
 
-SHARED_CELEBA = Path(os.environ.get("FACEGEN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "celeba"
+SHARED_CELEBA = SHARED / "celeba"
 
 
 def _timed(work: Path, *cmd: str) -> float:

@@ -8,7 +8,6 @@ params leave for pretraining). Run: ``python -m bench.recognition [--input-size 
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import tempfile
 import time
@@ -19,13 +18,14 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from bench import SHARED
 from facegen.config import load_params
 from facegen.data.attendance import assign_roles
 from recognition.backbone import embed_images, load_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import split_background
 
-FACES64 = Path(os.environ.get("FACEGEN_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "faces64"
+FACES64 = SHARED / "faces64"
 
 
 def background_photos(root: Path, params_file: str) -> pd.DataFrame:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from bench import SHARED  # the real data: ../shared, or $FACEGEN_SHARED
+
 # Prefect keeps its local database under PREFECT_HOME: give the test session its own, before any import.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="facegen-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEGEN_SHARED", REPO.parent / "shared"))  # the real data: ../shared by default
 
 
 def _shared(name: str) -> Path:
