@@ -82,8 +82,9 @@ GAN_PROFILES: dict[str, dict[str, object]] = {
     # the extra term the demo editor learned no smile at all. Stronger attribute terms (lambda_cls, lambda_cls_real)
     # raise control only with mode seeking on (lambda_ms, the default), else G makes one face per request
     # (docs/BENCHMARKS.md).
-    "demo": {**SHORT_RUN, "lambda_cls": 6.0, "lambda_cls_real": 9.0, "lambda_flip": 3.0, "base_channels": 16, "editor_channels": 8, "editor_res_blocks": 1,
-             "batch_size": 32, "steps": 2600, "sample_every": 200, "checkpoint_every": 200},
+    "demo": {**SHORT_RUN, "lambda_cls": 6.0, "lambda_cls_real": 9.0, "lambda_flip": 3.0, "base_channels": 16,
+             "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 32, "steps": 2600, "sample_every": 200,
+             "checkpoint_every": 200},
     # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md).
     "middle": {**SHORT_RUN, "base_channels": 32, "editor_channels": 16, "editor_res_blocks": 2, "batch_size": 64,
                "steps": 2000, "sample_every": 100, "checkpoint_every": 100},
@@ -117,7 +118,7 @@ class GanConfig(_Section):
     betas: tuple[float, float] = (0.0, 0.99)
     ema_decay: float = Field(0.999, ge=0, le=1)
     lambda_cls: float = Field(1.0, ge=0)  # attribute loss of the generated faces (AC-GAN generator, editor, cVAE)
-    lambda_cls_real: float = Field(1.0, ge=0)  # cgan discriminator: attribute loss on real faces, what it teaches G and E
+    lambda_cls_real: float = Field(1.0, ge=0)  # cgan D: attribute loss on real faces, what it teaches G and E
     lambda_ms: float = Field(1.0, ge=0)  # cgan generator: mode seeking (MSGAN), against one face per attribute request
     lambda_flip: float = Field(0.0, ge=0)  # editor: extra attribute loss on the one attribute each edit flips
     balance_attributes: bool = True  # attribute losses weigh positives by negatives/positives in the training data
