@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     e = params.evaluate
-    model = FaceModel.load(params.gan.out / CHECKPOINT)
+    model = FaceModel.load(params.gan.out / CHECKPOINT, sampling=params.sampling)
     attributes = list(model.attributes)
     faces = PreparedFaces(params.prepare.out, attributes=attributes)
     images, rows = np.asarray(faces.images), faces.annotations[attributes].to_numpy(np.float32)

@@ -43,12 +43,12 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
 
 def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: Path) -> dict[str, float]:
     params = Params()
-    model = FaceModel.load(checkpoint, device)
+    model = FaceModel.load(checkpoint, device, params.sampling)
     spec = SyntheticDatasetConfig(name="bench", mode="per_attribute", attributes=("Eyeglasses", "Smiling"),
                                   n=images // 4)
     config = params.generate.model_copy(update={"checkpoint": checkpoint, "prepared": prepared, "out": out,
                                                 "device": device, "datasets": (spec,)})
-    factory = SyntheticFactory(config, params.attendance, model)
+    factory = SyntheticFactory(config, params.attendance, model=model)
     start = time.perf_counter()
     report = factory.make(spec)
     total = time.perf_counter() - start

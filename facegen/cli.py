@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from facegen.config import load_params
+from facegen.config import SamplingConfig, load_params
 
 app = typer.Typer(help="facegen: GAN-made faces and how much they help face recognition.", no_args_is_help=True)
 data_app = typer.Typer(help="Acquire, inspect and prepare face data.", no_args_is_help=True)
@@ -81,7 +81,7 @@ def generate(
     from facegen.synthetic.run import generate_datasets
 
     p = load_params(params, _overrides(set_))
-    for r in generate_datasets(p.generate, p.attendance, only):
+    for r in generate_datasets(p.generate, p.attendance, p.sampling, only):
         typer.echo(f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
                    f"{r.max_cell_deviation:.2%} off target) in {r.path}")
 @app.command("evaluate")
@@ -102,6 +102,10 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
 CheckpointOption = Annotated[Path, typer.Option("--checkpoint", "-c", help="a train_gan checkpoint")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if available) | cpu | cuda | cuda:N")]
 AttrOption = Annotated[list[str], typer.Option("--attr", help="attribute value, e.g. --attr Eyeglasses=1")]
+CandidatesOption = Annotated[int, typer.Option("--candidates", min=1, help="faces drawn per request; the one the "
+                                               "discriminator sees the attributes in most is kept (1: plain sampling)")]
+StrengthOption = Annotated[float, typer.Option("--strength", help="edit strength: the changed "
+                                               "attributes pushed this many times as far (1: the plain target)")]
 
 
 @app.command("train")
@@ -130,11 +134,12 @@ def sample(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",
+    candidates: CandidatesOption = SamplingConfig().candidates,
 ) -> None:
     """Draw N new faces with the given attributes (the others 0) into one grid PNG; same seed, same faces."""
     from facegen.gan.inference import FaceModel, resolve_device, save_grid
 
-    model = FaceModel.load(checkpoint, resolve_device(device))
+    model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(candidates=candidates))
     faces = model.sample(model.attribute_matrix(_attribute_values(attr, "--attr"), n), seed, batch_size)
     save_grid(faces, out)
     typer.echo(f"{n} faces ({', '.join(attr) or 'no attributes'}) written to {out}")
@@ -148,18 +153,20 @@ def edit(
     out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: the edited face(s), in order")] = Path("edited.png"),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",
+    strength: StrengthOption = SamplingConfig().edit_strength,
 ) -> None:
     """Re-render photos with the --set attributes changed and the rest as the model sees them."""
     from facegen.gan.inference import FaceModel, load_photos, resolve_device, save_grid
 
-    model = FaceModel.load(checkpoint, resolve_device(device))
+    model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(edit_strength=strength))
     images = load_photos(photos, model.resolution)
-    targets = model.predict_attributes(images, batch_size)
+    seen = model.predict_attributes(images, batch_size)
+    targets = seen.clone()
     for name, value in _attribute_values(set_, "--set").items():
         if name not in model.attributes:
             raise ValueError(f"unknown attribute {name!r}; this model edits {list(model.attributes)}")
         targets[:, model.attributes.index(name)] = value
-    save_grid(model.edit(images, targets, batch_size), out)
+    save_grid(model.edit(images, targets, batch_size, source_attributes=seen), out)
     typer.echo(f"{len(photos)} photo(s) edited ({', '.join(set_)}) into {out}")
 
 

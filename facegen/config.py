@@ -140,6 +140,20 @@ class GanConfig(_Section):
         return data
 
 
+class SamplingConfig(_Section):
+    """How a trained generator is used (facegen.gan.inference.FaceModel): by `evaluate_gan`, `generate` and the CLI.
+
+    Both settings act at inference only: changing them needs no retraining. 1 and 1.0 are the plain model.
+    """
+
+    # sample: draw this many faces per request and keep the one in which the model's own discriminator sees the
+    # requested attributes most surely (discriminator-guided rejection); costs that many generator passes.
+    candidates: int = Field(4, ge=1)
+    # edit: condition the editor on source + edit_strength x (target - source), AttGAN's attribute intensity:
+    # > 1 pushes only the changed attributes further; unchanged ones stay as they are.
+    edit_strength: float = Field(2.0, gt=0)
+
+
 class AttendanceConfig(_Section):
     """Who is enrolled, who checks in, who is a visitor (see facegen.data.attendance)."""
 
@@ -280,6 +294,7 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
     gan: GanConfig = GanConfig()
+    sampling: SamplingConfig = SamplingConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()

@@ -22,7 +22,7 @@ METRICS_FILE = Path("metrics/generate.json")
 @task
 def generate(params_file: str) -> list[DatasetReport]:
     params = load_params(params_file)
-    return generate_datasets(params.generate, params.attendance)
+    return generate_datasets(params.generate, params.attendance, params.sampling)
 
 
 @flow(name="generate", log_prints=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facegen.config import GanConfig
+from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.inference import FaceModel, to_tensor, to_uint8
 from facegen.gan.training_loop import GanTrainer
 
@@ -37,6 +37,46 @@ def test_edit_is_deterministic_and_batched(tmp_path, changes) -> None:
     assert model.sample(targets, seed=1).shape == (5, 32, 32, 3)
     with pytest.raises(ValueError, match="expected 4 x 32 x 32 x 3 uint8 images"):
         model.edit(photos, targets[:4])
+
+
+def test_candidates_keep_the_face_the_discriminator_agrees_with_most(checkpoint) -> None:
+    plain = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1))
+    guided = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=4))
+    wanted = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]).repeat(4, 1)
+    # Candidate j of every row is the generator at the j-th N x z_dim block of the seeded latents.
+    z = torch.randn(4, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        candidates = torch.stack([plain.generator(z[j], wanted) for j in range(4)])
+    scores = torch.stack([plain.agreement(c, wanted) for c in candidates])
+    expected = to_uint8(candidates[scores.argmax(0), torch.arange(len(wanted))])
+    chosen = guided.sample(wanted, seed=7)
+    assert np.array_equal(chosen, expected)
+    assert np.array_equal(plain.sample(wanted, seed=7), to_uint8(candidates[0]))  # 1 candidate: plain sampling
+    assert (scores.argmax(0) > 0).any()  # some row did pick a later candidate
+    assert np.array_equal(chosen, guided.sample(wanted, seed=7, batch_size=3))
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(model="cvae")], ids=["cgan", "cvae"])
+def test_edit_strength_pushes_only_the_changed_attributes(tmp_path, changes) -> None:
+    path = _checkpoint(tmp_path, **changes)
+    plain = FaceModel.load(path, sampling=SamplingConfig(edit_strength=1.0))
+    strong = FaceModel.load(path, sampling=SamplingConfig(edit_strength=2.5))
+    photos = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    source = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    targets = source.clone()
+    targets[:, 0] = 1 - targets[:, 0]  # flip Male, keep Smiling
+    pushed = strong.edit(photos, targets, source_attributes=source)
+    # The editor is asked for Male at 2.5 (or -1.5) and Smiling as the source has it.
+    asked = torch.stack([source[:, 0] + 2.5 * (targets[:, 0] - source[:, 0]), source[:, 1]], dim=1)
+    assert asked[:, 0].tolist() == [2.5, -1.5, 2.5, -1.5]
+    assert np.array_equal(pushed, plain.edit(photos, asked))
+    assert not np.array_equal(pushed, plain.edit(photos, targets))
+    assert np.array_equal(plain.edit(photos, targets, source_attributes=source), plain.edit(photos, targets))
+    # Without source attributes, the discriminator's view of the photos is the source.
+    seen = strong.predict_attributes(photos)
+    assert np.array_equal(strong.edit(photos, targets), strong.edit(photos, targets, source_attributes=seen))
+    with pytest.raises(ValueError, match="3 source attribute rows for 4 targets"):
+        strong.edit(photos, targets, source_attributes=source[:3])
 
 
 def test_no_editor_is_a_clear_error(tmp_path) -> None:

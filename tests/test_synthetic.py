@@ -12,7 +12,8 @@ import yaml
 from PIL import Image
 
 import facegen.synthetic.writer as writer
-from facegen.config import GenerateConfig, ParamsError, QualityFilterConfig, SyntheticDatasetConfig, load_params
+from facegen.config import (GenerateConfig, ParamsError, QualityFilterConfig, SamplingConfig, SyntheticDatasetConfig,
+                            load_params)
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import PreparedFaces
 from facegen.datasets import SyntheticFaces, load_manifest
@@ -110,6 +111,26 @@ def test_same_params_and_checkpoint_give_identical_bytes(inputs, tmp_path) -> No
         assert files(tmp_path / "a" / name) == files(tmp_path / "b" / name)
     edits = load_manifest(tmp_path / "a" / "edits")
     assert (edits["mode"] == "edit").all() and set(edits["edited_attribute"]) == set(ATTRIBUTES)
+
+
+def test_edits_are_redrawn_from_the_manifest_with_the_recorded_sampling(inputs, tmp_path) -> None:
+    strong = SamplingConfig(edit_strength=3.0)
+    SyntheticFactory(config(inputs, tmp_path, EDITS), ATTENDANCE, strong).make(EDITS)
+    manifest = load_manifest(tmp_path / "edits").head(12)
+    faces = PreparedFaces(inputs[0])
+    position = {image_id: i for i, image_id in enumerate(faces.annotations["image_id"])}
+    at = [position[image_id] for image_id in manifest["source_image"]]
+    sources = np.asarray(faces.images)[at]
+    source_attributes = torch.tensor(faces.annotations[list(ATTRIBUTES)].to_numpy(np.float32)[at])
+    targets = torch.tensor(manifest[list(ATTRIBUTES)].to_numpy(np.float32))
+    # Each edit flips one attribute of its source; the editor was asked for it at 3x.
+    assert ((targets != source_attributes).sum(1) == 1).all()
+    edited = np.stack([np.asarray(Image.open(tmp_path / "edits" / f)) for f in manifest["file"]])
+    model = FaceModel.load(inputs[1], sampling=strong)
+    assert np.array_equal(edited, model.edit(sources, targets, source_attributes=source_attributes))
+    assert not np.array_equal(edited, FaceModel.load(inputs[1], sampling=SamplingConfig(edit_strength=1.0))
+                              .edit(sources, targets))
+    assert "edit_strength: 3.0" in (tmp_path / "edits" / "datacard.md").read_text()
 
 
 def test_a_killed_run_leaves_no_dataset_and_a_rerun_finishes_it(inputs, tmp_path, monkeypatch) -> None:

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torchvision.utils import save_image
 
-from facegen.config import GanConfig
+from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.training_loop import build_networks, read_checkpoint, sampling_networks
 from facegen.io import atomic_file
 
@@ -69,8 +70,11 @@ class FaceModel:
 
     def __init__(self, config: GanConfig, resolution: int, generator: nn.Module, editor: nn.Module | None,
                  checkpoint_sha256: str = "", device: torch.device | str = "cpu",
-                 classifier: nn.Module | None = None) -> None:
+                 classifier: nn.Module | None = None, sampling: SamplingConfig = SamplingConfig()) -> None:
         self.config, self.resolution, self.checkpoint_sha256 = config, resolution, checkpoint_sha256
+        self.sampling = sampling
+        if sampling.candidates > 1 and classifier is None:
+            raise ValueError("sampling.candidates > 1 needs the discriminator's attribute classifier; use 1")
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.editor = editor.to(self.device).eval() if editor is not None else None
@@ -81,8 +85,9 @@ class FaceModel:
         return self.config.attributes
 
     @classmethod
-    def load(cls, path: Path | str, device: torch.device | str = "cpu") -> FaceModel:
-        """Load the EMA generator (and editor, if any) of a `train_gan` checkpoint."""
+    def load(cls, path: Path | str, device: torch.device | str = "cpu",
+             sampling: SamplingConfig = SamplingConfig()) -> FaceModel:
+        """Load the EMA generator (and editor, if any) of a `train_gan` checkpoint, used as ``sampling`` says."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no generator checkpoint; run `dvc repro train_gan` first")
@@ -94,7 +99,7 @@ class FaceModel:
             if name in nets:
                 nets[name].load_state_dict(state[name])
         generator, editor = sampling_networks(nets)
-        return cls(config, resolution, generator, editor, file_sha256(path), device, nets["D"])
+        return cls(config, resolution, generator, editor, file_sha256(path), device, nets["D"], sampling)
 
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
         """An n x A 0/1 matrix: the named attributes set as given, the others 0."""
@@ -106,21 +111,58 @@ class FaceModel:
 
     @torch.no_grad()
     def sample(self, attributes: Tensor, seed: int, batch_size: int = 256) -> np.ndarray:
-        """One new face per row of ``attributes`` (N x A, 0/1): N x R x R x 3 uint8, the same for the same seed."""
+        """One new face per row of ``attributes`` (N x A, 0/1): N x R x R x 3 uint8, the same for the same seed.
+
+        With ``sampling.candidates`` k > 1, each row gets k faces (latents k x N from the seed) and keeps the
+        one the discriminator's attribute head finds the request in most surely (see :meth:`agreement`).
+        """
         attributes = self._check(attributes)
         noise = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(attributes), self.config.z_dim, generator=noise)
-        out = [to_uint8(self.generator(z[i:i + batch_size].to(self.device), attributes[i:i + batch_size].to(self.device)))
+        z = torch.randn(self.sampling.candidates, len(attributes), self.config.z_dim, generator=noise)
+        out = [to_uint8(self._best_candidate(z[:, i:i + batch_size].to(self.device),
+                                             attributes[i:i + batch_size].to(self.device)))
                for i in range(0, len(attributes), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
+    def _best_candidate(self, z: Tensor, attributes: Tensor) -> Tensor:
+        """``z``: k x B x z_dim latents; the face of each row whose :meth:`agreement` is highest."""
+        best = self.generator(z[0], attributes)
+        if len(z) == 1:
+            return best
+        score = self.agreement(best, attributes)
+        for candidate_z in z[1:]:
+            candidate = self.generator(candidate_z, attributes)
+            candidate_score = self.agreement(candidate, attributes)
+            better = candidate_score > score
+            best[better], score = candidate[better], torch.maximum(score, candidate_score)
+        return best
+
     @torch.no_grad()
-    def edit(self, images: np.ndarray, targets: Tensor, batch_size: int = 256) -> np.ndarray:
-        """Each image (N x R x R x 3 uint8) re-rendered with its row of ``targets`` (N x A, 0/1)."""
+    def agreement(self, images: Tensor, attributes: Tensor) -> Tensor:
+        """Per image (B x 3 x R x R in [-1, 1]): the log-likelihood the discriminator's attribute head gives
+        the requested 0/1 ``attributes``, summed over attributes (0 is certain agreement)."""
+        logits = self.classifier(images)[1].float()
+        return -F.binary_cross_entropy_with_logits(logits, attributes.float(), reduction="none").sum(1)
+
+    @torch.no_grad()
+    def edit(self, images: np.ndarray, targets: Tensor, batch_size: int = 256, *,
+             source_attributes: Tensor | None = None) -> np.ndarray:
+        """Each image (N x R x R x 3 uint8) re-rendered with its row of ``targets`` (N x A, 0/1).
+
+        ``source_attributes`` are the images' own (N x A; default: what the discriminator sees in them). The
+        editor is asked for ``source + sampling.edit_strength * (targets - source)``: at strength 1 just the
+        targets; above 1 the changed attributes are pushed further and the unchanged ones stay.
+        """
         if self.editor is None:
             raise ValueError("this checkpoint has no attribute editor; train one with gan.editor: true")
         targets = self._check(targets)
         self._check_images(images, len(targets))
+        if self.sampling.edit_strength != 1:
+            source = (self.predict_attributes(images, batch_size) if source_attributes is None
+                      else self._check(source_attributes))
+            if len(source) != len(targets):
+                raise ValueError(f"{len(source)} source attribute rows for {len(targets)} targets")
+            targets = source + self.sampling.edit_strength * (targets - source)
         out = [to_uint8(self.editor(to_tensor(images[i:i + batch_size], self.device), targets[i:i + batch_size].to(self.device)))
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else images[:0].copy()

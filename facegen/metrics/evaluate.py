@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 def evaluate_generator(params: Params, metrics_file: Path = GAN_METRICS, plots_dir: Path = GAN_PLOTS) -> dict:
     """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it."""
     start, e = time.perf_counter(), params.evaluate
-    model = FaceModel.load(params.gan.out / CHECKPOINT)
+    model = FaceModel.load(params.gan.out / CHECKPOINT, sampling=params.sampling)
     attributes = list(model.attributes)
     faces = PreparedFaces(params.prepare.out, attributes=attributes)
     images = np.asarray(faces.images)
@@ -56,7 +56,8 @@ def evaluate_generator(params: Params, metrics_file: Path = GAN_METRICS, plots_d
     real = images[np.sort(rng.choice(len(images), min(e.samples, len(images)), replace=False))]
     fake = model.sample(torch.from_numpy(rows[rng.choice(len(rows), e.samples)]), seed=e.seed)
     metrics: dict = {
-        "generator": {"loss": model.config.loss, "checkpoint_sha256": model.checkpoint_sha256},
+        "generator": {"loss": model.config.loss, "checkpoint_sha256": model.checkpoint_sha256,
+                      **params.sampling.model_dump()},
         "classifier": {"heldout_accuracy": accuracy,
                        "heldout_accuracy_mean": _mean(accuracy),
                        "heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
@@ -98,9 +99,9 @@ def control(model: FaceModel, classifier: AttributeClassifier, images: np.ndarra
     if model.editor is None:
         return sampled, None, images[:0]
     chosen = held_out[rng.choice(len(held_out), config.edits)]
-    sources = images[chosen]
-    edited = attribute_control(classifier, attributes, rows[chosen],
-                               lambda t: model.edit(sources, torch.from_numpy(t)), flip=True)
+    sources, source_attributes = images[chosen], torch.from_numpy(rows[chosen])
+    edited = attribute_control(classifier, attributes, rows[chosen], lambda t: model.edit(
+        sources, torch.from_numpy(t), source_attributes=source_attributes), flip=True)
     return sampled, edited, sources
 
 

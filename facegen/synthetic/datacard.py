@@ -118,11 +118,12 @@ conditioned attribute, `mode`, `seed`, `sample_index`, `source_image`, `identity
 
 def _recipe(mode: str) -> str:
     if mode == "edit":
-        return ("Each image is `FaceModel.load(checkpoint).edit(source, target)[0]`: the source photo "
-                "(`source_image`, prepared cache) re-rendered with the requested attribute values, "
-                "`edited_attribute` flipped; `identity` is the source person's.")
-    return ("Each image is `FaceModel.load(checkpoint).sample(A, seed)[sample_index]`, where A holds the "
-            "requested attributes of all manifest rows with that `seed` in `sample_index` order "
+        return ("Each image is `FaceModel.load(checkpoint, sampling=S).edit(source, target, "
+                "source_attributes=a)[0]`, with S the `sampling` settings below: the source photo "
+                "(`source_image`, prepared cache, annotated attributes a) re-rendered with the requested attribute "
+                "values, `edited_attribute` flipped; `identity` is the source person's.")
+    return ("Each image is `FaceModel.load(checkpoint, sampling=S).sample(A, seed)[sample_index]`, with S the "
+            "`sampling` settings below and A the requested attributes of all manifest rows with that `seed` in `sample_index` order "
             "(rows the quality filter dropped included: see the plan). Attributes not balanced here "
             "were drawn independently from the real data's marginals.")
 

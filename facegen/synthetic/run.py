@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from facegen.config import AttendanceConfig, GenerateConfig, SyntheticDatasetConfig
+from facegen.config import AttendanceConfig, GenerateConfig, SamplingConfig, SyntheticDatasetConfig
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
 from facegen.gan.inference import FaceModel, file_sha256
@@ -39,9 +39,11 @@ class DatasetReport:
 class SyntheticFactory:
     """The generator and the real data that every data set of one `generate` run is made from."""
 
-    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig, model: FaceModel | None = None) -> None:
+    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig,
+                 sampling: SamplingConfig = SamplingConfig(), model: FaceModel | None = None) -> None:
+        """``model`` (already loaded, with its own sampling settings) replaces loading ``config.checkpoint``."""
         self.config, self.attendance = config, attendance
-        self.model = model or FaceModel.load(config.checkpoint, config.device)
+        self.model = model or FaceModel.load(config.checkpoint, config.device, sampling)
         if self.model.device.type == "cpu":
             # channels_last convolutions sample ~1.4x faster on CPU (docs/BENCHMARKS.md), the same pixels
             # (tests/test_synthetic.py redraws faces with a plain FaceModel and compares).
@@ -65,7 +67,8 @@ class SyntheticFactory:
             render = self._sampler()
         if quality is None and spec.filter.enabled:
             quality = QualityFilter.load(spec.filter, chosen_attributes(spec, conditioned))
-        settings = {"chunk_size": self.config.chunk_size, "png_compression": self.config.png_compression}
+        settings = {"chunk_size": self.config.chunk_size, "png_compression": self.config.png_compression,
+                    "sampling": self.model.sampling.model_dump()}
         if spec.mode == "edit":
             settings["attendance"] = self.attendance.model_dump(mode="json")
         stamp = {"params_sha256": _json_sha256({"dataset": spec.model_dump(mode="json"), **settings}),
@@ -93,11 +96,13 @@ class SyntheticFactory:
                              f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size")
 
         def render(rows: pd.DataFrame) -> np.ndarray:
-            return self.model.edit(np.asarray(images[rows["source_row"].to_numpy()]), _attributes(rows, self.model))
+            sources = self.annotations.loc[rows["source_row"].to_numpy()]
+            return self.model.edit(np.asarray(images[rows["source_row"].to_numpy()]), _attributes(rows, self.model),
+                                   source_attributes=_attributes(sources, self.model))
         return render
 
 
-def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig,
+def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig, sampling: SamplingConfig = SamplingConfig(),
                       only: Sequence[str] | None = None) -> list[DatasetReport]:
     """Every data set of ``config.datasets`` (or those named in ``only``)."""
     specs = [d for d in config.datasets if not only or d.name in only]
@@ -105,7 +110,7 @@ def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig,
     if unknown:
         raise ValueError(f"no data set named {unknown} in generate.datasets "
                          f"({', '.join(d.name for d in config.datasets)})")
-    factory = SyntheticFactory(config, attendance)
+    factory = SyntheticFactory(config, attendance, sampling)
     return [factory.make(spec) for spec in specs]
 
 
