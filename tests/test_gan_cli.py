@@ -77,6 +77,32 @@ def test_edit_one_photo_and_several(trained: Path, tmp_path: Path, shared_faces6
     assert np.abs(grid[2:34, 2:34].astype(int) - alone).max() <= 1
 
 
+def test_sampling_options_are_the_api_settings(trained: Path, tmp_path: Path, shared_faces64: Path) -> None:
+    from facegen.config import SamplingConfig
+    from facegen.gan.inference import FaceModel, load_photos
+
+    sampled = _facegen("sample", "-c", str(trained), "--attr", "Smiling=1", "-n", "1", "-o", str(tmp_path / "s.png"),
+                       "--seed", "5", "--candidates", "3", "--device", "cpu")
+    assert sampled.returncode == 0, sampled.stderr
+    guided = FaceModel.load(trained, sampling=SamplingConfig(candidates=3))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "s.png")),
+                          guided.sample(guided.attribute_matrix({"Smiling": 1}, 1), seed=5)[0])
+
+    photo = sorted(next(iter(sorted(shared_faces64.iterdir()))).iterdir())[0]
+    edited = _facegen("edit", str(photo), "--set", "Smiling=1", "--set", "Male=0", "-c", str(trained),
+                      "-o", str(tmp_path / "e.png"), "--strength", "3", "--device", "cpu")
+    assert edited.returncode == 0, edited.stderr
+    strong = FaceModel.load(trained, sampling=SamplingConfig(edit_strength=3.0))
+    images = load_photos([photo], strong.resolution)
+    seen = strong.predict_attributes(images)
+    targets = seen.clone()
+    targets[:, 0], targets[:, 1] = 0, 1  # Male=0, Smiling=1
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "e.png")),
+                          strong.edit(images, targets, source_attributes=seen)[0])
+    zero = _facegen("edit", str(photo), "--set", "Smiling=1", "-c", str(trained), "--strength", "0")
+    assert zero.returncode == 2 and "edit_strength" in zero.stderr and "Traceback" not in zero.stderr
+
+
 def test_user_errors_are_one_line(trained: Path, tmp_path: Path) -> None:
     bad_name = _facegen("sample", "-c", str(trained), "--attr", "Glasses=1", "-o", str(tmp_path / "x.png"))
     assert bad_name.returncode == 2 and "unknown attribute(s) ['Glasses']" in bad_name.stderr
