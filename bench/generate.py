@@ -1,6 +1,6 @@
 """Benchmark stage `generate`: faces per second including PNG encoding and writing, and the demo stage's time.
 
-`python -m bench.generate [--images 4000] [--device cpu|cuda] [--stage]`: prepares the default demo faces
+`python -m bench.generate [--images 4000] [--device cpu|cuda] [--candidates K] [--stage]`: prepares the default demo faces
 (64x64) in a scratch folder, makes a default-sized generator checkpoint (the `gan` defaults; 2 training
 steps: weights do not change the speed) with an editor, then times
 1. a `per_attribute` data set of --images faces, end to end (plan, sample, PNG, manifest, data card),
@@ -25,7 +25,7 @@ import yaml
 from PIL import Image
 
 from bench.scratch import run_in, scratch_copy
-from facegen.config import (DataConfig, GanConfig, GenerateConfig, Params, PrepareConfig, SyntheticDatasetConfig)
+from facegen.config import DataConfig, GanConfig, Params, PrepareConfig, SamplingConfig, SyntheticDatasetConfig
 from facegen.data.sources import acquire, prepare_source
 from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import CHECKPOINT, GanTrainer, training_tensors
@@ -41,9 +41,10 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     return prepared, out / CHECKPOINT
 
 
-def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: Path) -> dict[str, float]:
+def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: Path,
+               sampling: SamplingConfig) -> dict[str, float]:
     params = Params()
-    model = FaceModel.load(checkpoint, device, params.sampling)
+    model = FaceModel.load(checkpoint, device, sampling)
     spec = SyntheticDatasetConfig(name="bench", mode="per_attribute", attributes=("Eyeglasses", "Smiling"),
                                   n=images // 4)
     config = params.generate.model_copy(update={"checkpoint": checkpoint, "prepared": prepared, "out": out,
@@ -94,6 +95,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--candidates", type=int, default=SamplingConfig().candidates,
+                        help="sampling.candidates: faces drawn per request (default: the code's, plain sampling)")
     parser.add_argument("--stage", action="store_true", help="also time `dvc repro -s generate` on the demo")
     args = parser.parse_args()
     gan = GanConfig()
@@ -101,7 +104,9 @@ def main() -> None:
     try:
         prepared, checkpoint = make_inputs(root, gan)
         result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-                  "device": args.device, **throughput(prepared, checkpoint, args.images, args.device, root / "out")}
+                  "device": args.device, "candidates": args.candidates,
+                  **throughput(prepared, checkpoint, args.images, args.device, root / "out",
+                               SamplingConfig(candidates=args.candidates))}
         if args.stage:
             result |= stage_time(prepared, checkpoint, gan)
         print(json.dumps(result, indent=2))

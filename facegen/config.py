@@ -148,8 +148,8 @@ class SamplingConfig(_Section):
 
     # sample: draw this many faces per request and keep the one in which the model's own discriminator sees the
     # requested attributes most surely (discriminator-guided rejection). Each candidate costs a generator and a
-    # discriminator pass, so the default is plain sampling, the fastest (generate's throughput, docs/BENCHMARKS.md);
-    # the demo study's params.yaml asks for 4.
+    # discriminator pass (4: generate 3.9x slower, docs/BENCHMARKS.md), so the default is plain sampling; the demo
+    # study's params.yaml asks for 4.
     candidates: int = Field(1, ge=1)
     # edit: condition the editor on source + edit_strength x (target - source), AttGAN's attribute intensity:
     # > 1 pushes only the changed attributes further; unchanged ones stay as they are.
