@@ -30,8 +30,10 @@ def evaluate_gan_flow(params_file: str = "params.yaml") -> dict:
 def markdown(metrics: dict) -> str:
     """The headline numbers as a table, with what each means."""
     control_edited = metrics.get("control_edited", {}).get("mean", "not measured (no editor)")
-    identity = metrics["identity"]
+    identity, generator = metrics["identity"], metrics.get("generator", {})
     rows = [
+        ("sampling: candidates per sampled face / edit strength",
+         f"{generator.get('candidates', 1)} / {generator.get('edit_strength', 1.0)}", "params group `sampling`"),
         ("attribute classifier, held-out accuracy (mean)", metrics["classifier"]["heldout_accuracy_mean"],
          "STGAN's classifier: 94.5% over 13 CelebA attributes"),
         ("attribute control, sampled faces (mean)", metrics["control_sampled"]["mean"], "STGAN: about 90%"),

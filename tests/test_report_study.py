@@ -41,7 +41,8 @@ def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
         "classifier": {"heldout_accuracy": per_attribute}, "control_sampled": {**per_attribute, "mean": 0.9},
         "control_edited": {**per_attribute, "mean": 0.9}, "fid": 12.5, "kid_mean": 0.01, "precision": 0.8,
         "recall": 0.7, "density": 0.9, "coverage": 0.8, "detector": {"accuracy": 0.61, "p_value": 0.003},
-        "identity": {"cosine_mean": 0.83, "verified_share": 0.77}}))
+        "identity": {"cosine_mean": 0.83, "verified_share": 0.77},
+        "generator": {"loss": "hinge", "candidates": 4, "edit_strength": 2.5}}))
     for dataset in params.generate.datasets:
         folder = params.generate.out / dataset.name
         folder.mkdir(parents=True)
@@ -59,6 +60,7 @@ def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
     assert html.count('src="data:image/png;base64,') == 6
     assert (tmp_path / "reports" / "assets" / "gan_training.png").is_file()
     assert "<td>12.5</td>" in html and "<td>0.77</td>" in html and "<td>0.74</td>" in html
+    assert "sampling: edit strength</td>" in html and "<td>2.5</td>" in html
     assert "Eyeglasses=1" in html and "enrolment_edits" in html
 
 

@@ -95,12 +95,14 @@ def evaluation_section() -> Section:
         "control, edited faces": [m.get("control_edited", {}).get(a) for a in m["control_sampled"] if a != "mean"],
     })
     section.blocks.append(Table(control.round(3), "How often the classifier finds the requested attribute"))
-    identity = m.get("identity", {})
-    summary = pd.DataFrame({"metric": ["FID (classifier features)", "KID", "precision", "recall", "density",
+    identity, generator = m.get("identity", {}), m.get("generator", {})
+    summary = pd.DataFrame({"metric": ["sampling: candidates per sampled face", "sampling: edit strength",
+                                       "FID (classifier features)", "KID", "precision", "recall", "density",
                                        "coverage", "latent diversity (1: as varied as real faces alike in attributes)",
                                        "real-vs-synthetic detector accuracy", "detector p-value",
                                        "edits: mean cosine similarity to source", "edits verified as same person"],
-                            "value": [m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
+                            "value": [generator.get("candidates", 1), generator.get("edit_strength", 1.0),
+                                      m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
                                       m.get("density"), m.get("coverage"),
                                       m.get("latent_diversity", {}).get("ratio"), m["detector"]["accuracy"],
                                       f"{m['detector']['p_value']:.2g}", identity.get("cosine_mean"),
