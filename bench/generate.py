@@ -1,8 +1,8 @@
 """Benchmark stage `generate`: faces per second including PNG encoding and writing, and the demo stage's time.
 
-`python -m bench.generate [--images 4000] [--device cpu|cuda] [--candidates K] [--stage]`: prepares the default demo faces
-(64x64) in a scratch folder, makes a default-sized generator checkpoint (the `gan` defaults; 2 training
-steps: weights do not change the speed) with an editor, then times
+`python -m bench.generate [--images 4000] [--device cpu|cuda] [--candidates K] [--refine] [--stage]`: prepares
+the default demo faces (64x64) in a scratch folder, makes a default-sized generator checkpoint (the `gan`
+defaults; 2 training steps: weights do not change the speed) with an editor, then times
 1. a `per_attribute` data set of --images faces, end to end (plan, sample, PNG, manifest, data card),
    and its parts: the generator alone and PNG encoding alone;
 2. with --stage, `dvc repro -s generate` in a scratch copy of the repo with the default params
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--candidates", type=int, default=SamplingConfig().candidates,
                         help="sampling.candidates: faces drawn per request (default: the code's, plain sampling)")
+    parser.add_argument("--refine", action="store_true", help="sampling.refine: edit each sampled face")
     parser.add_argument("--stage", action="store_true", help="also time `dvc repro -s generate` on the demo")
     args = parser.parse_args()
     gan = GanConfig()
@@ -104,9 +105,9 @@ def main() -> None:
     try:
         prepared, checkpoint = make_inputs(root, gan)
         result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-                  "device": args.device, "candidates": args.candidates,
+                  "device": args.device, "candidates": args.candidates, "refine": args.refine,
                   **throughput(prepared, checkpoint, args.images, args.device, root / "out",
-                               SamplingConfig(candidates=args.candidates))}
+                               SamplingConfig(candidates=args.candidates, refine=args.refine))}
         if args.stage:
             result |= stage_time(prepared, checkpoint, gan)
         print(json.dumps(result, indent=2))

@@ -106,6 +106,8 @@ CandidatesOption = Annotated[int, typer.Option("--candidates", min=1, help="face
                                                "discriminator sees the attributes in most is kept (1: plain sampling)")]
 StrengthOption = Annotated[float, typer.Option("--strength", help="edit strength: the changed "
                                                "attributes pushed this many times as far (1: the plain target)")]
+RefineOption = Annotated[bool, typer.Option("--refine/--no-refine", help="edit each sampled face towards the "
+                                            "requested attributes (costs an editor pass)")]
 
 
 @app.command("train")
@@ -135,11 +137,14 @@ def sample(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",
     candidates: CandidatesOption = SamplingConfig().candidates,
+    refine: RefineOption = SamplingConfig().refine,
+    strength: StrengthOption = SamplingConfig().edit_strength,
 ) -> None:
     """Draw N new faces with the given attributes (the others 0) into one grid PNG; same seed, same faces."""
     from facegen.gan.inference import FaceModel, resolve_device, save_grid
 
-    model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(candidates=candidates))
+    sampling = SamplingConfig(candidates=candidates, refine=refine, edit_strength=strength)
+    model = FaceModel.load(checkpoint, resolve_device(device), sampling)
     faces = model.sample(model.attribute_matrix(_attribute_values(attr, "--attr"), n), seed, batch_size)
     save_grid(faces, out)
     typer.echo(f"{n} faces ({', '.join(attr) or 'no attributes'}) written to {out}")

@@ -154,6 +154,9 @@ class SamplingConfig(_Section):
     # edit: condition the editor on source + edit_strength x (target - source), AttGAN's attribute intensity:
     # > 1 pushes only the changed attributes further; unchanged ones stay as they are.
     edit_strength: float = Field(2.0, gt=0)
+    # sample: then pass each sampled face through the editor, asking for the requested attributes (an edit of the
+    # new face, with the discriminator's view of it as the source). Costs an editor pass per face.
+    refine: bool = False
 
 
 class AttendanceConfig(_Section):

@@ -46,14 +46,43 @@ def test_candidates_keep_the_face_the_discriminator_agrees_with_most(checkpoint)
     # Candidate j of every row is the generator at the j-th N x z_dim block of the seeded latents.
     z = torch.randn(4, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
-        candidates = torch.stack([plain.generator(z[j], wanted) for j in range(4)])
-    scores = torch.stack([plain.agreement(c, wanted) for c in candidates])
-    expected = to_uint8(candidates[scores.argmax(0), torch.arange(len(wanted))])
+        candidates = np.stack([to_uint8(plain.generator(z[j], wanted)) for j in range(4)])
+    scores = torch.stack([plain.agreement(to_tensor(c), wanted) for c in candidates])
+    expected = candidates[scores.argmax(0), np.arange(len(wanted))]
     chosen = guided.sample(wanted, seed=7)
     assert np.array_equal(chosen, expected)
-    assert np.array_equal(plain.sample(wanted, seed=7), to_uint8(candidates[0]))  # 1 candidate: plain sampling
+    assert np.array_equal(plain.sample(wanted, seed=7), candidates[0])  # 1 candidate: plain sampling
     assert (scores.argmax(0) > 0).any()  # some row did pick a later candidate
     assert np.array_equal(chosen, guided.sample(wanted, seed=7, batch_size=3))
+
+
+def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> None:
+    plain = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5))
+    wanted = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]).repeat(2, 1)
+    faces = plain.sample(wanted, seed=3)
+    seen = plain.predict_attributes(faces)
+    with torch.no_grad():  # the editor on the drawn faces, asked for the request at strength 1.5 from D's view
+        expected = to_uint8(plain.editor(to_tensor(faces), seen + 1.5 * (wanted - seen)))
+    refined = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5, refine=True))
+    got = refined.sample(wanted, seed=3)
+    assert np.array_equal(got, expected) and np.array_equal(got, plain.edit(faces, wanted))
+    assert np.abs(got.astype(int) - faces).mean() > 1  # the editor did change them
+
+    # With candidates, every candidate is refined and the refined faces are compared.
+    z = torch.randn(3, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        drawn = [plain.edit(to_uint8(plain.generator(z[j], wanted)), wanted) for j in range(3)]
+    scores = torch.stack([plain.agreement(to_tensor(c), wanted) for c in drawn])
+    best = np.stack(drawn)[scores.argmax(0), np.arange(len(wanted))]
+    assert (scores.argmax(0) > 0).any()  # a later candidate wins somewhere
+    guided = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=3, edit_strength=1.5, refine=True))
+    assert np.array_equal(guided.sample(wanted, seed=3), best)
+    assert np.array_equal(guided.sample(wanted, seed=3), guided.sample(wanted, seed=3, batch_size=3))
+
+
+def test_refine_without_an_editor_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ValueError, match="sampling.refine needs the attribute editor"):
+        FaceModel.load(_checkpoint(tmp_path, editor=False), sampling=SamplingConfig(refine=True))
 
 
 @pytest.mark.parametrize("changes", [dict(), dict(model="cvae")], ids=["cgan", "cvae"])

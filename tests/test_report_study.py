@@ -42,7 +42,7 @@ def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
         "control_edited": {**per_attribute, "mean": 0.9}, "fid": 12.5, "kid_mean": 0.01, "precision": 0.8,
         "recall": 0.7, "density": 0.9, "coverage": 0.8, "detector": {"accuracy": 0.61, "p_value": 0.003},
         "identity": {"cosine_mean": 0.83, "verified_share": 0.77},
-        "generator": {"loss": "hinge", "candidates": 4, "edit_strength": 2.5}}))
+        "generator": {"loss": "hinge", "candidates": 4, "edit_strength": 2.5, "refine": True}}))
     for dataset in params.generate.datasets:
         folder = params.generate.out / dataset.name
         folder.mkdir(parents=True)
@@ -61,6 +61,7 @@ def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "reports" / "assets" / "gan_training.png").is_file()
     assert "<td>12.5</td>" in html and "<td>0.77</td>" in html and "<td>0.74</td>" in html
     assert "sampling: edit strength</td>" in html and "<td>2.5</td>" in html
+    assert "sampling: samples refined by the editor</td>" in html and "<td>True</td>" in html
     assert "Eyeglasses=1" in html and "enrolment_edits" in html
 
 

@@ -62,7 +62,8 @@ def file_sha256(path: Path) -> str:
 
 
 class FaceModel:
-    """A trained generator (its EMA weights) and, when trained, the attribute editor.
+    """A trained generator (its EMA weights) and, when trained, the attribute editor, used as ``sampling``
+    says (candidates per sampled face, edit strength; params group `sampling`).
 
     For a cVAE checkpoint (``gan.model: cvae``) the generator is the decoder, and an edit encodes the image
     under the attributes its classifier sees and decodes it under the targets.
@@ -75,6 +76,8 @@ class FaceModel:
         self.sampling = sampling
         if sampling.candidates > 1 and classifier is None:
             raise ValueError("sampling.candidates > 1 needs the discriminator's attribute classifier; use 1")
+        if sampling.refine and editor is None:
+            raise ValueError("sampling.refine needs the attribute editor, and this checkpoint has none; set it false")
         self.device = torch.device(device)
         self.generator = generator.to(self.device).eval()
         self.editor = editor.to(self.device).eval() if editor is not None else None
@@ -113,28 +116,33 @@ class FaceModel:
     def sample(self, attributes: Tensor, seed: int, batch_size: int = 256) -> np.ndarray:
         """One new face per row of ``attributes`` (N x A, 0/1): N x R x R x 3 uint8, the same for the same seed.
 
-        With ``sampling.candidates`` k > 1, each row gets k faces (latents k x N from the seed) and keeps the
-        one the discriminator's attribute head finds the request in most surely (see :meth:`agreement`).
+        With ``sampling.refine`` each drawn face is then edited towards the request, exactly as
+        ``edit(faces, attributes)`` would. With ``sampling.candidates`` k > 1, each row gets k such faces
+        (latents k x N from the seed) and keeps the one in which the discriminator's attribute head finds the
+        request most surely (see :meth:`agreement`).
         """
         attributes = self._check(attributes)
         noise = torch.Generator().manual_seed(seed)
         z = torch.randn(self.sampling.candidates, len(attributes), self.config.z_dim, generator=noise)
-        out = [to_uint8(self._best_candidate(z[:, i:i + batch_size].to(self.device),
-                                             attributes[i:i + batch_size].to(self.device)))
+        out = [self._best_candidate(z[:, i:i + batch_size], attributes[i:i + batch_size], batch_size)
                for i in range(0, len(attributes), batch_size)]
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
-    def _best_candidate(self, z: Tensor, attributes: Tensor) -> Tensor:
-        """``z``: k x B x z_dim latents; the face of each row whose :meth:`agreement` is highest."""
-        best = self.generator(z[0], attributes)
-        if len(z) == 1:
-            return best
-        score = self.agreement(best, attributes)
-        for candidate_z in z[1:]:
-            candidate = self.generator(candidate_z, attributes)
-            candidate_score = self.agreement(candidate, attributes)
-            better = candidate_score > score
-            best[better], score = candidate[better], torch.maximum(score, candidate_score)
+    def _best_candidate(self, z: Tensor, attributes: Tensor, batch_size: int) -> np.ndarray:
+        """``z``: k x B x z_dim latents; each row's face (refined if asked) with the highest agreement."""
+        best, best_score = None, None
+        for candidate_z in z:
+            faces = to_uint8(self.generator(candidate_z.to(self.device), attributes.to(self.device)))
+            if self.sampling.refine:
+                faces = self.edit(faces, attributes, batch_size)
+            if len(z) == 1:
+                return faces
+            score = self.agreement(to_tensor(faces, self.device), attributes.to(self.device)).cpu()
+            if best is None:
+                best, best_score = faces, score
+            else:
+                better = (score > best_score).numpy()
+                best[better], best_score = faces[better], torch.maximum(best_score, score)
         return best
 
     @torch.no_grad()
@@ -162,10 +170,14 @@ class FaceModel:
                       else self._check(source_attributes))
             if len(source) != len(targets):
                 raise ValueError(f"{len(source)} source attribute rows for {len(targets)} targets")
-            targets = source + self.sampling.edit_strength * (targets - source)
+            targets = self._edit_conditioning(targets, source)
         out = [to_uint8(self.editor(to_tensor(images[i:i + batch_size], self.device), targets[i:i + batch_size].to(self.device)))
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else images[:0].copy()
+
+    def _edit_conditioning(self, targets: Tensor, source: Tensor) -> Tensor:
+        """What the editor is asked for: the targets, with the changes from ``source`` scaled by the strength."""
+        return source + self.sampling.edit_strength * (targets - source)
 
     @torch.no_grad()
     def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
