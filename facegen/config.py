@@ -120,6 +120,9 @@ class GanConfig(_Section):
     lambda_cls: float = Field(1.0, ge=0)  # attribute loss of the generated faces (AC-GAN generator, editor, cVAE)
     lambda_cls_real: float = Field(1.0, ge=0)  # cgan D: attribute loss on real faces, what it teaches G and E
     lambda_ms: float = Field(1.0, ge=0)  # cgan generator: mode seeking (MSGAN), against one face per attribute request
+    # mode seeking compares the two images average-pooled by this factor (1: MSGAN's per-pixel L1). Per pixel, colour
+    # speckle is the cheapest difference to make, and the demo generator made it (docs/BENCHMARKS.md, fifth round).
+    ms_downsample: int = Field(4, ge=1)
     lambda_flip: float = Field(0.0, ge=0)  # editor: extra attribute loss on the one attribute each edit flips
     balance_attributes: bool = True  # attribute losses weigh positives by negatives/positives in the training data
     lambda_gp: float = Field(10.0, ge=0)  # gradient penalty weight (wgan-gp only)

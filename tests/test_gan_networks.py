@@ -254,6 +254,17 @@ def test_mode_seeking_loss_is_large_when_z_is_ignored() -> None:
     assert (a.grad < 0).all()  # descending moves a away from b
 
 
+def test_mode_seeking_on_pooled_images_does_not_count_pixel_noise_as_variety() -> None:
+    z_a, z_b = torch.zeros(2, 8), torch.ones(2, 8)
+    face = torch.rand(2, 3, 8, 8) * 0.5
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 0.4 - 0.2  # zero mean over 2 x 2 cells
+    speckled = face + checker
+    assert mode_seeking_loss(face, speckled, z_a, z_b).item() == pytest.approx(1 / 0.2, rel=1e-4)
+    assert mode_seeking_loss(face, speckled, z_a, z_b, downsample=2).item() > 1e4  # no variety left: ~1 / eps
+    brighter = face + 0.2  # a change that survives pooling still counts in full
+    assert mode_seeking_loss(face, brighter, z_a, z_b, downsample=4).item() == pytest.approx(1 / 0.2, rel=1e-4)
+
+
 def test_init_weights_is_dcgan_init_also_under_spectral_norm() -> None:
     conv = nn.Conv2d(64, 64, 4)
     init_weights(conv)

@@ -120,20 +120,22 @@ def test_flip_term_trains_the_editor_only(faces, tmp_path: Path) -> None:
 
 def test_mode_seeking_pairs_samples_and_moves_the_generator(faces, tmp_path: Path) -> None:
     # gan.lambda_ms asks for samples half + i with sample i's attributes (and other z), and pushes them apart.
+    # gan.ms_downsample compares the pair pooled: a different push, so a different step.
     requested = {}
-    for ms in (0.0, 1.0):
-        trainer = GanTrainer(_config(lambda_ms=ms), *faces, tmp_path / str(ms))
+    for ms, pool in ((0.0, 1), (1.0, 1), (1.0, 4)):
+        trainer = GanTrainer(_config(lambda_ms=ms, ms_downsample=pool), *faces, tmp_path / f"{ms}-{pool}")
 
         def record(module, inputs, ms=ms) -> None:
             requested.setdefault(ms, inputs[1].clone())
 
         trainer.nets["G"].register_forward_pre_hook(record)
         trainer.train_step(trainer.sample_batch())
-        requested[f"G {ms}"] = [p.detach().clone() for p in trainer.nets["G"].parameters()]
+        requested[f"G {ms} {pool}"] = [p.detach().clone() for p in trainer.nets["G"].parameters()]
     half = len(requested[1.0]) // 2
     assert torch.equal(requested[1.0][:half], requested[1.0][half:])
     assert not torch.equal(requested[0.0][:half], requested[0.0][half:])
-    assert not _same(requested["G 0.0"], requested["G 1.0"])
+    assert not _same(requested["G 0.0 1"], requested["G 1.0 1"])
+    assert not _same(requested["G 1.0 1"], requested["G 1.0 4"])
 
 
 def test_discriminator_learns_attributes_from_real_faces_only_by_lambda_cls_real(faces, tmp_path: Path) -> None:
@@ -163,6 +165,8 @@ def test_bad_inputs_are_named(faces, tmp_path: Path) -> None:
         GanTrainer(_config(), images.float(), attributes, tmp_path)
     with pytest.raises(ValueError, match=r"attributes must be 48 x 2 \(gan.attributes\), got \(48, 3\)"):
         GanTrainer(_config(), images, torch.zeros(48, 3), tmp_path)
+    with pytest.raises(ValueError, match=r"gan.ms_downsample 3 must divide the \d+ px image size"):
+        GanTrainer(_config(ms_downsample=3), images, attributes, tmp_path)
 
 
 def test_ema_follows_the_generator_and_editor_from_the_start(faces, tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 ``gan.model: cgan`` -- one step: the discriminator learns real-vs-fake (plus the real images' attributes,
 AC-GAN style) on the generator's samples and, with ``gan.editor``, on the editor's edits; then the
 generator and the StarGAN-style editor learn to fool it while making the requested attributes
-recognisable, the generator also making different faces from different z (mode seeking, ``gan.lambda_ms``),
-the editor also mapping its edit back to the source (cycle) and leaving an image with its own attributes
-unchanged (identity).
+recognisable, the generator also making different faces from different z (mode seeking, ``gan.lambda_ms``, on
+images pooled by ``gan.ms_downsample``), the editor also mapping its edit back to the source (cycle) and leaving
+an image with its own attributes unchanged (identity).
 
 ``gan.model: cvae`` -- the same step shape: the attribute classifier (the discriminator's attribute head)
 learns the real images' attributes, then the cVAE learns reconstruction + KL and, through the
@@ -117,6 +117,8 @@ class GanTrainer:
         self.amp = config.amp and cuda
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         resolution, n_attr = images.shape[1], attributes.shape[1]
+        if config.lambda_ms > 0 and resolution % config.ms_downsample:
+            raise ValueError(f"gan.ms_downsample {config.ms_downsample} must divide the {resolution} px image size")
         torch.manual_seed(config.seed)  # the same initial weights in every process
         self.nets = {name: net.to(self.device, memory_format=self.memory_format)
                      for name, net in build_networks(config, n_attr, resolution).items()}
@@ -209,7 +211,7 @@ class GanTrainer:
             g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self._attribute_loss(fake_cls[:n], wanted)
             if c.lambda_ms > 0:
                 g_loss = g_loss + c.lambda_ms * mode_seeking_loss(fakes[:half], fakes[half:2 * half],
-                                                                  z[:half], z[half:2 * half])
+                                                                  z[:half], z[half:2 * half], c.ms_downsample)
             metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
