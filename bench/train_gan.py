@@ -53,6 +53,9 @@ def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, d
 
     config = GanConfig(profile=profile, batch_size=batch_size, editor=kind != "cgan", out="/tmp/bench_train_gan")
     images, attributes = training_tensors(prepared, config.attributes)
+    if kind == "dcgan" and images.shape[1] != 64:
+        return {"case": kind, "profile": profile, "skipped": f"the reference DCGAN (pytorch/examples) is 64 x 64 and "
+                f"{prepared} holds {images.shape[1]} px faces: pass --prepared with a 64 px cache"}
     if kind == "dcgan":
         step = _dcgan_step(config, images, batch_size, device)
     else:
