@@ -17,10 +17,9 @@ ATTRIBUTES = ("Eyeglasses", "Smiling")
 
 
 @pytest.fixture(scope="module")
-def faces() -> tuple[torch.Tensor, torch.Tensor]:
+def faces(shared_faces64: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """48 real 32x32 faces64 crops with random-but-fixed attribute labels (the loop's mechanics, not quality)."""
-    root = Path(__file__).resolve().parents[2] / "shared" / "faces64"
-    photos = sorted(root.rglob("*.jpg"))[:48]
+    photos = sorted(shared_faces64.rglob("*.jpg"))[:48]
     images = np.stack([np.asarray(Image.open(p).convert("RGB").resize((32, 32))) for p in photos])
     attributes = torch.randint(0, 2, (48, len(ATTRIBUTES)), generator=torch.Generator().manual_seed(0)).float()
     return torch.from_numpy(images), attributes
