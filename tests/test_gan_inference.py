@@ -60,18 +60,21 @@ def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> Non
     plain = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5))
     wanted = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]).repeat(2, 1)
     faces = plain.sample(wanted, seed=3)
-    seen = plain.predict_attributes(faces)
-    with torch.no_grad():  # the editor on the drawn faces, asked for the request at strength 1.5 from D's view
-        expected = to_uint8(plain.editor(to_tensor(faces), seen + 1.5 * (wanted - seen)))
+    p = plain.attribute_probabilities(faces)
+    assert ((p > 0) & (p < 1)).all() and torch.equal(plain.predict_attributes(faces), (p > 0.5).float())
+    with torch.no_grad():  # the editor on the drawn faces, asked for the request at strength 1.5 from D's probabilities
+        expected = to_uint8(plain.editor(to_tensor(faces), p + 1.5 * (wanted - p)))
     refined = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5, refine=True))
     got = refined.sample(wanted, seed=3)
-    assert np.array_equal(got, expected) and np.array_equal(got, plain.edit(faces, wanted))
+    assert np.array_equal(got, expected) and np.array_equal(got, plain.edit(faces, wanted, source_attributes=p))
+    assert not np.array_equal(got, plain.edit(faces, wanted))  # not from D's 0/1 view
     assert np.abs(got.astype(int) - faces).mean() > 1  # the editor did change them
 
     # With candidates, every candidate is refined and the refined faces are compared.
     z = torch.randn(3, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        drawn = [plain.edit(to_uint8(plain.generator(z[j], wanted)), wanted) for j in range(3)]
+        raw = [to_uint8(plain.generator(z[j], wanted)) for j in range(3)]
+        drawn = [plain.edit(r, wanted, source_attributes=plain.attribute_probabilities(r)) for r in raw]
     scores = torch.stack([plain.agreement(to_tensor(c), wanted) for c in drawn])
     best = np.stack(drawn)[scores.argmax(0), np.arange(len(wanted))]
     assert (scores.argmax(0) > 0).any()  # a later candidate wins somewhere

@@ -116,8 +116,9 @@ class FaceModel:
     def sample(self, attributes: Tensor, seed: int, batch_size: int = 256) -> np.ndarray:
         """One new face per row of ``attributes`` (N x A, 0/1): N x R x R x 3 uint8, the same for the same seed.
 
-        With ``sampling.refine`` each drawn face is then edited towards the request, exactly as
-        ``edit(faces, attributes)`` would. With ``sampling.candidates`` k > 1, each row gets k such faces
+        With ``sampling.refine`` each drawn face is then edited towards the request, its source being the
+        discriminator's probabilities (:meth:`attribute_probabilities`): at edit strength s an attribute D sees
+        with probability p is asked for p + s x (request - p), so the ones D is unsure of are pushed too. With ``sampling.candidates`` k > 1, each row gets k such faces
         (latents k x N from the seed) and keeps the one in which the discriminator's attribute head finds the
         request most surely (see :meth:`agreement`).
         """
@@ -133,8 +134,9 @@ class FaceModel:
         best, best_score = None, None
         for candidate_z in z:
             faces = to_uint8(self.generator(candidate_z.to(self.device), attributes.to(self.device)))
-            if self.sampling.refine:
-                faces = self.edit(faces, attributes, batch_size)
+            if self.sampling.refine:  # the source: how surely D sees each attribute, so unsure ones are pushed too
+                faces = self.edit(faces, attributes, batch_size,
+                                  source_attributes=self.attribute_probabilities(faces, batch_size))
             if len(z) == 1:
                 return faces
             score = self.agreement(to_tensor(faces, self.device), attributes.to(self.device)).cpu()
@@ -157,9 +159,9 @@ class FaceModel:
              source_attributes: Tensor | None = None) -> np.ndarray:
         """Each image (N x R x R x 3 uint8) re-rendered with its row of ``targets`` (N x A, 0/1).
 
-        ``source_attributes`` are the images' own (N x A; default: what the discriminator sees in them). The
-        editor is asked for ``source + sampling.edit_strength * (targets - source)``: at strength 1 just the
-        targets; above 1 the changed attributes are pushed further and the unchanged ones stay.
+        ``source_attributes`` are the images' own (N x A, 0/1 or probabilities; default: what the discriminator
+        sees in them, 0/1). The editor is asked for ``source + sampling.edit_strength * (targets - source)``: at
+        strength 1 just the targets; above 1 the changed attributes are pushed further and the unchanged ones stay.
         """
         if self.editor is None:
             raise ValueError("this checkpoint has no attribute editor; train one with gan.editor: true")
@@ -179,15 +181,19 @@ class FaceModel:
         """What the editor is asked for: the targets, with the changes from ``source`` scaled by the strength."""
         return source + self.sampling.edit_strength * (targets - source)
 
-    @torch.no_grad()
     def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
         """The attributes the checkpoint's discriminator sees in ``images`` (N x R x R x 3 uint8): N x A 0/1.
 
         An edit keeps the attributes it is not asked to change: start its targets from these."""
+        return (self.attribute_probabilities(images, batch_size) > 0.5).float()
+
+    @torch.no_grad()
+    def attribute_probabilities(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
+        """How surely the checkpoint's discriminator sees each attribute in ``images``: N x A in [0, 1]."""
         if self.classifier is None:
             raise ValueError("this model has no attribute classifier (load it from a train_gan checkpoint)")
         self._check_images(images)
-        out = [(self.classifier(to_tensor(images[i:i + batch_size], self.device))[1] > 0).float().cpu()
+        out = [torch.sigmoid(self.classifier(to_tensor(images[i:i + batch_size], self.device))[1].float()).cpu()
                for i in range(0, len(images), batch_size)]
         return torch.cat(out) if out else torch.zeros(0, len(self.attributes))
 
