@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from facegen.gan import (
+    ConditionalBatchNorm,
     ConditionalVAE,
     Discriminator,
     Editor,
@@ -120,6 +121,28 @@ def test_generator_depends_on_attributes_and_is_deterministic_in_eval() -> None:
     assert torch.equal(first, again)
     change = (first - flipped).flatten(1).norm(dim=1) / first.flatten(1).norm(dim=1)
     assert change.min() > 0.1  # every image changes, by more than round-off
+
+
+def test_conditional_norm_brings_the_attributes_to_every_resolution() -> None:
+    G = Generator(Z_DIM, N_ATTR, 32, 8, conditional_norm=True)
+    norms = [m for m in G.modules() if isinstance(m, ConditionalBatchNorm)]
+    assert len(norms) == 3  # at 4, 8 and 16 px
+    x, y = torch.randn(6, norms[0].norm.num_features, 4, 4), _attributes(6)
+    assert torch.equal(norms[0](x, y), norms[0].norm(x))  # starts as plain batch norm: scale and shift 0
+    with torch.no_grad():
+        G.embed.weight.zero_(), G.embed.bias.zero_()  # the input no longer carries the attributes
+        z = torch.randn(4, Z_DIM).repeat(2, 1)
+        y = _attributes(4)
+        assert torch.allclose(G.eval()(z, torch.cat([y, 1 - y])).chunk(2)[0], G(z[:4], y), atol=1e-6)
+        same = G(z, torch.cat([y, 1 - y]))
+        assert torch.equal(same[:4], same[4:])  # nothing else tells G the attributes
+        for norm in norms:
+            norm.scale.weight.normal_(0, 0.5)
+        changed = G(z, torch.cat([y, 1 - y]))
+    assert (changed[:4] - changed[4:]).flatten(1).norm(dim=1).min() > 0.01
+    # The plain generator keeps its layout, so checkpoints made before the option still load.
+    assert not any(isinstance(m, ConditionalBatchNorm) for m in Generator(Z_DIM, N_ATTR, 32, 8).modules())
+    assert "main.1.weight" in Generator(Z_DIM, N_ATTR, 32, 8).state_dict()
 
 
 def test_editor_output_depends_on_the_target_attributes() -> None:

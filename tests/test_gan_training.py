@@ -117,6 +117,21 @@ def test_flip_term_trains_the_editor_only(faces, tmp_path: Path) -> None:
     assert _same(plain["G"], flipped["G"]) and not _same(plain["E"], flipped["E"])
 
 
+def test_identity_term_off_skips_the_identity_pass(faces, tmp_path: Path) -> None:
+    # The editor runs on the batch (edits), then on its edits (cycle) plus, for gan.lambda_id > 0, on the real
+    # faces under their own attributes (identity). lambda_id 0 leaves that third of its work out.
+    sizes, weights = {}, {}
+    for lambda_id in (1.0, 0.0):
+        trainer = GanTrainer(_config(lambda_id=lambda_id), *faces, tmp_path / str(lambda_id))
+        trainer.nets["E"].register_forward_pre_hook(lambda m, inputs, k=lambda_id: sizes.setdefault(k, []).append(
+            len(inputs[0])))
+        trainer.train_step(trainer.sample_batch())
+        weights[lambda_id] = [p.detach().clone() for p in trainer.nets["E"].parameters()]
+    batch = _config().batch_size
+    assert sizes == {1.0: [batch, 2 * batch], 0.0: [batch, batch]}
+    assert not _same(weights[1.0], weights[0.0])
+
+
 def test_mode_seeking_pairs_samples_and_moves_the_generator(faces, tmp_path: Path) -> None:
     # gan.lambda_ms asks for samples half + i with sample i's attributes (and other z), and pushes them apart.
     # gan.ms_downsample compares the pair pooled: a different push, so a different step.

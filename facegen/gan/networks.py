@@ -87,32 +87,68 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         b_ema.copy_(b)
 
 
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm whose scale and shift are linear in the attributes (conditional BN, de Vries et al. 2017):
+    ``norm(x) * (1 + scale(a)) + shift(a)``, starting as plain batch norm."""
+
+    def __init__(self, channels: int, n_attributes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.scale, self.shift = nn.Linear(n_attributes, channels), nn.Linear(n_attributes, channels)
+
+    def reset_parameters(self) -> None:
+        for linear in (self.scale, self.shift):
+            nn.init.zeros_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: Tensor, attributes: Tensor) -> Tensor:
+        a = attributes.to(x.dtype)
+        return self.norm(x) * (1 + self.scale(a))[:, :, None, None] + self.shift(a)[:, :, None, None]
+
+
 class Generator(nn.Module):
     """Conditional DCGAN generator: ``G(z, attributes)`` -> images in [-1, 1], (B, 3, R, R).
 
-    The 0/1 attribute vector is embedded linearly to ``z_dim`` and concatenated to ``z``.
+    The 0/1 attribute vector is embedded linearly to ``z_dim`` and concatenated to ``z``; with
+    ``conditional_norm`` every batch norm also takes its scale and shift from the attributes, so each
+    resolution is told what to draw (as in SNGAN/BigGAN generators).
     """
 
-    def __init__(self, z_dim: int, n_attributes: int, resolution: int, base_channels: int = 64) -> None:
+    def __init__(self, z_dim: int, n_attributes: int, resolution: int, base_channels: int = 64,
+                 conditional_norm: bool = False) -> None:
         super().__init__()
         n = _n_blocks(resolution)
         self.z_dim = z_dim
         self.embed = nn.Linear(n_attributes, z_dim)
+        norm: Norm = partial(ConditionalBatchNorm, n_attributes=n_attributes) if conditional_norm else nn.BatchNorm2d
         channels = [base_channels * 2 ** (n - 1 - i) for i in range(n)]  # 4x4 ... R/2 x R/2
         self.main = nn.Sequential(
             nn.ConvTranspose2d(2 * z_dim, channels[0], 4, 1, 0, bias=False),  # 1x1 -> 4x4
-            nn.BatchNorm2d(channels[0]),
+            norm(channels[0]),
             nn.ReLU(),
-            *(_up(a, b) for a, b in pairwise(channels)),
+            *(_up(a, b, norm=norm) for a, b in pairwise(channels)),
             nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1),
             nn.Tanh(),
         )
         self.apply(init_weights)
+        for module in self.modules():
+            if isinstance(module, ConditionalBatchNorm):
+                module.reset_parameters()
         nn.init.normal_(self.embed.weight, 0.0, n_attributes**-0.5)  # attribute embedding on the scale of z
 
     def forward(self, z: Tensor, attributes: Tensor) -> Tensor:
         x = torch.cat([z, self.embed(attributes)], dim=1)
-        return self.main(x[:, :, None, None])
+        return _conditioned(self.main, x[:, :, None, None], attributes)
+
+
+def _conditioned(stack: nn.Sequential, x: Tensor, attributes: Tensor) -> Tensor:
+    """``stack(x)``, passing ``attributes`` to its :class:`ConditionalBatchNorm` layers (nested stacks too)."""
+    for layer in stack:
+        if isinstance(layer, nn.Sequential):
+            x = _conditioned(layer, x, attributes)
+        else:
+            x = layer(x, attributes) if isinstance(layer, ConditionalBatchNorm) else layer(x)
+    return x
 
 
 class Discriminator(nn.Module):
@@ -192,7 +228,8 @@ class ConditionalVAE(nn.Module):
     ``encode`` and ``sample`` (the decoder) give the halves, for editing and for drawing from the prior.
     """
 
-    def __init__(self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64) -> None:
+    def __init__(self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64,
+                 conditional_norm: bool = False) -> None:
         super().__init__()
         features = base_channels * 2 ** (_n_blocks(resolution) - 1) * 16
         self.z_dim = z_dim
@@ -202,7 +239,7 @@ class ConditionalVAE(nn.Module):
             nn.Linear(features, 2 * z_dim),
         )
         self.encoder.apply(init_weights)
-        self.decoder = Generator(z_dim, n_attributes, resolution, base_channels)
+        self.decoder = Generator(z_dim, n_attributes, resolution, base_channels, conditional_norm)
 
     def forward(
         self, images: Tensor, attributes: Tensor, decode_attributes: Tensor | None = None

@@ -63,9 +63,11 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
     c = config
     discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
     if c.model == "cvae":
-        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels), "D": discriminator}
+        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels, c.conditional_norm),
+                "D": discriminator}
     else:
-        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels), "D": discriminator}
+        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels, c.conditional_norm),
+                "D": discriminator}
         if c.editor:
             nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
     for name in [n for n in nets if n != "D"]:
@@ -214,14 +216,17 @@ class GanTrainer:
                                                                   z[:half], z[half:2 * half], c.ms_downsample)
             metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
             if E is not None:
-                # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch.
-                back = E(torch.cat([fakes[n:], real]), torch.cat([source, source]))
+                # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch;
+                # lambda_id 0 skips the identity pass (a third of the editor's work).
+                back = E(torch.cat([fakes[n:], real] if c.lambda_id > 0 else [fakes[n:]]),
+                         torch.cat([source, source] if c.lambda_id > 0 else [source]))
                 changed = target != source  # the one flipped attribute per row
                 e_loss = (self.adversarial.g_loss(fake_adv[n:])
                           + c.lambda_cls * self._attribute_loss(fake_cls[n:], target)
                           + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
-                          + c.lambda_rec * reconstruction_loss(back[:n], real)
-                          + c.lambda_id * reconstruction_loss(back[n:], real))
+                          + c.lambda_rec * reconstruction_loss(back[:n], real))
+                if c.lambda_id > 0:
+                    e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
                 g_loss = g_loss + e_loss
                 metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
         self._update(g_loss, *(["opt_g", "opt_e"] if E is not None else ["opt_g"]))
