@@ -183,6 +183,12 @@ def test_control_accuracy_follows_whether_the_request_is_met(classifier, real_fa
     ignored = attribute_control(model, ["Male", "Smiling"], base[:, :2], lambda t: images[:len(t)], flip=False)
     for name in ("Male", "Smiling"):  # the classifier itself is right about 70-80% of the time here
         assert 0.3 < ignored.accuracy[name] < 0.7 and met.accuracy[name] > ignored.accuracy[name] + 0.1, (met, ignored)
-    assert requests(np.zeros((4, 2)), 1, flip=True)[:, 1].tolist() == [1, 1, 1, 1]
+    assert requests(np.zeros((4, 2)), ["Male", "Smiling"], 1, flip=True)[:, 1].tolist() == [1, 1, 1, 1]
+    # Turning a hair colour on turns the others off (a face has one); other attributes stay as in the row.
+    hair = ["Black_Hair", "Male", "Blond_Hair"]
+    rows_ = np.array([[1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 0]], np.float32)
+    assert requests(rows_, hair, 2, flip=False).tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert requests(rows_, hair, 0, flip=True).tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 0]]
+    assert requests(rows_, hair, 1, flip=True).tolist() == [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 0]]
     with pytest.raises(ValueError, match="not trained on.*Bald"):
         attribute_control(model, ["Bald"], base[:, :1], obedient, flip=False)

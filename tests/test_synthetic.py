@@ -81,6 +81,28 @@ def test_edit_plan_flips_one_attribute_and_keeps_identity(inputs) -> None:
         assert changed == [row["edited_attribute"]]
 
 
+def test_a_requested_hair_colour_turns_the_other_hair_colours_off() -> None:
+    # A face has one hair colour: blond requested on a row drawn (or photographed) black-haired is asked for
+    # without the black hair; attributes of another kind are drawn or kept as before.
+    hair = ("Black_Hair", "Blond_Hair", "Male")
+    rng = np.random.default_rng(0)
+    black = rng.random(400) < 0.5
+    real = pd.DataFrame({"Black_Hair": black, "Blond_Hair": ~black & (rng.random(400) < 0.5),
+                         "Male": rng.random(400) < 0.5}).astype(int)
+    plan = sampling_plan(SyntheticDatasetConfig(name="h", mode="per_attribute", attributes=("Blond_Hair",), n=400),
+                         hair, real, chunk_size=64)
+    blond, not_blond = plan[plan["Blond_Hair"] == 1], plan[plan["Blond_Hair"] == 0]
+    assert (blond["Black_Hair"] == 0).all() and 0.4 < not_blond["Black_Hair"].mean() < 0.6
+    assert 0.4 < blond["Male"].mean() < 0.6
+    real["image_id"], real["identity"] = [f"{i:06d}.jpg" for i in range(400)], np.arange(400) // 4
+    edits = edit_plan(SyntheticDatasetConfig(name="e", mode="edit", attributes=("Blond_Hair", "Male")), hair, real)
+    flipped_blond = edits[edits["edited_attribute"] == "Blond_Hair"].set_index("source_row")
+    assert (flipped_blond.loc[flipped_blond["Blond_Hair"] == 1, "Black_Hair"] == 0).all()
+    assert flipped_blond.loc[real.index[real["Blond_Hair"] == 1], "Black_Hair"].eq(
+        real.loc[real["Blond_Hair"] == 1, "Black_Hair"]).all()  # blond removed: the rest as it was
+    assert edits[edits["edited_attribute"] == "Male"]["Black_Hair"].tolist() == real["Black_Hair"].tolist()
+
+
 def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
     report = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE), ATTENDANCE).make(PER_ATTRIBUTE)
     folder = tmp_path / "balanced"

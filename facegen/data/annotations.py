@@ -6,6 +6,7 @@ endings, the attribute file's count and header lines), so generated data sets re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,16 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair",
     "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
 )
+# CelebA's hair colours: a face has one at most (98.6% of CelebA's images; every demo face). Asking for one turns
+# the others off, as StarGAN's target labels do, or a request for blond hair on a black-haired row asks for both.
+HAIR_COLOURS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray_Hair")
+
+
+def excluded_by(name: str, attributes: Sequence[str]) -> list[str]:
+    """The attributes among ``attributes`` that turning ``name`` on turns off: the other hair colours."""
+    return [a for a in attributes if name in HAIR_COLOURS and a in HAIR_COLOURS and a != name]
+
+
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")  # codes 0, 1, 2 of list_eval_partition.txt
 
 IMAGES_ZIP = "img_align_celeba.zip"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facegen.data.annotations import excluded_by
 from facegen.metrics.attribute_classifier import AttributeClassifier
 
 
@@ -21,10 +22,14 @@ class ControlResult:
     images: list[np.ndarray]  # per attribute: the N x R x R x 3 faces made for them
 
 
-def requests(base_rows: np.ndarray, attribute: int, flip: bool) -> np.ndarray:
-    """Copies of ``base_rows`` (N x A 0/1) with column ``attribute`` flipped (edits) or alternately on/off (samples)."""
+def requests(base_rows: np.ndarray, attributes: Sequence[str], attribute: int, flip: bool) -> np.ndarray:
+    """Copies of ``base_rows`` (N x A 0/1, columns named by ``attributes``) with column ``attribute`` flipped
+    (edits) or alternately on/off (samples). Where it is turned on, the attributes it excludes (the other hair
+    colours) are turned off: the request must be one a face can meet."""
     targets = np.array(base_rows, dtype=np.float32)
     targets[:, attribute] = 1 - targets[:, attribute] if flip else np.arange(len(targets)) % 2 == 0
+    others = [list(attributes).index(a) for a in excluded_by(attributes[attribute], attributes)]
+    targets[np.ix_(targets[:, attribute] == 1, others)] = 0
     return targets
 
 
@@ -40,7 +45,7 @@ def attribute_control(classifier: AttributeClassifier, attributes: Sequence[str]
         raise ValueError(f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}")
     result = ControlResult({}, [], [])
     for a, name in enumerate(attributes):
-        targets = requests(base_rows, a, flip)
+        targets = requests(base_rows, attributes, a, flip)
         images = make(targets)
         seen = classifier.predict_proba(images)[:, classifier.attributes.index(name)] > 0.5
         result.accuracy[name] = round(float((seen == (targets[:, a] > 0.5)).mean()), 4)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import SyntheticDatasetConfig
+from facegen.data.annotations import excluded_by
 
 PLAN_COLUMNS = ("mode", "seed", "sample_index", "source_image", "identity", "edited_attribute")
 
@@ -50,7 +51,8 @@ def sampling_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], real
     for cell in cells:
         drawn = (rng.random((spec.n, len(conditioned))) < marginals.to_numpy()).astype(np.int64)
         block = pd.DataFrame(drawn, columns=list(conditioned))
-        for name, value in cell.items():
+        for name, value in cell.items():  # a requested hair colour turns the drawn other ones off
+            block.loc[:, excluded_by(name, [a for a in conditioned if a not in cell]) if value else []] = 0
             block[name] = value
         block["cell"] = cell_label(cell)
         blocks.append(block)
@@ -83,6 +85,7 @@ def edit_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], sources:
     for name in chosen:
         block = sources[list(conditioned)].astype(np.int64).reset_index(drop=True)
         block[name] = 1 - block[name]
+        block.loc[block[name] == 1, excluded_by(name, conditioned)] = 0  # blond now: no longer black-haired
         block["source_image"] = sources["image_id"].to_numpy()
         block["identity"] = sources["identity"].astype(str).to_numpy()
         block["edited_attribute"] = name
