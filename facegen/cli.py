@@ -108,6 +108,9 @@ StrengthOption = Annotated[float, typer.Option("--strength", help="edit strength
                                                "attributes pushed this many times as far (1: the plain target)")]
 RefineOption = Annotated[bool, typer.Option("--refine/--no-refine", help="edit each sampled face towards the "
                                             "requested attributes (costs an editor pass)")]
+RefineStrengthOption = Annotated[float, typer.Option("--strength", help="refining edit strength: the attributes the "
+                                                     "discriminator is unsure of pushed this many times as far (1: "
+                                                     "the plain request)")]
 
 
 @app.command("train")
@@ -138,12 +141,12 @@ def sample(
     device: DeviceOption = "auto",
     candidates: CandidatesOption = SamplingConfig().candidates,
     refine: RefineOption = SamplingConfig().refine,
-    strength: StrengthOption = SamplingConfig().edit_strength,
+    strength: RefineStrengthOption = SamplingConfig().refine_strength,
 ) -> None:
     """Draw N new faces with the given attributes (the others 0) into one grid PNG; same seed, same faces."""
     from facegen.gan.inference import FaceModel, resolve_device, save_grid
 
-    sampling = SamplingConfig(candidates=candidates, refine=refine, edit_strength=strength)
+    sampling = SamplingConfig(candidates=candidates, refine=refine, refine_strength=strength)
     model = FaceModel.load(checkpoint, resolve_device(device), sampling)
     faces = model.sample(model.attribute_matrix(_attribute_values(attr, "--attr"), n), seed, batch_size)
     save_grid(faces, out)

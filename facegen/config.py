@@ -167,6 +167,9 @@ class SamplingConfig(_Section):
     # new face whose source is how surely the discriminator sees each attribute: p + edit_strength x (request - p),
     # so an attribute D is unsure of is pushed too). Costs an editor pass per face.
     refine: bool = False
+    # refine: the refining edit's strength, as edit_strength is for edits of photos (1: just the request). Stronger
+    # refining fades the demo's blond hair on men (docs/BENCHMARKS.md, sixth round), so the default is 1.
+    refine_strength: float = Field(1.0, gt=0)
 
 
 class AttendanceConfig(_Section):

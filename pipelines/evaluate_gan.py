@@ -32,8 +32,9 @@ def markdown(metrics: dict) -> str:
     control_edited = metrics.get("control_edited", {}).get("mean", "not measured (no editor)")
     identity, generator = metrics["identity"], metrics.get("generator", {})
     rows = [
-        ("sampling: candidates per sampled face / edit strength / samples refined by the editor",
-         f"{generator.get('candidates', 1)} / {generator.get('edit_strength', 1.0)} / {generator.get('refine', False)}",
+        ("sampling: candidates per sampled face / edit strength / samples refined by the editor (refine strength)",
+         f"{generator.get('candidates', 1)} / {generator.get('edit_strength', 1.0)} / {generator.get('refine', False)}"
+         f" ({generator.get('refine_strength', 1.0)})",
          "params group `sampling`"),
         ("attribute classifier, held-out accuracy (mean)", metrics["classifier"]["heldout_accuracy_mean"],
          "STGAN's classifier: 94.5% over 13 CelebA attributes"),

@@ -72,9 +72,9 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     assert (tmp_path / "plots" / "evaluate" / "control_samples.png").stat().st_size > 0
     assert "attribute control, edited faces" in markdown(metrics)
     # The sampling settings the numbers were made with (params.yaml has none here: the plain defaults).
-    assert {k: metrics["generator"][k] for k in ("candidates", "edit_strength", "refine")} == {
-        "candidates": 1, "edit_strength": 1.0, "refine": False}
-    assert "| 1 / 1.0 / False |" in markdown(metrics)
+    assert {k: metrics["generator"][k] for k in ("candidates", "edit_strength", "refine", "refine_strength")} == {
+        "candidates": 1, "edit_strength": 1.0, "refine": False, "refine_strength": 1.0}
+    assert "| 1 / 1.0 / False (1.0) |" in markdown(metrics)
 
 
 def test_identity_uses_the_recognition_backbone_when_one_is_trained(tmp_path, monkeypatch) -> None:

@@ -84,7 +84,7 @@ def test_sampling_options_are_the_api_settings(trained: Path, tmp_path: Path, sh
     sampled = _facegen("sample", "-c", str(trained), "--attr", "Smiling=1", "-n", "1", "-o", str(tmp_path / "s.png"),
                        "--seed", "5", "--candidates", "3", "--refine", "--strength", "1.5", "--device", "cpu")
     assert sampled.returncode == 0, sampled.stderr
-    guided = FaceModel.load(trained, sampling=SamplingConfig(candidates=3, refine=True, edit_strength=1.5))
+    guided = FaceModel.load(trained, sampling=SamplingConfig(candidates=3, refine=True, refine_strength=1.5))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "s.png")),
                           guided.sample(guided.attribute_matrix({"Smiling": 1}, 1), seed=5)[0])
 

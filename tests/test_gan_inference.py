@@ -59,16 +59,22 @@ def test_candidates_keep_the_face_the_discriminator_agrees_with_most(checkpoint)
 def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> None:
     plain = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5))
     wanted = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]).repeat(2, 1)
+    # Refining edits at sampling.refine_strength (here 1.5, as plain's edit_strength), not at edit_strength.
     faces = plain.sample(wanted, seed=3)
     p = plain.attribute_probabilities(faces)
     assert ((p > 0) & (p < 1)).all() and torch.equal(plain.predict_attributes(faces), (p > 0.5).float())
     with torch.no_grad():  # the editor on the drawn faces, asked for the request at strength 1.5 from D's probabilities
         expected = to_uint8(plain.editor(to_tensor(faces), p + 1.5 * (wanted - p)))
-    refined = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, edit_strength=1.5, refine=True))
+    refined = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, refine_strength=1.5, edit_strength=3,
+                                                                 refine=True))
     got = refined.sample(wanted, seed=3)
     assert np.array_equal(got, expected) and np.array_equal(got, plain.edit(faces, wanted, source_attributes=p))
     assert not np.array_equal(got, plain.edit(faces, wanted))  # not from D's 0/1 view
     assert np.abs(got.astype(int) - faces).mean() > 1  # the editor did change them
+    # At refine strength 1 the editor is asked for the request itself.
+    with torch.no_grad():
+        at_one = to_uint8(plain.editor(to_tensor(faces), wanted))
+    assert np.array_equal(FaceModel.load(checkpoint, sampling=SamplingConfig(refine=True)).sample(wanted, seed=3), at_one)
 
     # With candidates, every candidate is refined and the refined faces are compared.
     z = torch.randn(3, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(3))
@@ -78,7 +84,7 @@ def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> Non
     scores = torch.stack([plain.agreement(to_tensor(c), wanted) for c in drawn])
     best = np.stack(drawn)[scores.argmax(0), np.arange(len(wanted))]
     assert (scores.argmax(0) > 0).any()  # a later candidate wins somewhere
-    guided = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=3, edit_strength=1.5, refine=True))
+    guided = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=3, refine_strength=1.5, refine=True))
     assert np.array_equal(guided.sample(wanted, seed=3), best)
     assert np.array_equal(guided.sample(wanted, seed=3), guided.sample(wanted, seed=3, batch_size=3))
 

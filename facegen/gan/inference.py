@@ -117,8 +117,9 @@ class FaceModel:
         """One new face per row of ``attributes`` (N x A, 0/1): N x R x R x 3 uint8, the same for the same seed.
 
         With ``sampling.refine`` each drawn face is then edited towards the request, its source being the
-        discriminator's probabilities (:meth:`attribute_probabilities`): at edit strength s an attribute D sees
-        with probability p is asked for p + s x (request - p), so the ones D is unsure of are pushed too. With ``sampling.candidates`` k > 1, each row gets k such faces
+        discriminator's probabilities (:meth:`attribute_probabilities`): at ``sampling.refine_strength`` s an
+        attribute D sees with probability p is asked for p + s x (request - p), so the ones D is unsure of are
+        pushed too (at 1, just the request). With ``sampling.candidates`` k > 1, each row gets k such faces
         (latents k x N from the seed) and keeps the one in which the discriminator's attribute head finds the
         request most surely (see :meth:`agreement`).
         """
@@ -135,8 +136,9 @@ class FaceModel:
         for candidate_z in z:
             faces = to_uint8(self.generator(candidate_z.to(self.device), attributes.to(self.device)))
             if self.sampling.refine:  # the source: how surely D sees each attribute, so unsure ones are pushed too
-                faces = self.edit(faces, attributes, batch_size,
-                                  source_attributes=self.attribute_probabilities(faces, batch_size))
+                strength = self.sampling.refine_strength
+                source = self.attribute_probabilities(faces, batch_size) if strength != 1 else None
+                faces = self._edit(faces, attributes, batch_size, source, strength)
             if len(z) == 1:
                 return faces
             score = self.agreement(to_tensor(faces, self.device), attributes.to(self.device)).cpu()
@@ -163,23 +165,24 @@ class FaceModel:
         sees in them, 0/1). The editor is asked for ``source + sampling.edit_strength * (targets - source)``: at
         strength 1 just the targets; above 1 the changed attributes are pushed further and the unchanged ones stay.
         """
+        return self._edit(images, targets, batch_size, source_attributes, self.sampling.edit_strength)
+
+    def _edit(self, images: np.ndarray, targets: Tensor, batch_size: int, source_attributes: Tensor | None,
+              strength: float) -> np.ndarray:
+        """:meth:`edit` at the given strength (refining uses ``sampling.refine_strength``)."""
         if self.editor is None:
             raise ValueError("this checkpoint has no attribute editor; train one with gan.editor: true")
         targets = self._check(targets)
         self._check_images(images, len(targets))
-        if self.sampling.edit_strength != 1:
+        if strength != 1:
             source = (self.predict_attributes(images, batch_size) if source_attributes is None
                       else self._check(source_attributes))
             if len(source) != len(targets):
                 raise ValueError(f"{len(source)} source attribute rows for {len(targets)} targets")
-            targets = self._edit_conditioning(targets, source)
+            targets = source + strength * (targets - source)
         out = [to_uint8(self.editor(to_tensor(images[i:i + batch_size], self.device), targets[i:i + batch_size].to(self.device)))
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out) if out else images[:0].copy()
-
-    def _edit_conditioning(self, targets: Tensor, source: Tensor) -> Tensor:
-        """What the editor is asked for: the targets, with the changes from ``source`` scaled by the strength."""
-        return source + self.sampling.edit_strength * (targets - source)
 
     def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
         """The attributes the checkpoint's discriminator sees in ``images`` (N x R x R x 3 uint8): N x A 0/1.

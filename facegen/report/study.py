@@ -97,13 +97,13 @@ def evaluation_section() -> Section:
     section.blocks.append(Table(control.round(3), "How often the classifier finds the requested attribute"))
     identity, generator = m.get("identity", {}), m.get("generator", {})
     summary = pd.DataFrame({"metric": ["sampling: candidates per sampled face", "sampling: edit strength",
-                                       "sampling: samples refined by the editor",
+                                       "sampling: samples refined by the editor", "sampling: refine strength",
                                        "FID (classifier features)", "KID", "precision", "recall", "density",
                                        "coverage", "latent diversity (1: as varied as real faces alike in attributes)",
                                        "real-vs-synthetic detector accuracy", "detector p-value",
                                        "edits: mean cosine similarity to source", "edits verified as same person"],
                             "value": [generator.get("candidates", 1), generator.get("edit_strength", 1.0),
-                                      generator.get("refine", False),
+                                      generator.get("refine", False), generator.get("refine_strength", 1.0),
                                       m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
                                       m.get("density"), m.get("coverage"),
                                       m.get("latent_diversity", {}).get("ratio"), m["detector"]["accuracy"],
