@@ -164,7 +164,7 @@ class SamplingConfig(_Section):
     # plain editor; the demo study's params.yaml asks for 2.
     edit_strength: float = Field(1.0, gt=0)
     # sample: then pass each sampled face through the editor, asking for the requested attributes (an edit of the
-    # new face whose source is how surely the discriminator sees each attribute: p + edit_strength x (request - p),
+    # new face whose source is how surely the discriminator sees each attribute: p + refine_strength x (request - p),
     # so an attribute D is unsure of is pushed too). Costs an editor pass per face.
     refine: bool = False
     # refine: the refining edit's strength, as edit_strength is for edits of photos (1: just the request). Stronger
