@@ -164,7 +164,7 @@ def edit(
     strength: StrengthOption = SamplingConfig().edit_strength,
 ) -> None:
     """Re-render photos with the --set attributes changed and the rest as the model sees them."""
-    from facegen.data.annotations import excluded_by
+    from facegen.data.annotations import set_attribute
     from facegen.gan.inference import FaceModel, load_photos, resolve_device, save_grid
 
     model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(edit_strength=strength))
@@ -174,8 +174,7 @@ def edit(
     for name, value in _attribute_values(set_, "--set").items():
         if name not in model.attributes:
             raise ValueError(f"unknown attribute {name!r}; this model edits {list(model.attributes)}")
-        targets[:, [model.attributes.index(a) for a in excluded_by(name, model.attributes)] if value else []] = 0
-        targets[:, model.attributes.index(name)] = value
+        set_attribute(targets, model.attributes, name, value)
     save_grid(model.edit(images, targets, batch_size, source_attributes=seen), out)
     typer.echo(f"{len(photos)} photo(s) edited ({', '.join(set_)}) into {out}")
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from facegen.data.annotations import (CELEBA_ATTRIBUTES, AnnotationError, read_attributes, read_identities,
-                                      read_partition, select_attributes, write_attributes)
+                                      read_partition, select_attributes, set_attribute, write_attributes)
 
 ROW = "000001.jpg " + " ".join(["-1"] * 39) + "  1"
 
@@ -76,3 +78,18 @@ def test_unknown_attribute_lists_valid_names() -> None:
     assert select_attributes(["Eyeglasses", "Male"]) == ["Eyeglasses", "Male"]
     with pytest.raises(ValueError, match=r"unknown attribute\(s\) \['Glasses'\]; valid names are: 5_o_Clock_Shadow.*Young"):
         select_attributes(["Glasses"])
+
+
+def test_set_attribute_turns_the_other_hair_colours_off() -> None:
+    # The requests of evaluate_gan and the targets of `facegen edit` are built by it, on arrays and tensors.
+    names = ["Black_Hair", "Male", "Blond_Hair"]
+    rows = torch.tensor([[1.0, 1, 0], [0, 0, 1], [1, 0, 0]])
+    set_attribute(rows, names, "Blond_Hair", 1)
+    assert rows.tolist() == [[0, 1, 1], [0, 0, 1], [0, 0, 1]]
+    set_attribute(rows, names, "Blond_Hair", torch.tensor([0.0, 1, 0]))  # off: the others stay as they are
+    assert rows.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    array = np.array([[1.0, 1, 1], [0, 1, 0]])
+    set_attribute(array, names, "Male", 0)  # not a hair colour: nothing else changes
+    assert array.tolist() == [[1, 0, 1], [0, 0, 0]]
+    with pytest.raises(ValueError, match="unknown attribute 'Bald'"):
+        set_attribute(array, names, "Bald", 1)

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import torch
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -29,6 +33,20 @@ HAIR_COLOURS: tuple[str, ...] = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Gray
 def excluded_by(name: str, attributes: Sequence[str]) -> list[str]:
     """The attributes among ``attributes`` that turning ``name`` on turns off: the other hair colours."""
     return [a for a in attributes if name in HAIR_COLOURS and a in HAIR_COLOURS and a != name]
+
+
+def set_attribute(rows: np.ndarray | torch.Tensor, attributes: Sequence[str], name: str, values: object) -> None:
+    """Set column ``name`` of ``rows`` (N x A 0/1, columns named by ``attributes``) to ``values``, in place.
+
+    Where it is now on, the attributes it excludes (:func:`excluded_by`) are turned off: a face can meet the row."""
+    attributes = list(attributes)
+    if name not in attributes:
+        raise ValueError(f"unknown attribute {name!r}; the rows' columns are {attributes}")
+    column = attributes.index(name)
+    rows[:, column] = values
+    on = rows[:, column] == 1
+    for other in excluded_by(name, attributes):
+        rows[on, attributes.index(other)] = 0
 
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")  # codes 0, 1, 2 of list_eval_partition.txt

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facegen.data.annotations import excluded_by
+from facegen.data.annotations import set_attribute
 from facegen.metrics.attribute_classifier import AttributeClassifier
 
 
@@ -27,9 +27,8 @@ def requests(base_rows: np.ndarray, attributes: Sequence[str], attribute: int, f
     (edits) or alternately on/off (samples). Where it is turned on, the attributes it excludes (the other hair
     colours) are turned off: the request must be one a face can meet."""
     targets = np.array(base_rows, dtype=np.float32)
-    targets[:, attribute] = 1 - targets[:, attribute] if flip else np.arange(len(targets)) % 2 == 0
-    others = [list(attributes).index(a) for a in excluded_by(attributes[attribute], attributes)]
-    targets[np.ix_(targets[:, attribute] == 1, others)] = 0
+    set_attribute(targets, attributes, attributes[attribute],
+                  1 - targets[:, attribute] if flip else np.arange(len(targets)) % 2 == 0)
     return targets
 
 
