@@ -161,7 +161,7 @@ class SamplingConfig(_Section):
     candidates: int = Field(1, ge=1)
     # edit: condition the editor on source + edit_strength x (target - source), AttGAN's attribute intensity:
     # > 1 pushes only the changed attributes further; unchanged ones stay as they are. It costs identity (CelebA
-    # middle editor at 2: 0.37 of edits verified as the same person instead of 0.53), so the default is the
+    # middle editor at 2: 0.17 of edits verified as the same person instead of 0.24), so the default is the
     # plain editor; the demo study's params.yaml asks for 2.
     edit_strength: float = Field(1.0, gt=0)
     # sample: then pass each sampled face through the editor, asking for the requested attributes (an edit of the
