@@ -218,14 +218,15 @@ class GanTrainer:
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch;
                 # lambda_id 0 skips the identity pass (a third of the editor's work).
-                back = E(torch.cat([fakes[n:], real] if c.lambda_id > 0 else [fakes[n:]]),
-                         torch.cat([source, source] if c.lambda_id > 0 else [source]))
+                identity_pass = c.lambda_id > 0
+                back = E(torch.cat([fakes[n:], real] if identity_pass else [fakes[n:]]),
+                         torch.cat([source, source] if identity_pass else [source]))
                 changed = target != source  # the one flipped attribute per row
                 e_loss = (self.adversarial.g_loss(fake_adv[n:])
                           + c.lambda_cls * self._attribute_loss(fake_cls[n:], target)
                           + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
                           + c.lambda_rec * reconstruction_loss(back[:n], real))
-                if c.lambda_id > 0:
+                if identity_pass:
                     e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
                 g_loss = g_loss + e_loss
                 metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import SyntheticDatasetConfig
-from facegen.data.annotations import excluded_by
+from facegen.data.annotations import excluded_by, set_attribute
 
 PLAN_COLUMNS = ("mode", "seed", "sample_index", "source_image", "identity", "edited_attribute")
 
@@ -83,9 +83,9 @@ def edit_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], sources:
     sources = sources.sort_index().head(spec.n) if spec.n else sources.sort_index()
     blocks = []
     for name in chosen:
-        block = sources[list(conditioned)].astype(np.int64).reset_index(drop=True)
-        block[name] = 1 - block[name]
-        block.loc[block[name] == 1, excluded_by(name, conditioned)] = 0  # blond now: no longer black-haired
+        rows = sources[list(conditioned)].to_numpy(np.int64, copy=True)
+        set_attribute(rows, conditioned, name, 1 - rows[:, list(conditioned).index(name)])  # blond: not black-haired
+        block = pd.DataFrame(rows, columns=list(conditioned))
         block["source_image"] = sources["image_id"].to_numpy()
         block["identity"] = sources["identity"].astype(str).to_numpy()
         block["edited_attribute"] = name
