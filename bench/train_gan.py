@@ -4,10 +4,11 @@
                               [--prepared data/prepared]
 
 For each profile's networks (at the prepared cache's resolution, 64 x 64 for the reference; batch 64): img/s of
-the conditional G + D step, of the full step with the editor, fed by the trainer's in-memory loader (`sample_batch`) and, to show
-whether the loader ever starves the model, with one fixed batch; and of the reference DCGAN (pytorch/examples/dcgan,
-ngf = ndf = the profile's base width, BCE loss, Adam). Peak memory: CUDA max allocated, or the peak resident
-set of a fresh process per case on CPU. Each case runs in its own process.
+the conditional G + D step, of the full step with the editor fed by the trainer's in-memory loader (`sample_batch`) and,
+to show whether the loader ever starves the model, of the same step on batches drawn before the timer starts (in-memory
+tensors); the two alternate step by step in one process, so the machine's drift falls on both alike. And of the
+reference DCGAN (pytorch/examples/dcgan, ngf = ndf = the profile's base width, BCE loss, Adam). Peak memory: CUDA
+max allocated, or the peak resident set of a fresh process per case on CPU. Each case runs in its own process.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -27,8 +29,8 @@ from facegen.gan.inference import resolve_device
 
 
 # The reference; the conditional G + D step (comparable to it); that step plus the editor, fed by the in-memory
-# loader and by one fixed batch (equal rates: the loader does not starve the model).
-CASES = ("dcgan", "cgan", "cgan+editor", "cgan+editor-fixed-batch")
+# loader and by batches drawn in advance (equal rates: the loader does not starve the model).
+CASES = ("dcgan", "cgan", "cgan+editor")
 
 
 def reference_dcgan(nz: int, width: int) -> tuple[nn.Module, nn.Module]:
@@ -56,23 +58,31 @@ def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, d
     if kind == "dcgan" and images.shape[1] != 64:
         return {"case": kind, "profile": profile, "skipped": f"the reference DCGAN (pytorch/examples) is 64 x 64 and "
                 f"{prepared} holds {images.shape[1]} px faces: pass --prepared with a 64 px cache"}
+    feeds: dict[str, Callable[[], object]]
     if kind == "dcgan":
-        step = _dcgan_step(config, images, batch_size, device)
+        feeds = {"": _dcgan_step(config, images, batch_size, device)}
     else:
         trainer = GanTrainer(config, images, attributes, config.out, device)
-        fixed = trainer.sample_batch()
-        step = (lambda: trainer.train_step(fixed)) if kind.endswith("fixed-batch") else (
-            lambda: trainer.train_step(trainer.sample_batch()))
-    step()  # warm-up
-    _sync(device)
-    started = time.perf_counter()
+        feeds = {"": lambda: trainer.train_step(trainer.sample_batch())}
+        if kind == "cgan+editor":
+            preloaded = iter([trainer.sample_batch() for _ in range(steps)])
+            feeds["preloaded_"] = lambda: trainer.train_step(next(preloaded))
+    feeds[""]()  # warm-up
+    seconds = dict.fromkeys(feeds, 0.0)
     for _ in range(steps):
-        step()
-    _sync(device)
-    seconds = (time.perf_counter() - started) / steps
+        for name, step in feeds.items():
+            _sync(device)
+            started = time.perf_counter()
+            step()
+            _sync(device)
+            seconds[name] += time.perf_counter() - started
+    result: dict[str, object] = {"case": kind, "profile": profile}
+    for name, total in seconds.items():
+        result |= {f"{name}s_per_step": round(total / steps, 3), f"{name}img_per_s": round(batch_size * steps / total, 1)}
+    if "preloaded_" in seconds:
+        result["loader_slowdown"] = round(seconds[""] / seconds["preloaded_"] - 1, 4)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"case": kind, "profile": profile, "s_per_step": round(seconds, 3), "img_per_s": round(batch_size / seconds, 1),
-            "cuda_peak_mib": peak}
+    return result | {"cuda_peak_mib": peak}
 
 
 def _dcgan_step(config: GanConfig, images: torch.Tensor, batch_size: int, device: torch.device):
