@@ -28,6 +28,15 @@ def test_page_embeds_everything_and_escapes(tmp_path) -> None:
     assert "Not available yet: metrics/gan.json" in html
 
 
+def _shown_box(shot: np.ndarray, colour: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """Bounding box (top, bottom, left, right) of the pixels that are exactly `colour`, checked to be one solid block."""
+    ys, xs = np.nonzero((np.abs(shot - np.array(colour)) <= 4).all(axis=-1))
+    assert len(ys), f"no pixel of colour {colour} on screen"
+    box = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    assert len(ys) > 0.95 * (box[1] - box[0]) * (box[3] - box[2]), f"colour {colour} is not one solid block: {box}"
+    return box
+
+
 def test_headless_chromium_shows_the_images(tmp_path) -> None:
     _solid(tmp_path / "red.png", (255, 0, 0))
     _solid(tmp_path / "blue.png", (0, 0, 255))
@@ -35,9 +44,11 @@ def test_headless_chromium_shows_the_images(tmp_path) -> None:
         Section("One", blocks=[Figure(tmp_path / "red.png", "red")]),
         Section("Two", blocks=[Figure(tmp_path / "blue.png", "blue")]),
     ])
-    shot = np.asarray(Image.open(screenshot(page, tmp_path / "shot.png", width=800, height=900)).convert("RGB")).astype(int)
-    red = (shot[..., 0] > 200) & (shot[..., 1] < 50) & (shot[..., 2] < 50)
-    blue = (shot[..., 2] > 200) & (shot[..., 0] < 50) & (shot[..., 1] < 50)
-    # Both images are on screen at their size (200 x 120 CSS px), the red one above the blue one.
-    assert red.sum() > 0.8 * 200 * 120 and blue.sum() > 0.8 * 200 * 120
-    assert np.nonzero(red)[0].mean() < np.nonzero(blue)[0].mean()
+    # Tall enough for both sections whatever fonts the machine has; exact colours, so link text is not an image.
+    shot = np.asarray(Image.open(screenshot(page, tmp_path / "shot.png", width=800, height=2400)).convert("RGB")).astype(int)
+    red, blue = _shown_box(shot, (255, 0, 0)), _shown_box(shot, (0, 0, 255))
+    for top, bottom, left, right in (red, blue):
+        # Each image is shown whole, at least at its own size (200 x 120), with its shape kept (small grids are enlarged).
+        assert right - left >= 200 and bottom - top >= 120
+        assert abs((right - left) / (bottom - top) - 200 / 120) < 0.05
+    assert red[1] <= blue[0]  # the red image's section comes first
