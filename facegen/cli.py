@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from facegen.config import SamplingConfig, load_params
+from facegen.cpu_kernels import pin_avx2_kernels
 
 app = typer.Typer(help="facegen: GAN-made faces and how much they help face recognition.", no_args_is_help=True)
 data_app = typer.Typer(help="Acquire, inspect and prepare face data.", no_args_is_help=True)
@@ -32,6 +33,7 @@ def _overrides(pairs: list[str]) -> dict[str, object]:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False) -> None:
+    pin_avx2_kernels()  # `facegen train` trains what `dvc repro train_gan` trains, on any x86-64 CPU
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 

@@ -1,20 +1,16 @@
 """Prefect flows, one per DVC stage; each runs standalone with `python -m pipelines.<stage>`."""
 
 import os
-import platform
+
+from facegen.cpu_kernels import pin_avx2_kernels
 
 # These machines are often offline: don't let Prefect's local server try to send usage telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # The temporary local server migrates a new database on first start: on a busy 2-core machine that can
 # take longer than Prefect's default 20 s wait.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-# The recorded study (dvc.lock, metrics/) was made with PyTorch's AVX2 CPU kernels. AVX-512 kernels round
-# differently, and over a training run that changes every number, so on x86-64 the stages use AVX2 kernels
-# (read lazily by PyTorch and oneDNN, so this holds as long as no tensor op ran before). Set either variable
-# yourself (e.g. ATEN_CPU_CAPABILITY=avx512 ONEDNN_MAX_CPU_ISA=ALL) for the faster kernels and other numbers.
-if platform.machine().lower() in ("x86_64", "amd64"):
-    os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
-    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
+# The recorded study's CPU kernels, so that a fresh clone reproduces dvc.lock and metrics/ on any x86-64 CPU.
+pin_avx2_kernels()
 
 
 def run_from_command_line(stage_flow, description: str | None, **options: dict) -> object:

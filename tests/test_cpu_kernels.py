@@ -1,4 +1,5 @@
-"""The stages run on PyTorch's AVX2 CPU kernels on x86-64 (the recorded study's), unless the user says otherwise."""
+"""The stages and the CLI run on PyTorch's AVX2 CPU kernels on x86-64 (the recorded study's), unless the user
+says otherwise."""
 
 from __future__ import annotations
 
@@ -11,19 +12,22 @@ import pytest
 
 pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 kernels only")
 
-PROBE = "import pipelines, torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
+ENTRY_POINTS = {"stages": "import pipelines", "cli": "from facegen import cli; cli._main(verbose=False)"}
+REPORT = "import torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
 
 
-def _probe(**env: str) -> str:
+def _kernels(entry_point: str, **env: str) -> list[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
-    return subprocess.run([sys.executable, "-c", PROBE], env=clean | env, capture_output=True, text=True,
-                          check=True).stdout.split()
+    return subprocess.run([sys.executable, "-c", f"{ENTRY_POINTS[entry_point]}; {REPORT}"], env=clean | env,
+                          capture_output=True, text=True, check=True).stdout.split()
 
 
-def test_stages_use_avx2_kernels() -> None:
-    # On an AVX-512 machine PyTorch would pick AVX512 by itself; importing the stages' package pins AVX2.
-    assert _probe() == ["AVX2", "AVX2"]
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_avx2_kernels_are_used(entry_point: str) -> None:
+    # On an AVX-512 machine PyTorch would pick AVX512 by itself.
+    assert _kernels(entry_point) == ["AVX2", "AVX2"]
 
 
-def test_the_users_choice_of_kernels_wins() -> None:
-    assert _probe(ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="ALL") == ["DEFAULT", "ALL"]
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_the_users_choice_of_kernels_wins(entry_point: str) -> None:
+    assert _kernels(entry_point, ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="ALL") == ["DEFAULT", "ALL"]
