@@ -4,20 +4,21 @@ says otherwise."""
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 kernels only")
+from facegen.cpu_kernels import AVX2_KERNELS, X86_64
+
+pytestmark = pytest.mark.skipif(not X86_64, reason="x86-64 kernels only")
 
 ENTRY_POINTS = {"stages": "import pipelines", "cli": "from facegen import cli; cli._main(verbose=False)"}
 REPORT = "import torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
 
 
 def _kernels(entry_point: str, **env: str) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    clean = {k: v for k, v in os.environ.items() if k not in AVX2_KERNELS}
     return subprocess.run([sys.executable, "-c", f"{ENTRY_POINTS[entry_point]}; {REPORT}"], env=clean | env,
                           capture_output=True, text=True, check=True).stdout.split()
 

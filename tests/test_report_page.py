@@ -29,7 +29,8 @@ def test_page_embeds_everything_and_escapes(tmp_path) -> None:
 
 
 def _shown_box(shot: np.ndarray, colour: tuple[int, int, int]) -> tuple[int, int, int, int]:
-    """Bounding box (top, bottom, left, right) of the pixels that are exactly `colour`, checked to be one solid block."""
+    """Bounding box (top, bottom, left, right) of the pixels of `colour` (within 4 levels), checked to be one solid
+    block."""
     ys, xs = np.nonzero((np.abs(shot - np.array(colour)) <= 4).all(axis=-1))
     assert len(ys), f"no pixel of colour {colour} on screen"
     box = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -44,7 +45,8 @@ def test_headless_chromium_shows_the_images(tmp_path) -> None:
         Section("One", blocks=[Figure(tmp_path / "red.png", "red")]),
         Section("Two", blocks=[Figure(tmp_path / "blue.png", "blue")]),
     ])
-    # Tall enough for both sections whatever fonts the machine has; exact colours, so link text is not an image.
+    # Tall enough for both sections whatever fonts the machine has; pure colours, so link text (#0000EE) is not
+    # taken for the blue image.
     shot = np.asarray(Image.open(screenshot(page, tmp_path / "shot.png", width=800, height=2400)).convert("RGB")).astype(int)
     red, blue = _shown_box(shot, (255, 0, 0)), _shown_box(shot, (0, 0, 255))
     for top, bottom, left, right in (red, blue):
