@@ -78,7 +78,10 @@ def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, d
             seconds[name] += time.perf_counter() - started
     result: dict[str, object] = {"case": kind, "profile": profile}
     for name, total in seconds.items():
-        result |= {f"{name}s_per_step": round(total / steps, 3), f"{name}img_per_s": round(batch_size * steps / total, 1)}
+        # Significant figures, not decimals: a tiny test step (~0.02 s) rounded to 3 decimals is off by
+        # up to 2.5%, enough to throw the loader slowdown derived from two such numbers off by 0.05.
+        result |= {f"{name}s_per_step": float(f"{total / steps:.4g}"),
+                   f"{name}img_per_s": float(f"{batch_size * steps / total:.4g}")}
     if "preloaded_" in seconds:
         result["loader_slowdown"] = round(seconds[""] / seconds["preloaded_"] - 1, 4)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
