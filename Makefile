@@ -15,7 +15,6 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
