@@ -279,11 +279,39 @@ class ClassicAugmentation(_Section):
     hue: float = Field(0.05, ge=0, le=0.5)
 
 
+class TeacherConfig(_Section):
+    """dlib's pretrained face recognizer (recognition/teacher.py): the reference row of every recognizer table,
+    the target the facenet model is distilled from, and the judge of identity."""
+
+    workers: int = Field(2, ge=1)  # processes embedding faces (about 10-15 faces/s each on a CPU core)
+    embeddings: Path = Path("data/teacher")  # stage teacher_embeddings: every prepared face's 128-d descriptor
+
+
+class DistillConfig(_Section):
+    """Distil facenet's InceptionResnetV1 from the teacher (recognition/distill.py, stage distill_backbone):
+    match the teacher's centred embeddings through a linear head, then add a margin loss on identities."""
+
+    input_size: int = Field(80, ge=80)  # student input px (InceptionResnetV1 needs >= 80; 160 on a GPU)
+    epochs: int = Field(6, gt=0)  # in all, the margin epochs included
+    margin_epochs: int = Field(1, ge=0)  # the last epochs add the margin loss on identities
+    margin_loss: Literal["cosface", "arcface"] = "cosface"  # pytorch-metric-learning's CosFaceLoss / ArcFaceLoss
+    margin_weight: float = Field(0.1, ge=0)
+    batch_size: int = Field(64, gt=1)
+    lr: float = Field(1e-3, gt=0)  # one-cycle peak (AdamW)
+    weight_decay: float = Field(1e-4, ge=0)
+    extra_prepared: tuple[Path, ...] = ()  # more prepared caches to distil on (e.g. the aligned CelebA subset);
+    #                                        their roster, visitor and calibration people are left out
+    loader_workers: int = Field(0, ge=0)  # DataLoader worker processes (0: in the training process)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with mixed precision when there is a GPU
+    seed: int = 0
+    out: Path = Path("models/distilled.pt")
+
+
 class RecognitionConfig(_Section):
     """The facenet attendance recognizer and the augmentation experiment (stages pretrain_backbone,
     train_recognizer, compare)."""
 
-    pretrained: str = "none"  # vggface2 | casia-webface | none (pretrain in the project) | path to a backbone.pt
+    pretrained: str = "none"  # none (pretrain here) | dlib (the teacher, offline) | vggface2 | casia-webface (online) | path
     input_size: int = Field(80, ge=80)  # backbone input (px); InceptionResnetV1 needs >= 80
     embed_batch_size: int = Field(64, gt=0)
     # backbone pretraining on background identities (pretrained: none)
@@ -302,6 +330,8 @@ class RecognitionConfig(_Section):
     far: float = Field(0.01, gt=0, lt=1)  # open-set false accept rate the threshold is set for
     bootstrap_samples: int = Field(500, ge=10)
     seed: int = 0
+    teacher: TeacherConfig = TeacherConfig()
+    distill: DistillConfig = DistillConfig()
 
 
 class ReportConfig(_Section):

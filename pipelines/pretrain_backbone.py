@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
 from facegen.io import write_json
-from recognition.backbone import load_backbone, save_backbone
+from recognition.backbone import TEACHER, load_backbone, save_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import attendance_sets
 from pipelines import run_from_command_line
@@ -50,8 +50,14 @@ def pretrain(params: Params) -> dict:
 
 @task
 def record_pretrained(pretrained: str) -> dict:
-    """Store externally pretrained weights (facenet's or a file) as the project's backbone; no training."""
-    save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained})
+    """Store externally pretrained weights (facenet's or a file) as the project's backbone, or a file naming the
+    dlib teacher (`dlib`: later stages embed with it, recognition.embeddings.load_embedder); no training."""
+    if pretrained == TEACHER:
+        from recognition.teacher import fingerprint
+
+        save_backbone(None, BACKBONE, {"pretrained": TEACHER, "teacher": fingerprint()})
+    else:
+        save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained})
     BackbonePretrainer.write_empty_metrics(METRICS_CSV)
     return {"pretrained": pretrained}
 

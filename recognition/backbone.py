@@ -2,7 +2,9 @@
 
 ``load_backbone("vggface2" | "casia-webface")`` uses facenet-pytorch's own checkpoints (downloaded once into
 the torch cache); ``load_backbone("none")`` is an untrained network (the start of ``pretrain_backbone``);
-a path loads a project checkpoint such as ``models/backbone.pt`` (``save_backbone``), never unpickling code.
+a path loads a project checkpoint such as ``models/backbone.pt`` (``save_backbone``), never unpickling code:
+a plain InceptionResnetV1, or a ``DistilledFacenet`` (InceptionResnetV1 with a head into a teacher's space,
+recognition/distill.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,29 @@ from torch import nn
 from torch.nn import functional as F
 
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
+TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/teacher.py), not a facenet
 MIN_INPUT_SIZE = 80  # InceptionResnetV1's last reduction block needs at least 80 x 80 inputs
 
 
 class BackboneUnavailable(RuntimeError):
     """Pretrained weights cannot be loaded; the message says how to get them or what to use instead."""
+
+
+class DistilledFacenet(nn.Module):
+    """InceptionResnetV1 -> linear head into the teacher's space -> minus the training centre -> L2-normalised."""
+
+    def __init__(self, head_size: int = 128) -> None:
+        super().__init__()
+        self.backbone = InceptionResnetV1(classify=False)
+        self.head = nn.Linear(512, head_size)
+        self.register_buffer("centre", torch.zeros(head_size))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Uncentred head outputs (what the losses see)."""
+        return self.head(self.backbone(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(x) - self.centre, dim=1)
 
 
 def load_backbone(pretrained: str) -> nn.Module:
@@ -38,16 +58,22 @@ def load_backbone(pretrained: str) -> nn.Module:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, Mapping) or "backbone" not in state:
         raise BackboneUnavailable(f"{path}: not a facegen backbone checkpoint (no 'backbone' weights)")
-    model = InceptionResnetV1(classify=False)
-    model.load_state_dict(state["backbone"])
+    if state.get("meta", {}).get("pretrained") == TEACHER:
+        raise BackboneUnavailable(f"{path}: holds no network but names the dlib teacher (recognition.pretrained: dlib); "
+                                  "read it with recognition.embeddings.load_embedder")
+    weights = state["backbone"]
+    model = DistilledFacenet(weights["head.weight"].shape[0]) if "head.weight" in weights else InceptionResnetV1()
+    model.load_state_dict(weights)
     return model.eval()
 
 
-def save_backbone(model: nn.Module, path: Path, meta: Mapping[str, object]) -> None:
-    """Write the embedding weights (no classifier head) and plain metadata, atomically."""
+def save_backbone(model: nn.Module | None, path: Path, meta: Mapping[str, object]) -> None:
+    """Write the embedding weights (no classifier head) and plain metadata, atomically; no model: a file that
+    only names its recognizer (the dlib teacher, ``meta["pretrained"] == "dlib"``)."""
     from facegen.io import atomic_file
 
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith("logits.")}
+    state = model.state_dict() if model is not None else {}
+    weights = {k: v.detach().cpu() for k, v in state.items() if not k.startswith("logits.")}
     with atomic_file(path) as f:
         torch.save({"backbone": weights, "meta": dict(meta)}, f)
 
@@ -70,7 +96,8 @@ def _facenet_pretrained(name: str) -> nn.Module:
 def standardize(images: np.ndarray | torch.Tensor, input_size: int) -> torch.Tensor:
     """N x R x R x 3 uint8 -> N x 3 x S x S float, resized (antialiased bilinear) and standardised as
     facenet-pytorch's ``fixed_image_standardization`` does: (x - 127.5) / 128."""
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = images if isinstance(images, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(images))
+    x = x.permute(0, 3, 1, 2).float()
     if x.shape[-1] != input_size or x.shape[-2] != input_size:
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
     return (x - 127.5) / 128.0

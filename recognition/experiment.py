@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import Params
-from facegen.gan.inference import file_sha256
 from facegen.io import atomic_file
 from recognition.augment import classic_copies, gan_edits
-from recognition.backbone import load_backbone
 from recognition.classifier import NearestClassMean, threshold_at_far
-from recognition.embeddings import EmbeddingCache
+from recognition.embeddings import EmbeddingCache, load_embedder
 from recognition.metrics import SeedOutcome, outcome_metrics
 from recognition.sets import attendance_sets
 
@@ -32,8 +30,8 @@ def run_condition(params: Params, condition: str, backbone: Path, prepared: Path
     start = time.perf_counter()
     sets = attendance_sets(prepared, params.attendance, rec.calibration_people,
                            names=("calibration", "enrol", "checkin", "visitor"))
-    cache = EmbeddingCache(cache_root, load_backbone(str(backbone)), file_sha256(backbone), rec.input_size,
-                           rec.embed_batch_size)
+    cache = EmbeddingCache(cache_root, load_embedder(backbone, rec.input_size, rec.embed_batch_size,
+                                                     rec.teacher.workers))
     enrol, checkin = sets["enrol"], sets["checkin"]
     real = cache.embed(enrol.images)
     calibration = cache.embed(sets["calibration"].images)

@@ -24,6 +24,7 @@ SET_NAMES = ("pretrain", "calibration", "enrol", "checkin", "visitor")
 class FaceSet:
     images: np.ndarray  # N x R x R x 3 uint8
     annotations: pd.DataFrame  # image_id, identity, split, attributes (index 0..N-1)
+    rows: np.ndarray  # each image's row in the prepared cache (to look up per-face data such as teacher descriptors)
 
 
 def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_people: int,
@@ -45,7 +46,8 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
     for name in names:
         rows = np.flatnonzero(roles == name)
         sets[name] = FaceSet(np.ascontiguousarray(all_images[rows]),
-                             table.iloc[rows].drop(columns="_row").reset_index(drop=True))
+                             table.iloc[rows].drop(columns="_row").reset_index(drop=True),
+                             table["_row"].to_numpy()[rows])
     return sets
 
 

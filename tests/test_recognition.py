@@ -16,7 +16,7 @@ from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
 from recognition.backbone import BackboneUnavailable, embed_images, load_backbone, save_backbone
 from recognition.classifier import NearestClassMean, threshold_at_far
-from recognition.embeddings import EmbeddingCache
+from recognition.embeddings import EmbeddingCache, TorchEmbedder
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from tests.conftest import copy_people
@@ -62,12 +62,17 @@ def test_embeddings_are_normalised_deterministic_and_survive_saving(faces, tmp_p
     with pytest.raises(ValueError, match="input_size=64"):
         embed_images(model, images, input_size=64)
 
-    cache = EmbeddingCache(tmp_path / "cache", model, "fingerprint", 80)
+    cache = EmbeddingCache(tmp_path / "cache", TorchEmbedder(model, "fingerprint", 80), chunk_size=5)
     np.testing.assert_allclose(cache.embed(images), a, atol=1e-5)
     np.testing.assert_array_equal(cache.embed(images.copy()), cache.embed(images))
-    assert (cache.misses, cache.hits) == (1, 2)
+    assert (cache.misses, cache.hits) == (3, 6)  # 12 images in chunks of 5, 5 and 2
     cache.embed(images[::-1])
-    assert cache.misses == 2  # other images, other key
+    assert cache.misses == 6  # other images, other keys
+    stored = sorted((tmp_path / "cache").glob("*.npy"))
+    stored[0].write_bytes(b"not an array")  # a damaged cache file is computed again, not trusted or fatal
+    np.testing.assert_allclose(cache.embed(images), a, atol=1e-5)
+    np.testing.assert_allclose(cache.embed(images[::-1]), a[::-1], atol=1e-5)
+    assert cache.unreadable == 1
 
 
 def test_pretraining_learns_and_resumes_where_it_stopped(faces, tmp_path: Path) -> None:
