@@ -1,0 +1,105 @@
+"""Distilling facenet from the teacher: the student moves towards the teacher's centred descriptors, resumes
+where it stopped, survives saving as a project backbone; Fisherfaces and people-level intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from recognition.backbone import DistilledFacenet, embed_images, load_backbone, save_backbone
+from recognition.distill import Distiller, DistillSettings, centred_targets
+from recognition.fisherfaces import Fisherfaces
+from recognition.pretrain import identity_labels
+from recognition.statistics import paired_difference, people_bootstrap
+from recognition.teacher import DlibTeacher
+from tests.conftest import copy_people
+
+
+@pytest.fixture(scope="module")
+def taught(shared_faces64: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Real faces64 crops of 4 people x 6 photos, their teacher descriptors and identities."""
+    root = copy_people(shared_faces64, tmp_path_factory.mktemp("people"), n_people=4, per_person=6)
+    paths = sorted(root.glob("*/*.jpg"))
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    return images, DlibTeacher(workers=2, chunk_size=12).embed(images), np.array([p.parent.name for p in paths])
+
+
+def test_targets_are_the_teachers_centred_directions() -> None:
+    teacher = np.array([[1.0, 0.9], [1.0, 0.8], [1.0, 1.3]], np.float32)  # mean (1, 1)
+    targets = centred_targets(teacher)
+    np.testing.assert_allclose(np.linalg.norm(targets, axis=1), 1, atol=1e-6)
+    np.testing.assert_allclose(targets, [[0, -1], [0, -1], [0, 1]], atol=1e-6)  # the shared direction is gone
+
+
+def test_student_learns_the_teacher_resumes_and_saves(taught, tmp_path: Path) -> None:
+    images, teacher, identities = taught
+    labels = identity_labels(identities)
+    settings = DistillSettings(epochs=4, margin_epochs=1, batch_size=12, lr=3e-3, device="cpu")
+    first = Distiller(settings, images, teacher, labels, tmp_path)
+    first.run(stop_after=2)  # stopped halfway, as a killed run would be
+    assert first.checkpoint_path.is_file()
+    other = Distiller(DistillSettings(**{**settings.__dict__, "seed": 1}), images, teacher, labels, tmp_path)
+    assert not other.resume()  # another seed: not its checkpoint
+    again = Distiller(settings, images, teacher, labels, tmp_path)
+    assert again.resume() and again.epoch == 2
+    history = again.run()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert [h["margin_loss"] > 0 for h in history] == [False, False, False, True]  # the last epoch adds the margin
+    assert history[-1]["teacher_cosine"] > history[0]["teacher_cosine"]
+    assert history[-1]["distill_loss"] < history[0]["distill_loss"]
+    before_margin = load_backbone(str(again.before_margin_path))  # the ablation: distillation alone, 3 epochs
+    assert isinstance(before_margin, DistilledFacenet)
+    assert not torch.equal(before_margin.head.weight, again.model.head.weight)
+
+    save_backbone(again.model, tmp_path / "distilled.pt", {"pretrained": "distilled"})
+    model = load_backbone(str(tmp_path / "distilled.pt"))
+    assert isinstance(model, DistilledFacenet)
+    torch.testing.assert_close(model.centre, again.model.centre)
+    assert model.centre.abs().sum() > 0  # the student's own training mean, set after training
+    embeddings = embed_images(model, images, 80)
+    assert embeddings.shape == (24, 128)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+
+
+def test_distiller_refuses_skipped_faces_and_mismatched_inputs(taught, tmp_path: Path) -> None:
+    images, teacher, identities = taught
+    labels = identity_labels(identities)
+    with_nan = teacher.copy()
+    with_nan[3] = np.nan
+    with pytest.raises(ValueError, match="NaN rows"):
+        Distiller(DistillSettings(), images, with_nan, labels, tmp_path)
+    with pytest.raises(ValueError, match="24 images, 23 teacher descriptors"):
+        Distiller(DistillSettings(), images, teacher[:-1], labels, tmp_path)
+    with pytest.raises(ValueError, match="margin_epochs=3 exceeds epochs=2"):
+        Distiller(DistillSettings(epochs=2, margin_epochs=3), images, teacher, labels, tmp_path)
+
+
+def test_fisherfaces_separates_the_people_it_was_fitted_on(taught) -> None:
+    images, _, identities = taught
+    fisher = Fisherfaces(components=12).fit(images, identities)
+    embeddings = fisher.embed(images)
+    assert embeddings.shape == (24, 3)  # LDA keeps people - 1 directions
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+    people = np.unique(identities)
+    means = np.stack([embeddings[identities == p].mean(0) for p in people])
+    assert np.mean(people[(embeddings @ means.T).argmax(1)] == identities) >= 0.9
+    with pytest.raises(ValueError, match="at least 2 people"):
+        Fisherfaces().fit(images[:6], identities[:6])
+
+
+def test_people_intervals_are_wider_than_photo_intervals_when_people_differ() -> None:
+    people = np.repeat(np.arange(20), 10)
+    correct = (people < 10).astype(float)  # half the people always recognised, half never
+    mean, low, high = people_bootstrap(correct, people, samples=2000)
+    assert mean == 0.5
+    assert low < 0.35 and high > 0.65  # a photo bootstrap would give about 0.43-0.57
+    assert people_bootstrap(np.ones(200), people) == (1.0, 1.0, 1.0)
+    assert paired_difference(correct, correct, people) == (0.0, 0.0, 0.0)
+    better = correct.copy()
+    better[people == 15] = 1  # one more person recognised
+    difference, low, high = paired_difference(better, correct, people)
+    assert difference == pytest.approx(0.05) and 0 <= low <= high
