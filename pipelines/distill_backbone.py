@@ -1,0 +1,93 @@
+"""Stage `distill_backbone`: facenet's InceptionResnetV1 distilled from the teacher, `recognition.distill.out`.
+
+Trains on the background people of the attendance split (never the roster, the visitors or the calibration
+people) and on any `recognition.distill.extra_prepared` caches, whose held-out people are left out too.
+Targets are the teacher's descriptors (stage teacher_embeddings; extra caches are embedded here, through the
+same chunk cache). Faces the teacher skipped are left out and counted.
+Run by `dvc repro distill_backbone`, or standalone: `python -m pipelines.distill_backbone [--params FILE]`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+
+from facegen.config import Params, load_params
+from facegen.data.prepared import PreparedFaces
+from facegen.io import write_json
+from pipelines import run_from_command_line
+from recognition.distill import Distiller, DistillSettings
+from recognition.embeddings import EmbeddingCache
+from recognition.pretrain import identity_labels
+from recognition.sets import SET_NAMES, attendance_sets
+from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
+
+WORK = Path("models/distill_training")  # resumable checkpoint (persisted by dvc across runs)
+METRICS_CSV = Path("metrics/distill_backbone.csv")
+METRICS_JSON = Path("metrics/distill_backbone.json")
+
+
+def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(images, teacher descriptors, identities, counts) of every face the student may learn from."""
+    rec = params.recognition
+    sets = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=SET_NAMES)
+    train = sets["pretrain"]
+    teacher = read_teacher_embeddings(rec.teacher.embeddings, len(PreparedFaces(params.prepare.out).annotations))
+    images, descriptors = [train.images], [teacher[train.rows]]
+    identities = [train.annotations["identity"].astype(str).to_numpy()]
+    held_out = set().union(*(sets[n].annotations["identity"].astype(str) for n in SET_NAMES if n != "pretrain"))
+    counts = {"background_faces": len(train.images)}
+    for extra in rec.distill.extra_prepared:
+        faces = PreparedFaces(extra)
+        people = faces.annotations["identity"].astype(str).to_numpy()
+        keep = ~np.isin(people, list(held_out))
+        if faces.images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(f"recognition.distill.extra_prepared: {extra} holds {faces.images.shape[1:]} faces, "
+                             f"the study {train.images.shape[1:]}: prepare it at the same data.image_size")
+        extra_images = np.ascontiguousarray(faces.images[keep])
+        cache = EmbeddingCache(cache_folder(rec.teacher.embeddings), DlibTeacher(rec.teacher.workers), chunk_size=2048)
+        images.append(extra_images)
+        descriptors.append(cache.embed(extra_images))
+        identities.append(np.char.add(f"{extra}:", people[keep]))  # their own people unless proven the same
+        counts[f"extra_faces:{extra}"] = int(keep.sum())
+        counts[f"extra_faces_held_out:{extra}"] = int((~keep).sum())
+    images, descriptors, identities = np.concatenate(images), np.concatenate(descriptors), np.concatenate(identities)
+    usable = ~np.isnan(descriptors).any(axis=1)
+    counts["teacher_skipped"] = int((~usable).sum())
+    return images[usable], descriptors[usable], identities[usable], counts
+
+
+@task
+def distill(params: Params) -> dict:
+    config = params.recognition.distill
+    images, descriptors, identities, counts = training_faces(params)
+    labels = identity_labels(identities)
+    settings = DistillSettings(config.input_size, config.epochs, config.margin_epochs, config.margin_loss,
+                               config.margin_weight, config.batch_size, config.lr, config.weight_decay, config.seed,
+                               config.device)
+    distiller = Distiller(settings, images, descriptors, labels, WORK, config.loader_workers)
+    if distiller.resume():
+        get_run_logger().info("resuming distillation after epoch %d", distiller.epoch)
+    start = time.perf_counter()
+    history = distiller.run()
+    distiller.write_metrics(METRICS_CSV)
+    meta = {"pretrained": "distilled", "teacher": "dlib", "identities": int(labels.max()) + 1, "images": len(labels)}
+    distiller.save(config.out, meta)
+    return {**meta, **counts, "device": str(distiller.device), "epochs": len(history),
+            "final_teacher_cosine": history[-1]["teacher_cosine"],
+            "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
+            "seconds_this_run": round(time.perf_counter() - start, 1)}
+
+
+@flow(name="distill_backbone", log_prints=True)
+def distill_backbone_flow(params_file: str = "params.yaml") -> dict:
+    report = distill(load_params(params_file))
+    write_json(METRICS_JSON, report)
+    return report
+
+
+if __name__ == "__main__":
+    run_from_command_line(distill_backbone_flow, __doc__)
