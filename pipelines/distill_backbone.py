@@ -51,7 +51,7 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         cache = EmbeddingCache(cache_folder(rec.teacher.embeddings), DlibTeacher(rec.teacher.workers), chunk_size=2048)
         images.append(extra_images)
         descriptors.append(cache.embed(extra_images))
-        identities.append(np.char.add(f"{extra}:", people[keep]))  # their own people unless proven the same
+        identities.append(np.array([f"{extra}:{p}" for p in people[keep]]))  # labelled apart from faces64's
         counts[f"extra_faces:{extra}"] = int(keep.sum())
         counts[f"extra_faces_held_out:{extra}"] = int((~keep).sum())
     images, descriptors, identities = np.concatenate(images), np.concatenate(descriptors), np.concatenate(identities)
