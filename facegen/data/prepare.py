@@ -9,8 +9,10 @@ package). Unreadable photos and photos with no face are counted and listed in ``
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -26,6 +28,7 @@ from facegen.data.base import FaceDataset
 from facegen.data.images import CorruptImageError
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, META_FILE, SKIPPED_FILE
 from facegen.io import atomic_dir, write_json
+from facegen.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +124,13 @@ def prepare_faces(
     size = cropper.size
     loader = DataLoader(
         _Cropped(faces, cropper), batch_size=batch_size, num_workers=workers, collate_fn=list,
-        worker_init_fn=_one_thread,
+        worker_init_fn=partial(_init_worker, os.getpid()),
         # spawn, not fork: callers such as Prefect flows run threads that a forked worker must not inherit
         multiprocessing_context="spawn" if workers else None,
     )
     kept: list[int] = []
     skipped: list[tuple[str, str]] = []
-    with atomic_dir(Path(out)) as tmp:
+    with atomic_dir(Path(out), META_FILE) as tmp:
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
             for batch in loader:
@@ -178,5 +181,7 @@ def _finalise_images(folder: Path, staging: np.memmap, count: int) -> None:
     (folder / "staging.npy").unlink()
 
 
-def _one_thread(_: int) -> None:
+def _init_worker(parent_pid: int, worker_id: int) -> None:
+    """One torch thread per loader worker, and the worker dies with the run (``kill -9`` included)."""
     torch.set_num_threads(1)
+    die_with_parent(parent_pid)

@@ -9,6 +9,7 @@ from facegen.data.base import FaceDataset
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop, PrepareReport, prepare_faces
+from facegen.io import check_separate
 
 
 def acquire(data: DataConfig) -> Path:
@@ -50,7 +51,9 @@ def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
 
 
 def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
-    """Crop and cache every face of an acquired source into `prepare.out`."""
+    """Crop and cache every face of an acquired source into `prepare.out` (never into or around its inputs)."""
+    inputs = [root] + ([data.folder.attributes_csv, data.folder.celeba_root] if data.source == "folder" else [])
+    check_separate(prepare.out, inputs, "prepare.out")
     faces = open_faces(data, root)
     source = {
         "source": data.source,

@@ -42,7 +42,8 @@ from facegen.data.prepared import PreparedFaces
 from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
                               mode_seeking_loss, reconstruction_loss)
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
-from facegen.io import atomic_file
+from facegen.io import atomic_file, check_separate, remove_leftovers
+from facegen.locks import output_lock
 
 log = logging.getLogger(__name__)
 
@@ -421,8 +422,18 @@ class TrainReport:
 
 def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
     """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
-    with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
+    One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
+    check_separate(config.out, [prepared], "gan.out")
+    writer = not dist.is_initialized() or dist.get_rank() == 0
+    with output_lock(config.out) if writer else contextlib.nullcontext():
+        return _train(config, prepared, device)
+
+
+def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> TrainReport:
     trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
+    if trainer.rank == 0:
+        remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
     checkpoint = Path(config.out) / CHECKPOINT
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
     if state is not None and _resumable(state["config"], config):
