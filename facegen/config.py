@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from facegen.data.images import MAX_IMAGE_PIXELS
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,6 +56,8 @@ class DataConfig(_Section):
     source: Literal["demo", "celeba", "local", "folder"] = "demo"
     image_size: Literal[32, 64, 128] = 64
     strict: bool = False  # turn counted skips (missing/corrupt images, no face found) into errors
+    # photos with more pixels are refused unread and counted as skips (decompression bombs)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0)
     demo: DemoSource = DemoSource()
     celeba: CelebASource = CelebASource()
     local: LocalSource = LocalSource()

@@ -32,6 +32,8 @@ from facegen.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
+NO_FACE = "no face found"
+
 
 class Cropper(Protocol):
     size: int
@@ -81,6 +83,8 @@ class PrepareError(RuntimeError):
 
 @dataclass
 class PrepareReport:
+    """What a prepare run did; ``corrupt`` counts every unreadable photo (corrupt, too large, unsupported format)."""
+
     images_in: int
     images_written: int
     corrupt: int = 0
@@ -105,7 +109,7 @@ class _Cropped(Dataset):
         except CorruptImageError as err:
             return i, None, f"corrupt: {err}"
         if face is None:
-            return i, None, "no face found"
+            return i, None, NO_FACE
         return i, np.asarray(face, dtype=np.uint8), ""
 
 
@@ -119,7 +123,10 @@ def prepare_faces(
     batch_size: int = 256,
     source: dict | None = None,
 ) -> PrepareReport:
-    """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened."""
+    """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened.
+
+    Photos that cannot be used (and ``faces.skipped_files``) are listed in skipped.csv (``strict``: the first
+    stops the run); a source with no usable photo at all is an error, not an empty cache."""
     start = time.perf_counter()
     size = cropper.size
     loader = DataLoader(
@@ -129,7 +136,7 @@ def prepare_faces(
         multiprocessing_context="spawn" if workers else None,
     )
     kept: list[int] = []
-    skipped: list[tuple[str, str]] = []
+    skipped = list(faces.skipped_files)
     with atomic_dir(Path(out), META_FILE) as tmp:
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
@@ -144,16 +151,19 @@ def prepare_faces(
                         staging[len(kept)] = array
                         kept.append(i)
                 progress.update(len(batch))
+        if not kept:
+            raise PrepareError(f"no usable face: all {len(skipped)} photos were skipped, e.g. {skipped[0][0]} "
+                               f"({skipped[0][1]})" if skipped else "no photos to prepare")
         _finalise_images(tmp, staging, len(kept))
         columns = [c for c in faces.annotations.columns if not c.startswith("_")]
         faces.annotations.loc[kept, columns].reset_index(drop=True).to_parquet(tmp / ANNOTATIONS_FILE, index=False)
         pd.DataFrame(skipped, columns=["image_id", "reason"]).to_csv(tmp / SKIPPED_FILE, index=False)
         seconds = time.perf_counter() - start
         report = PrepareReport(
-            images_in=len(faces),
+            images_in=len(faces) + len(faces.skipped_files),
             images_written=len(kept),
-            corrupt=sum(r.startswith("corrupt") for _, r in skipped),
-            no_face=sum(r == "no face found" for _, r in skipped),
+            corrupt=sum(r != NO_FACE for _, r in skipped),
+            no_face=sum(r == NO_FACE for _, r in skipped),
             seconds=round(seconds, 2),
             images_per_second=round(len(faces) / max(seconds, 1e-9), 1),
             source=source or {},

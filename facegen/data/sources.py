@@ -37,8 +37,8 @@ def open_faces(data: DataConfig, root: Path) -> FaceDataset:
     """The dataset for an acquired source (all splits, all attributes)."""
     if data.source == "folder":
         return FaceFolder(root, attributes_csv=data.folder.attributes_csv, celeba_root=data.folder.celeba_root,
-                          strict=data.strict)
-    return CelebA(root, strict=data.strict)
+                          strict=data.strict, max_image_pixels=data.max_image_pixels)
+    return CelebA(root, strict=data.strict, max_image_pixels=data.max_image_pixels)
 
 
 def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
