@@ -339,6 +339,9 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
         raise ParamsError(f"{path}: no such file; run from the project root or pass --params") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameter groups (data:, prepare:, ...), "
+                          f"got a YAML {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     try:
@@ -352,7 +355,13 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
 
 
 def _set_dotted(tree: dict, dotted: str, value: object) -> None:
+    """Set ``a.b.c`` in nested groups; a path through a plain value (``data.source.x``) is an error naming it."""
     *parents, leaf = dotted.split(".")
-    for key in parents:
+    if not all([*parents, leaf]):
+        raise ParamsError(f"--set {dotted}: empty name in the parameter path")
+    for depth, key in enumerate(parents):
         tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            raise ParamsError(f"--set {dotted}: {'.'.join(parents[:depth + 1])} is a value ({tree!r}), not a group "
+                              f"of parameters")
     tree[leaf] = value

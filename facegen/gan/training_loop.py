@@ -44,6 +44,7 @@ from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weig
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
 from facegen.io import atomic_file, check_separate, remove_leftovers
 from facegen.locks import output_lock
+from facegen.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -458,7 +459,7 @@ def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> Tra
 def read_checkpoint(path: Path) -> dict:
     """A checkpoint's contents, on the CPU (``load_state_dict`` moves weights to their device; RNG states must
     stay CPU tensors), unpickling nothing but tensors and plain values."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint(path, "facegen generator checkpoint (train_gan)", ("config", "resolution", "step"))
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:
