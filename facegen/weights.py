@@ -8,6 +8,7 @@ of ours is a :class:`CheckpointError` that names it and says why, with no such a
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def load_checkpoint(path: Path | str, what: str, keys: Sequence[str]) -> dict:
     """The contents (on the CPU, tensors and plain values only) of ``path``, which must be a mapping with
     ``keys``; ``what`` names the kind of file for the error message, e.g. "facegen backbone checkpoint"."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # about the pickle protocol of a file that is no checkpoint of ours
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
         raise
     except Exception as err:  # noqa: BLE001: torch reports a foreign file with many exception types
