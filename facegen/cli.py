@@ -8,8 +8,12 @@ from typing import Annotated
 
 import typer
 
-from facegen.config import SamplingConfig, load_params
+from facegen.config import ParamsError, SamplingConfig, load_params
 from facegen.cpu_kernels import pin_avx2_kernels
+from facegen.processes import exit_on_sigterm
+
+# Errors whose message says all a user needs: the file, parameter or output and what is wrong with it.
+_USER_ERRORS = (ValueError, OSError, RuntimeError)
 
 app = typer.Typer(help="facegen: GAN-made faces and how much they help face recognition.", no_args_is_help=True)
 data_app = typer.Typer(help="Acquire, inspect and prepare face data.", no_args_is_help=True)
@@ -20,21 +24,32 @@ SetOption = Annotated[list[str], typer.Option("--set", help="override a paramete
 
 
 def _overrides(pairs: list[str]) -> dict[str, object]:
+    """``--set KEY=VALUE`` pairs, each VALUE read as plain YAML (no tags that build objects)."""
     import yaml
 
     result = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
-        result[key] = yaml.safe_load(value)
+            raise ParamsError(f"--set {pair}: expected KEY=VALUE")
+        try:
+            result[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ParamsError(f"--set {pair}: not a plain YAML value ({' '.join(str(err).split())})") from None
     return result
 
 
+_DEBUG = {"traceback": False}  # set by --debug: errors end in their traceback instead of one line
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False) -> None:
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log more")] = False,
+          debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False) -> None:
     pin_avx2_kernels()  # `facegen train` trains what `dvc repro train_gan` trains, on any x86-64 CPU
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    exit_on_sigterm()  # `kill` of a command removes its temporary folders and releases its locks
+    _DEBUG["traceback"] = debug
+    logging.basicConfig(level=logging.DEBUG if verbose or debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 @data_app.command("acquire")
@@ -54,7 +69,8 @@ def data_prepare(params: ParamsOption = Path("params.yaml"), set_: SetOption = [
     p = load_params(params, _overrides(set_))
     report = prepare_source(p.data, p.prepare, acquire(p.data))
     typer.echo(f"{report.images_written} of {report.images_in} faces written to {p.prepare.out} "
-               f"({report.corrupt} corrupt, {report.no_face} without a face) in {report.seconds} s")
+               f"({report.corrupt} unreadable, {report.no_face} without a face; listed in skipped.csv) "
+               f"in {report.seconds} s")
 
 
 @data_app.command("info")
@@ -186,7 +202,7 @@ def _attribute_values(pairs: list[str], option: str) -> dict[str, float]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or value not in ("0", "1"):
-            raise typer.BadParameter(f"expected NAME=0 or NAME=1, got {pair!r}", param_hint=option)
+            raise ValueError(f"{option}: expected NAME=0 or NAME=1, got {pair!r}")
         values[name] = float(value)
     return values
 
@@ -205,14 +221,17 @@ def _open_any(path: Path, attributes: list[str] | None):
 
 
 def run() -> None:
-    """Entry point: user errors (bad params, files, downloads) print one clear line, not a traceback."""
-    from facegen.data.images import CorruptImageError
-    from facegen.data.prepare import PrepareError
-
+    """Entry point: every error (bad params, files, downloads, a locked output) prints one line, not a
+    traceback (``--debug`` shows it), and exits with code 2."""
     try:
         app()
-    except (ValueError, FileNotFoundError, CorruptImageError, PrepareError, RuntimeError) as err:
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+    except Exception as err:  # noqa: BLE001: the one place that turns any error into a message
+        if _DEBUG["traceback"]:
             raise
-        typer.echo(f"error: {err}", err=True)
+        message = " ".join(str(err).split()) or type(err).__name__
+        typer.echo(f"error: {message}" + ("" if isinstance(err, _USER_ERRORS) else
+                                          f" ({type(err).__name__}; rerun with --debug for the traceback)"), err=True)
         raise SystemExit(2) from None

@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from facegen.data.images import MAX_IMAGE_PIXELS
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -54,6 +56,8 @@ class DataConfig(_Section):
     source: Literal["demo", "celeba", "local", "folder"] = "demo"
     image_size: Literal[32, 64, 128] = 64
     strict: bool = False  # turn counted skips (missing/corrupt images, no face found) into errors
+    # photos with more pixels are refused unread and counted as skips (decompression bombs)
+    max_image_pixels: int = Field(MAX_IMAGE_PIXELS, gt=0)
     demo: DemoSource = DemoSource()
     celeba: CelebASource = CelebASource()
     local: LocalSource = LocalSource()
@@ -365,6 +369,9 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
         raise ParamsError(f"{path}: no such file; run from the project root or pass --params") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameter groups (data:, prepare:, ...), "
+                          f"got a YAML {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     try:
@@ -378,7 +385,13 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
 
 
 def _set_dotted(tree: dict, dotted: str, value: object) -> None:
+    """Set ``a.b.c`` in nested groups; a path through a plain value (``data.source.x``) is an error naming it."""
     *parents, leaf = dotted.split(".")
-    for key in parents:
+    if not all([*parents, leaf]):
+        raise ParamsError(f"--set {dotted}: empty name in the parameter path")
+    for depth, key in enumerate(parents):
         tree = tree.setdefault(key, {})
+        if not isinstance(tree, dict):
+            raise ParamsError(f"--set {dotted}: {'.'.join(parents[:depth + 1])} is a value ({tree!r}), not a group "
+                              f"of parameters")
     tree[leaf] = value

@@ -61,7 +61,9 @@ class SyntheticFaces(FaceDataset):
                  columns: Sequence[str] | None = None,
                  transform: Callable[[Image.Image], Any] | None = None) -> None:
         self.root = Path(path)
-        self.manifest = select_rows(load_manifest(self.root), attributes or {}).reset_index(drop=True)
+        manifest = load_manifest(self.root)
+        _check_inside(self.root, manifest["file"])
+        self.manifest = select_rows(manifest, attributes or {}).reset_index(drop=True)
         names = conditioned_attributes(self.manifest)
         identity = self.manifest["identity"].where(self.manifest["identity"] != "", "synthetic:" + self.manifest["file"])
         annotations = pd.DataFrame({"image_id": self.manifest["file"], "identity": identity, "split": "train"})
@@ -70,6 +72,17 @@ class SyntheticFaces(FaceDataset):
 
     def load_image(self, i: int) -> Image.Image:
         return Image.open(self.root / self.annotations["image_id"].iloc[i]).convert("RGB")
+
+
+def _check_inside(root: Path, files: pd.Series) -> None:
+    """Every manifest ``file`` must be a relative path inside the data set folder (no ``..``, no absolute path,
+    no link out of it): a manifest from elsewhere must not make the reader open other files."""
+    base = root.resolve()
+    for row, file in files.items():
+        if not isinstance(file, str) or not file or Path(file).is_absolute() or \
+                not (base / file).resolve().is_relative_to(base):
+            raise ValueError(f"{root / MANIFEST_PARQUET}: row {row}: file {file!r} is not inside {root}; "
+                             f"refusing to read it")
 
 
 def read_manifest(path: str, repo: str | None = None, rev: str | None = None) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 import os
 
 from facegen.cpu_kernels import pin_avx2_kernels
+from facegen.processes import exit_on_sigterm
 
 # These machines are often offline: don't let Prefect's local server try to send usage telemetry.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -23,4 +24,5 @@ def run_from_command_line(stage_flow, description: str | None, **options: dict) 
     for name, settings in options.items():
         parser.add_argument(f"--{name}", **settings)
     args = vars(parser.parse_args())
+    exit_on_sigterm()  # a stage ended with `kill` removes its temporary folders and releases its locks
     return stage_flow(params_file=args.pop("params"), **args)

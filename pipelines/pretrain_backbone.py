@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
 from facegen.io import write_json
+from facegen.locks import output_lock
 from recognition.backbone import TEACHER, load_backbone, save_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import attendance_sets
@@ -66,7 +67,8 @@ def record_pretrained(pretrained: str) -> dict:
 def pretrain_backbone_flow(params_file: str = "params.yaml") -> dict:
     params = load_params(params_file)
     pretrained = params.recognition.pretrained
-    report = pretrain(params) if pretrained == "none" else record_pretrained(pretrained)
+    with output_lock(BACKBONE):  # one run at a time writes the backbone and its training folder
+        report = pretrain(params) if pretrained == "none" else record_pretrained(pretrained)
     write_json(METRICS_JSON, report)
     rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
     create_markdown_artifact(key="pretrain-backbone", markdown=f"# Backbone `{BACKBONE}`\n\n| what | value |\n"

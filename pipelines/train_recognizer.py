@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
 from facegen.io import write_json
+from facegen.locks import output_lock
 from pipelines import run_from_command_line
 from pipelines.pretrain_backbone import BACKBONE
 from recognition.augment import CONDITIONS
@@ -38,7 +39,8 @@ def evaluate(params_file: str, condition: str) -> dict:
 def train_recognizer_flow(condition: str, params_file: str = "params.yaml") -> dict:
     if condition not in CONDITIONS:
         raise ValueError(f"condition must be one of {CONDITIONS}, got {condition!r}")
-    summary = evaluate(params_file, condition)
+    with output_lock(OUTCOMES / f"{condition}.parquet"):  # one run per condition at a time
+        summary = evaluate(params_file, condition)
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in summary["mean"].items())
     create_markdown_artifact(key=f"recognizer-{condition}", markdown=f"# Attendance, condition `{condition}`\n\n"
                              f"| metric (mean over seeds) | value |\n|---|---|\n{rows}\n",

@@ -19,6 +19,8 @@ from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
 from torch import nn
 from torch.nn import functional as F
 
+from facegen.weights import CheckpointError, load_checkpoint
+
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
 TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/teacher.py), not a facenet
 MIN_INPUT_SIZE = 80  # InceptionResnetV1's last reduction block needs at least 80 x 80 inputs
@@ -55,9 +57,10 @@ def load_backbone(pretrained: str) -> nn.Module:
     if not path.is_file():
         raise BackboneUnavailable(f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, "
                                   f"and no such backbone file (run `dvc repro pretrain_backbone` for models/backbone.pt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping) or "backbone" not in state:
-        raise BackboneUnavailable(f"{path}: not a facegen backbone checkpoint (no 'backbone' weights)")
+    try:
+        state = load_checkpoint(path, "facegen backbone checkpoint", ("backbone",))
+    except CheckpointError as err:
+        raise BackboneUnavailable(str(err)) from None
     if state.get("meta", {}).get("pretrained") == TEACHER:
         raise BackboneUnavailable(f"{path}: holds no network but names the dlib teacher (recognition.pretrained: dlib); "
                                   "read it with recognition.embeddings.load_embedder")

@@ -19,7 +19,8 @@ ANNOTATION_KEYS = ("image_id", "identity", "split")
 class FaceDataset(Dataset):
     """Rows of an annotations DataFrame (image_id, identity, split, one 0/1 column per attribute;
     columns starting with "_" are private bookkeeping).
-    ``missing_images`` / ``unannotated_images`` count annotation rows without a photo and the reverse.
+    ``missing_images`` / ``unannotated_images`` count annotation rows without a photo and the reverse;
+    ``skipped_files`` lists files of the source that are no usable photos, as (path, reason).
 
     ``dataset[i]`` is ``(image, attributes, identity)``: the (transformed) PIL image, a float tensor of the
     chosen attributes in the order asked for, and the person's index into ``identity_names``.
@@ -27,6 +28,7 @@ class FaceDataset(Dataset):
 
     missing_images: int = 0
     unannotated_images: int = 0
+    skipped_files: Sequence[tuple[str, str]] = ()
 
     def __init__(
         self,

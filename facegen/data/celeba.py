@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from facegen.data.annotations import (
     read_partition,
 )
 from facegen.data.base import FaceDataset
-from facegen.data.images import decode_image
+from facegen.data.images import MAX_IMAGE_PIXELS, CorruptImageError, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,14 @@ class CelebA(FaceDataset):
         attributes: Sequence[str] | None = None,
         min_images_per_identity: int = 1,
         strict: bool = False,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
         transform: Callable[[Image.Image], Any] | None = None,
     ) -> None:
         self.root = Path(root)
         for name in (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE):
             if not (self.root / name).is_file():
                 raise FileNotFoundError(f"{self.root / name} is missing: {self.root} is not a CelebA folder")
-        self._images = _ImageStore.open(self.root)
+        self._images = _ImageStore.open(self.root, max_image_pixels)
         annotations = read_celeba_annotations(self.root)
         present = annotations["image_id"].isin(self._images.names)
         self.missing_images = int((~present).sum())
@@ -101,31 +103,36 @@ def read_celeba_annotations(root: Path) -> pd.DataFrame:
 class _ImageStore:
     """Images by file name from the extracted folder, or lazily (once per worker process) from the zip."""
 
-    def __init__(self, folder: Path | None, archive: Path | None, names: set[str]) -> None:
-        self.folder, self.archive, self.names = folder, archive, names
+    def __init__(self, folder: Path | None, archive: Path | None, names: set[str], max_pixels: int) -> None:
+        self.folder, self.archive, self.names, self.max_pixels = folder, archive, names, max_pixels
         self._zip: zipfile.ZipFile | None = None
         self._zip_pid = -1
 
     @classmethod
-    def open(cls, root: Path) -> "_ImageStore":
+    def open(cls, root: Path, max_pixels: int) -> "_ImageStore":
         folder, archive = root / IMAGES_DIR, root / IMAGES_ZIP
         if folder.is_dir():
-            return cls(folder, None, {e.name for e in os.scandir(folder) if e.is_file()})
+            return cls(folder, None, {e.name for e in os.scandir(folder) if e.is_file()}, max_pixels)
         if archive.is_file():
             try:
                 with zipfile.ZipFile(archive) as zf:
                     names = {Path(n).name for n in zf.namelist() if n.startswith(f"{IMAGES_DIR}/") and not n.endswith("/")}
             except zipfile.BadZipFile:
                 raise AnnotationError(f"{archive}: not a valid zip archive (truncated, or an HTML page?)") from None
-            return cls(None, archive, names)
+            return cls(None, archive, names, max_pixels)
         raise FileNotFoundError(f"{root}: neither {IMAGES_DIR}/ nor {IMAGES_ZIP} is present")
 
     def read(self, name: str) -> Image.Image:
         if self.folder is not None:
-            return decode_image(self.folder / name, (self.folder / name).read_bytes())
+            return decode_image(self.folder / name, (self.folder / name).read_bytes(), self.max_pixels)
         if self._zip is None or self._zip_pid != os.getpid():  # zip handles must not cross a fork
             self._zip, self._zip_pid = zipfile.ZipFile(self.archive), os.getpid()
-        return decode_image(self.archive / name, self._zip.read(f"{IMAGES_DIR}/{name}"))
+        member = f"{IMAGES_DIR}/{name}"
+        try:
+            data = self._zip.read(member)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:  # bad CRC, damaged member
+            raise CorruptImageError(f"{self.archive}: member {member}: cannot be read ({err})") from None
+        return decode_image(self.archive / name, data, self.max_pixels)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_zip": None, "_zip_pid": -1}

@@ -606,7 +606,7 @@ def make_demo_celeba(root: Path | str, spec: DemoSpec = DemoSpec()) -> Path:
         raise FileExistsError(f"{root} holds files but is not a demo (no {SPEC_FILE}); choose an empty or new folder")
     people = sample_people(spec)
     photos = plan_photos(spec, people)
-    with atomic_dir(root) as tmp:
+    with atomic_dir(root, SPEC_FILE) as tmp:
         _write_images(tmp / IMAGES_ZIP, people, photos)
         _write_annotations(tmp, photos)
         write_json(tmp / SPEC_FILE, record)  # last: its presence marks the demo complete

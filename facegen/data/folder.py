@@ -17,14 +17,18 @@ import pandas as pd
 from PIL import Image
 
 from facegen.data.annotations import ATTR_FILE, PARTITION_FILE, AnnotationError, read_attributes, read_partition
+from facegen.data.attribute_csv import read_attribute_csv
 from facegen.data.base import FaceDataset
-from facegen.data.images import IMAGE_SUFFIXES, decode_image
+from facegen.data.images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, decode_image
 
 log = logging.getLogger(__name__)
 
 
 class FaceFolder(FaceDataset):
-    """Photos under ``root/<person>/``; the identity is the folder name, image_id the relative path."""
+    """Photos under ``root/<person>/``; the identity is the folder name, image_id the relative path.
+
+    Files there that cannot be photos (``.heic``, ``.txt``, photos outside a person's folder) are listed in
+    ``skipped_files`` with the reason; hidden files are ignored."""
 
     def __init__(
         self,
@@ -36,17 +40,26 @@ class FaceFolder(FaceDataset):
         attributes: Sequence[str] | None = None,
         min_images_per_identity: int = 1,
         strict: bool = False,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
         transform: Callable[[Image.Image], Any] | None = None,
     ) -> None:
         self.root = Path(root)
+        self.max_image_pixels = max_image_pixels
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: no such folder (expected <root>/<person>/<photo>.jpg)")
-        frame = _scan(self.root)
+        frame, self.skipped_files = _scan(self.root)
         if frame.empty:
             raise FileNotFoundError(f"{self.root}: no photos found in per-person subfolders ({', '.join(IMAGE_SUFFIXES)})")
+        if strict and self.skipped_files:
+            raise AnnotationError(f"{self.root / self.skipped_files[0][0]}: {self.skipped_files[0][1]} (strict mode; "
+                                  f"{len(self.skipped_files)} such file(s))")
+        if self.skipped_files:
+            log.warning("%s: %d file(s) are not usable photos, e.g. %s (%s); skipped", self.root,
+                        len(self.skipped_files), *self.skipped_files[0])
         self.unannotated_images = 0
         if attributes_csv is not None:
-            frame, self.unannotated_images = _join_csv(frame, Path(attributes_csv), strict)
+            table = read_attribute_csv(Path(attributes_csv))
+            frame, self.unannotated_images, self.missing_images = _join_csv(frame, table, Path(attributes_csv), strict)
         elif celeba_root is not None:
             frame, self.unannotated_images = _join_celeba(frame, Path(celeba_root), strict)
         if "split" not in frame:
@@ -61,35 +74,46 @@ class FaceFolder(FaceDataset):
 
     def load_image(self, i: int) -> Image.Image:
         path = self.root / self.annotations.at[i, "image_id"]
-        return decode_image(path, path.read_bytes())
+        return decode_image(path, path.read_bytes(), self.max_image_pixels)
 
 
-def _scan(root: Path) -> pd.DataFrame:
-    rows = [
-        (f"{person.name}/{photo.name}", person.name, photo.name)
-        for person in sorted(os.scandir(root), key=lambda e: e.name)
-        if person.is_dir() and not person.name.startswith(".")
-        for photo in sorted(os.scandir(person.path), key=lambda e: e.name)
-        if photo.is_file() and photo.name.lower().endswith(IMAGE_SUFFIXES)
-    ]
-    return pd.DataFrame(rows, columns=["image_id", "identity", "file"])
+def _scan(root: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Photos as (image_id, identity, file) rows, and the other files found as (path, reason)."""
+    rows, skipped = [], []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            skipped.append((entry.name, "not in a per-person folder"))
+            continue
+        for photo in sorted(os.scandir(entry.path), key=lambda e: e.name):
+            if photo.name.startswith(".") or not photo.is_file():
+                continue
+            if photo.name.lower().endswith(IMAGE_SUFFIXES):
+                rows.append((f"{entry.name}/{photo.name}", entry.name, photo.name))
+            else:
+                skipped.append((f"{entry.name}/{photo.name}",
+                                f"unsupported format ({Path(photo.name).suffix or 'no extension'})"))
+    return pd.DataFrame(rows, columns=["image_id", "identity", "file"]), skipped
 
 
-def _join_csv(frame: pd.DataFrame, csv: Path, strict: bool) -> tuple[pd.DataFrame, int]:
-    table = pd.read_csv(csv, dtype={"image": str, "split": str})
-    if "image" not in table:
-        raise AnnotationError(f"{csv}: needs an 'image' column (path relative to the folder root, or file name)")
-    attribute_columns = [c for c in table.columns if c not in ("image", "split")]
-    for column in attribute_columns:
-        bad = ~pd.to_numeric(table[column], errors="coerce").isin([0, 1, -1])
-        if bad.any():
-            row = int(bad.idxmax())
-            raise AnnotationError(
-                f"{csv}: row {row + 2} column {column!r}: values must be 0/1 or -1/1, got {table.at[row, column]!r}"
-            )
-        table[column] = (pd.to_numeric(table[column]) > 0).astype("int8")
-    key = "image_id" if table["image"].str.contains("/").any() else "file"
-    return _join(frame, table.rename(columns={"image": key}).set_index(key), key, csv, strict)
+def _join_csv(frame: pd.DataFrame, table: pd.DataFrame, csv: Path, strict: bool) -> tuple[pd.DataFrame, int, int]:
+    """Join a validated attributes table on its keys: paths (person/photo) or bare file names."""
+    key = "image_id" if table["image"].str.contains("/").all() else "file"
+    if key == "file":
+        named = frame[frame["file"].isin(table["image"])]
+        repeated = named[named["file"].duplicated(keep=False)]
+        if len(repeated):
+            raise AnnotationError(f"{csv}: the bare name {repeated['file'].iloc[0]!r} matches photos in several "
+                                  f"folders ({', '.join(repeated['image_id'].iloc[:2])}); use person/photo paths")
+    missing = int((~table["image"].isin(frame[key])).sum())
+    if missing:
+        example = table.loc[~table["image"].isin(frame[key]), "image"].iloc[0]
+        if strict:
+            raise AnnotationError(f"{csv}: {missing} rows have no photo, e.g. {example!r} (strict mode)")
+        log.warning("%s: %d rows have no photo under the folder (e.g. %s); ignored", csv, missing, example)
+    joined, unannotated = _join(frame, table.rename(columns={"image": key}).set_index(key), key, csv, strict)
+    return joined, unannotated, missing
 
 
 def _join_celeba(frame: pd.DataFrame, celeba_root: Path, strict: bool) -> tuple[pd.DataFrame, int]:
@@ -103,7 +127,10 @@ def _join(frame: pd.DataFrame, table: pd.DataFrame, key: str, source: Path, stri
     """Left-join annotations on `key`; photos without a row are dropped and counted (an error if strict)."""
     joined = frame.join(table, on=key, how="left")
     columns = list(table.columns)
-    unannotated = joined[columns].isna().any(axis=1) if columns else pd.Series(False, index=joined.index)
+    unannotated = ~joined[key].isin(table.index)
+    if unannotated.all():
+        raise AnnotationError(f"{source}: no photo has a row (photos are like {frame[key].iloc[0]!r}, rows like "
+                              f"{table.index[0] if len(table) else None!r}); check the file names")
     if unannotated.any():
         example = joined.loc[unannotated, "image_id"].iloc[0]
         if strict:

@@ -9,8 +9,10 @@ package). Unreadable photos and photos with no face are counted and listed in ``
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -26,8 +28,11 @@ from facegen.data.base import FaceDataset
 from facegen.data.images import CorruptImageError
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, META_FILE, SKIPPED_FILE
 from facegen.io import atomic_dir, write_json
+from facegen.processes import die_with_parent
 
 log = logging.getLogger(__name__)
+
+NO_FACE = "no face found"
 
 
 class Cropper(Protocol):
@@ -78,6 +83,8 @@ class PrepareError(RuntimeError):
 
 @dataclass
 class PrepareReport:
+    """What a prepare run did; ``corrupt`` counts every unreadable photo (corrupt, too large, unsupported format)."""
+
     images_in: int
     images_written: int
     corrupt: int = 0
@@ -102,7 +109,7 @@ class _Cropped(Dataset):
         except CorruptImageError as err:
             return i, None, f"corrupt: {err}"
         if face is None:
-            return i, None, "no face found"
+            return i, None, NO_FACE
         return i, np.asarray(face, dtype=np.uint8), ""
 
 
@@ -116,18 +123,21 @@ def prepare_faces(
     batch_size: int = 256,
     source: dict | None = None,
 ) -> PrepareReport:
-    """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened."""
+    """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened.
+
+    Photos that cannot be used (and ``faces.skipped_files``) are listed in skipped.csv (``strict``: the first
+    stops the run); a source with no usable photo at all is an error, not an empty cache."""
     start = time.perf_counter()
     size = cropper.size
     loader = DataLoader(
         _Cropped(faces, cropper), batch_size=batch_size, num_workers=workers, collate_fn=list,
-        worker_init_fn=_one_thread,
+        worker_init_fn=partial(_init_worker, os.getpid()),
         # spawn, not fork: callers such as Prefect flows run threads that a forked worker must not inherit
         multiprocessing_context="spawn" if workers else None,
     )
     kept: list[int] = []
-    skipped: list[tuple[str, str]] = []
-    with atomic_dir(Path(out)) as tmp:
+    skipped = list(faces.skipped_files)
+    with atomic_dir(Path(out), META_FILE) as tmp:
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
             for batch in loader:
@@ -141,16 +151,19 @@ def prepare_faces(
                         staging[len(kept)] = array
                         kept.append(i)
                 progress.update(len(batch))
+        if not kept:
+            raise PrepareError(f"no usable face: all {len(skipped)} photos were skipped, e.g. {skipped[0][0]} "
+                               f"({skipped[0][1]})" if skipped else "no photos to prepare")
         _finalise_images(tmp, staging, len(kept))
         columns = [c for c in faces.annotations.columns if not c.startswith("_")]
         faces.annotations.loc[kept, columns].reset_index(drop=True).to_parquet(tmp / ANNOTATIONS_FILE, index=False)
         pd.DataFrame(skipped, columns=["image_id", "reason"]).to_csv(tmp / SKIPPED_FILE, index=False)
         seconds = time.perf_counter() - start
         report = PrepareReport(
-            images_in=len(faces),
+            images_in=len(faces) + len(faces.skipped_files),
             images_written=len(kept),
-            corrupt=sum(r.startswith("corrupt") for _, r in skipped),
-            no_face=sum(r == "no face found" for _, r in skipped),
+            corrupt=sum(r != NO_FACE for _, r in skipped),
+            no_face=sum(r == NO_FACE for _, r in skipped),
             seconds=round(seconds, 2),
             images_per_second=round(len(faces) / max(seconds, 1e-9), 1),
             source=source or {},
@@ -178,5 +191,7 @@ def _finalise_images(folder: Path, staging: np.memmap, count: int) -> None:
     (folder / "staging.npy").unlink()
 
 
-def _one_thread(_: int) -> None:
+def _init_worker(parent_pid: int, worker_id: int) -> None:
+    """One torch thread per loader worker, and the worker dies with the run (``kill -9`` included)."""
     torch.set_num_threads(1)
+    die_with_parent(parent_pid)

@@ -9,6 +9,7 @@ from facegen.data.base import FaceDataset
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop, PrepareReport, prepare_faces
+from facegen.io import check_separate
 
 
 def acquire(data: DataConfig) -> Path:
@@ -36,8 +37,8 @@ def open_faces(data: DataConfig, root: Path) -> FaceDataset:
     """The dataset for an acquired source (all splits, all attributes)."""
     if data.source == "folder":
         return FaceFolder(root, attributes_csv=data.folder.attributes_csv, celeba_root=data.folder.celeba_root,
-                          strict=data.strict)
-    return CelebA(root, strict=data.strict)
+                          strict=data.strict, max_image_pixels=data.max_image_pixels)
+    return CelebA(root, strict=data.strict, max_image_pixels=data.max_image_pixels)
 
 
 def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
@@ -50,7 +51,9 @@ def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
 
 
 def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
-    """Crop and cache every face of an acquired source into `prepare.out`."""
+    """Crop and cache every face of an acquired source into `prepare.out` (never into or around its inputs)."""
+    inputs = [root] + ([data.folder.attributes_csv, data.folder.celeba_root] if data.source == "folder" else [])
+    check_separate(prepare.out, inputs, "prepare.out")
     faces = open_faces(data, root)
     source = {
         "source": data.source,

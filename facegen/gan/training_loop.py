@@ -42,7 +42,9 @@ from facegen.data.prepared import PreparedFaces
 from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
                               mode_seeking_loss, reconstruction_loss)
 from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
-from facegen.io import atomic_file
+from facegen.io import atomic_file, check_separate, remove_leftovers
+from facegen.locks import output_lock
+from facegen.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -421,8 +423,18 @@ class TrainReport:
 
 def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
     """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
-    with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
+    One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
+    check_separate(config.out, [prepared], "gan.out")
+    writer = not dist.is_initialized() or dist.get_rank() == 0
+    with output_lock(config.out) if writer else contextlib.nullcontext():
+        return _train(config, prepared, device)
+
+
+def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> TrainReport:
     trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
+    if trainer.rank == 0:
+        remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
     checkpoint = Path(config.out) / CHECKPOINT
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
     if state is not None and _resumable(state["config"], config):
@@ -447,7 +459,7 @@ def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "c
 def read_checkpoint(path: Path) -> dict:
     """A checkpoint's contents, on the CPU (``load_state_dict`` moves weights to their device; RNG states must
     stay CPU tensors), unpickling nothing but tensors and plain values."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_checkpoint(path, "facegen generator checkpoint (train_gan)", ("config", "resolution", "step"))
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:

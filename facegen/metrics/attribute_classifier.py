@@ -17,6 +17,7 @@ from facegen.config import NetTraining
 from facegen.gan.inference import to_tensor
 from facegen.io import atomic_file
 from facegen.metrics.convnet import ConvNet, Uint8Features, fit, holdout_split, predict_logits
+from facegen.weights import load_checkpoint
 
 
 class AttributeClassifier:
@@ -56,7 +57,8 @@ class AttributeClassifier:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no attribute classifier; run `dvc repro evaluate_gan` first")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, "facegen attribute classifier (evaluate_gan)",
+                                ("attributes", "resolution", "width", "report", "state_dict"))
         classifier = cls(state["attributes"], state["resolution"], state["width"], report=state["report"])
         classifier.net.load_state_dict(state["state_dict"])
         return classifier

@@ -17,6 +17,7 @@ from facegen.config import AttendanceConfig, GenerateConfig, SamplingConfig, Syn
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
 from facegen.gan.inference import FaceModel, file_sha256
+from facegen.io import check_separate
 from facegen.synthetic.datacard import DataCard
 from facegen.synthetic.plan import chosen_attributes, edit_plan, sampling_plan
 from facegen.synthetic.quality import QualityFilter
@@ -105,6 +106,7 @@ class SyntheticFactory:
 def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig, sampling: SamplingConfig = SamplingConfig(),
                       only: Sequence[str] | None = None) -> list[DatasetReport]:
     """Every data set of ``config.datasets`` (or those named in ``only``)."""
+    check_separate(config.out, [config.prepared, config.checkpoint], "generate.out")
     specs = [d for d in config.datasets if not only or d.name in only]
     unknown = sorted(set(only or ()) - {d.name for d in config.datasets})
     if unknown:

@@ -1,7 +1,7 @@
 """Write one synthetic data set chunk by chunk, resumably, into its final folder only when complete.
 
-Work happens in ``<out>/.<name>.partial/``: each chunk's PNGs are written, then its rows are recorded in
-``chunks/<k>.parquet``. A killed run leaves only that hidden folder; the next run with the same stamp
+Work happens in ``<out>/.<name>.partial/``, by one run at a time (it holds ``<out>/.<name>.lock``): each
+chunk's PNGs are written, then its rows are recorded in ``chunks/<k>.parquet``. A killed run leaves only that hidden folder; the next run with the same stamp
 (params, generator and data hashes) skips the recorded chunks. When every chunk is recorded the manifest,
 data card and finally ``meta.json`` are written and the folder is renamed to ``<out>/<name>/``. The same
 plan and generator give byte-identical files.
@@ -21,7 +21,8 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from facegen.io import atomic_file, write_json
+from facegen.io import atomic_file, check_replaceable, write_json
+from facegen.locks import output_lock
 from facegen.synthetic.datacard import cell_balance
 from facegen.synthetic.quality import QualityFilter
 
@@ -65,10 +66,15 @@ def is_complete(job: DatasetJob) -> bool:
 
 def write_dataset(job: DatasetJob, render: Renderer, describe: Describer,
                   quality: QualityFilter | None = None) -> dict:
-    """Generate the job's faces (resuming a killed run); returns the finished data set's meta.json."""
-    if not is_complete(job):
-        _write(job, render, describe, quality)
-    return json.loads((job.final / META_FILE).read_text())
+    """Generate the job's faces (resuming a killed run); returns the finished data set's meta.json.
+
+    The run holds the data set's lock (a second run for it is refused) and replaces only a folder this
+    project wrote (with its meta.json)."""
+    with output_lock(job.final):
+        if not is_complete(job):
+            check_replaceable(job.final, META_FILE)
+            _write(job, render, describe, quality)
+        return json.loads((job.final / META_FILE).read_text())
 
 
 def _write(job: DatasetJob, render: Renderer, describe: Describer, quality: QualityFilter | None) -> None:

@@ -1,0 +1,39 @@
+"""Reading the project's torch files (GAN checkpoints, classifiers, backbones) without unpickling code.
+
+``torch.load(weights_only=True)`` refuses files that hold Python objects, but its message then suggests
+retrying with ``weights_only=False``, which would run whatever the file holds. Here any file that is not one
+of ours is a :class:`CheckpointError` that names it and says why, with no such advice.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A file is not the project checkpoint it should be; the message names the file."""
+
+
+def load_checkpoint(path: Path | str, what: str, keys: Sequence[str]) -> dict:
+    """The contents (on the CPU, tensors and plain values only) of ``path``, which must be a mapping with
+    ``keys``; ``what`` names the kind of file for the error message, e.g. "facegen backbone checkpoint"."""
+    try:
+        with warnings.catch_warnings():  # about the pickle protocol of a file that is no checkpoint of ours
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001: torch reports a foreign file with many exception types
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        why = (f"it holds Python objects ({found.group(1)}), which are never unpickled" if found
+               else f"not a torch file ({type(err).__name__})")
+        raise CheckpointError(f"{path}: not a {what}: {why}") from None
+    missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
+    if missing:
+        raise CheckpointError(f"{path}: not a {what}: no {missing[0]!r} entry")
+    return state
