@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
+from facegen.locks import output_lock
 from pipelines import run_from_command_line
 from recognition.distill import Distiller, DistillSettings
 from recognition.embeddings import EmbeddingCache
@@ -84,7 +85,9 @@ def distill(params: Params) -> dict:
 
 @flow(name="distill_backbone", log_prints=True)
 def distill_backbone_flow(params_file: str = "params.yaml") -> dict:
-    report = distill(load_params(params_file))
+    params = load_params(params_file)
+    with output_lock(params.recognition.distill.out):  # one run at a time writes the student and its checkpoint
+        report = distill(params)
     write_json(METRICS_JSON, report)
     return report
 

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from facegen.io import atomic_file
+from facegen.weights import load_checkpoint
 from recognition.backbone import DistilledFacenet, save_backbone, standardize
 
 CENTRE_SAMPLE = 4096
@@ -141,8 +142,8 @@ class Distiller:
         """Continue from the last checkpoint if it was made with the same settings and data."""
         if not self.checkpoint_path.is_file():
             return False
-        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
-        if state.get("fingerprint") != self.fingerprint:
+        state = load_checkpoint(self.checkpoint_path, "distillation checkpoint", ("model", "fingerprint"))
+        if state["fingerprint"] != self.fingerprint:
             return False
         self.model.load_state_dict(state["model"])
         self.margin.load_state_dict(state["margin"])

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import torch
 from torch import nn
 
 from facegen.io import atomic_file, md5sum
+from facegen.weights import load_checkpoint
 from recognition.backbone import TEACHER, embed_images, load_backbone
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ class TorchEmbedder:
 def load_embedder(backbone: Path, input_size: int, batch_size: int = 64, teacher_workers: int = 1) -> Embedder:
     """The embedder a project backbone file stands for: its facenet network, or the dlib teacher when the file
     records ``recognition.pretrained: dlib`` (stage pretrain_backbone)."""
-    state = torch.load(backbone, map_location="cpu", weights_only=True) if Path(backbone).is_file() else {}
-    if isinstance(state, dict) and state.get("meta", {}).get("pretrained") == TEACHER:
+    state = load_checkpoint(backbone, "facegen backbone checkpoint", ("backbone",)) if Path(backbone).is_file() else {}
+    if state.get("meta", {}).get("pretrained") == TEACHER:
         from recognition.teacher import DlibTeacher
 
         return DlibTeacher(workers=teacher_workers)
