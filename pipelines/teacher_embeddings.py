@@ -17,7 +17,6 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
-from facegen.locks import output_lock
 from pipelines import run_from_command_line
 from recognition.embeddings import EmbeddingCache
 from recognition.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
@@ -46,9 +45,7 @@ def embed_prepared(params: Params) -> dict:
 
 @flow(name="teacher_embeddings", log_prints=True)
 def teacher_embeddings_flow(params_file: str = "params.yaml") -> dict:
-    params = load_params(params_file)
-    with output_lock(params.recognition.teacher.embeddings):  # one run at a time writes the descriptors
-        report = embed_prepared(params)
+    report = embed_prepared(load_params(params_file))  # the output folder is written under its lock
     write_json(METRICS_FILE, report)
     print(f"teacher: {report['embedded']} of {report['faces']} faces embedded, {report['skipped']} skipped "
           f"(listed in {SKIPPED_FILE})")

@@ -121,8 +121,9 @@ def cache_folder(embeddings: Path) -> Path:
 
 
 def write_teacher_embeddings(folder: Path, embeddings: np.ndarray, skipped: pd.DataFrame, meta: dict) -> None:
-    """Store descriptors (row i: prepared face i), the skipped faces and plain metadata as one folder, atomically."""
-    with atomic_dir(folder) as tmp:
+    """Store descriptors (row i: prepared face i), the skipped faces and plain metadata as one folder, atomically
+    (under the folder's lock; an existing folder is replaced only if it is one of these)."""
+    with atomic_dir(folder, META_FILE) as tmp:
         np.save(tmp / EMBEDDINGS_FILE, embeddings)
         skipped.to_csv(tmp / SKIPPED_FILE, index=False)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
