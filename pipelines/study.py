@@ -17,10 +17,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from facegen.config import load_params
+
 # In dependency order; `dvc dag` shows the same graph.
 STAGES = ("prepare", "train_gan", "pretrain_backbone", "evaluate_gan", "generate", "train_recognizer",
           "compare", "report")
-REPORT = Path("reports/index.html")
 
 
 class StageFailed(RuntimeError):
@@ -60,7 +61,8 @@ def study_flow(stages: list[str] | None = None, force: bool = False) -> dict[str
         raise ValueError(f"unknown stage(s) {unknown}; the study's stages are {list(STAGES)}")
     outcome = {stage: reproduce(stage, force) for stage in chosen}
     rows = "\n".join(f"| `{stage}` | {what} |" for stage, what in outcome.items())
-    report = f"\n\nReport: [{REPORT}]({REPORT.resolve().as_uri()})" if REPORT.is_file() else ""
+    page = load_params().report.out
+    report = f"\n\nReport: [{page}]({page.resolve().as_uri()})" if page.is_file() else ""
     create_markdown_artifact(key="study", markdown=f"# Study\n\n| stage | outcome |\n|---|---|\n{rows}{report}\n",
                              description="What each stage of the study did")
     return outcome

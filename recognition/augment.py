@@ -16,10 +16,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from facegen.config import ClassicAugmentation
-from facegen.datasets import load_manifest
+from facegen.synthetic.reader import load_manifest
 from facegen.synthetic.writer import MANIFEST_PARQUET
 
-CONDITIONS = ("baseline", "classic", "gan", "both")
 MANIFEST_COLUMNS = ("file", "identity", "source_image", "edited_attribute")
 
 

@@ -7,7 +7,7 @@ a path loads a project checkpoint such as ``models/backbone.pt`` (``save_backbon
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,8 @@ from facenet_pytorch import InceptionResnetV1
 from facenet_pytorch.models.inception_resnet_v1 import get_torch_home
 from torch import nn
 from torch.nn import functional as F
+
+from facegen.metrics.identity import IdentityNetwork
 
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
 MIN_INPUT_SIZE = 80  # InceptionResnetV1's last reduction block needs at least 80 x 80 inputs
@@ -101,3 +103,16 @@ def embed_images(model: nn.Module, images: np.ndarray, input_size: int, batch_si
         if classify:
             model.classify = True
     return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
+
+
+def identity_network(path: Path, input_size: int) -> IdentityNetwork | None:
+    """The backbone file at ``path`` as the identity judge of `evaluate_gan` (embeddings at ``input_size`` px),
+    or None when no backbone has been trained there."""
+    if not path.is_file():
+        return None
+
+    def load() -> Callable[[np.ndarray], np.ndarray]:
+        backbone = load_backbone(str(path))
+        return lambda images: embed_images(backbone, images, input_size=input_size)
+
+    return IdentityNetwork(f"backbone {path}", load)

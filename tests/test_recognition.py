@@ -14,7 +14,7 @@ from PIL import Image
 
 from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
-from recognition.backbone import BackboneUnavailable, embed_images, load_backbone, save_backbone
+from recognition.backbone import BackboneUnavailable, embed_images, identity_network, load_backbone, save_backbone
 from recognition.classifier import NearestClassMean, threshold_at_far
 from recognition.embeddings import EmbeddingCache
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
@@ -59,6 +59,11 @@ def test_embeddings_are_normalised_deterministic_and_survive_saving(faces, tmp_p
     np.testing.assert_allclose(embed_images(model, images, input_size=80, batch_size=12), a, atol=1e-5)
     save_backbone(model, tmp_path / "backbone.pt", {"pretrained": "none"})
     np.testing.assert_allclose(embed_images(load_backbone(str(tmp_path / "backbone.pt")), images, 80), a, atol=1e-5)
+    # evaluate_gan's identity judge: the saved backbone, loaded when asked; none where nothing was trained.
+    judge = identity_network(tmp_path / "backbone.pt", input_size=80)
+    assert judge.name == f"backbone {tmp_path / 'backbone.pt'}"
+    np.testing.assert_allclose(judge.load()(images), a, atol=1e-5)
+    assert identity_network(tmp_path / "missing.pt", input_size=80) is None
     with pytest.raises(ValueError, match="input_size=64"):
         embed_images(model, images, input_size=64)
 
@@ -191,7 +196,7 @@ def test_compare_bootstrap_is_cached_on_the_outcome_files(tmp_path) -> None:
     from prefect import flow
 
     from pipelines.compare import bootstrap
-    from recognition.experiment import write_outcomes
+    from recognition.outcomes import write_outcomes
 
     rng = np.random.default_rng(0)
     true = np.repeat(np.arange(10), 20)

@@ -21,7 +21,6 @@ batch and the networks are wrapped in DistributedDataParallel (rank 0 writes the
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import logging
 import time
@@ -41,12 +40,13 @@ from facegen.config import GanConfig
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
                               mode_seeking_loss, reconstruction_loss)
-from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
+from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
+from facegen.gan.networks import ema_update
 from facegen.io import atomic_file
+from facegen.paths import GAN_CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
@@ -55,33 +55,6 @@ GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 class Batch:
     images: Tensor  # B x 3 x R x R in [-1, 1]
     attributes: Tensor  # B x A, 0/1
-
-
-def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dict[str, nn.Module]:
-    """The trained networks by checkpoint name: ``G`` (generator or cVAE), ``D`` (discriminator / attribute
-    classifier), ``E`` (editor, cgan with ``gan.editor``), and an EMA copy ``<name>_ema`` of G and E."""
-    c = config
-    discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
-    if c.model == "cvae":
-        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels, c.conditional_norm),
-                "D": discriminator}
-    else:
-        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels, c.conditional_norm),
-                "D": discriminator}
-        if c.editor:
-            nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
-    for name in [n for n in nets if n != "D"]:
-        nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
-    return nets
-
-
-def sampling_networks(nets: dict[str, nn.Module]) -> tuple[nn.Module, nn.Module | None]:
-    """(generator, editor or None) of :func:`build_networks`' EMA copies: ``generator(z, attributes)`` and
-    ``editor(images, target_attributes)``. A cVAE samples with its decoder and edits by re-encoding."""
-    ema = nets["G_ema"]
-    if isinstance(ema, ConditionalVAE):
-        return ema.decoder, VaeEditor(ema, nets["D"])
-    return ema, nets.get("E_ema")
 
 
 def training_tensors(prepared: Path, attributes: Sequence[str], split: str = "train") -> tuple[Tensor, Tensor]:
@@ -332,7 +305,7 @@ class GanTrainer:
         }
 
     def save_checkpoint(self) -> Path:
-        path = self.out / CHECKPOINT
+        path = self.out / GAN_CHECKPOINT_NAME
         with atomic_file(path) as f:
             torch.save(self.state_dict(), f)
         return path
@@ -423,7 +396,7 @@ def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "c
     """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
     with the same settings (other than run length and output cadence); otherwise its outputs are replaced."""
     trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
-    checkpoint = Path(config.out) / CHECKPOINT
+    checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
     if state is not None and _resumable(state["config"], config):
         trainer.load_checkpoint(checkpoint, state)
@@ -442,12 +415,6 @@ def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "c
     rate = (trainer.step - start) / seconds if seconds > 0 else 0.0
     return TrainReport(config.model, trainer.step, start, round(seconds, 1), round(rate, 3),
                        round(rate * config.batch_size, 1), final)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, on the CPU (``load_state_dict`` moves weights to their device; RNG states must
-    stay CPU tensors), unpickling nothing but tensors and plain values."""
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:
