@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from facegen.config import GanConfig
-from facegen.gan.training_loop import METRICS, GanTrainer, flip_one
+from facegen.gan.loss import flip_one
+from facegen.gan.training_loop import METRICS, GanTrainer
 from facegen.paths import GAN_CHECKPOINT_NAME
 
 ATTRIBUTES = ("Eyeglasses", "Smiling")
