@@ -18,6 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
+from pipelines import stage_settings
 
 # In dependency order; `dvc dag` shows the same graph.
 STAGES = ("prepare", "train_gan", "pretrain_backbone", "evaluate_gan", "generate", "train_recognizer",
@@ -73,7 +74,8 @@ def main() -> None:
     parser.add_argument("--stage", action="append", choices=STAGES, help="run only these stages (repeatable)")
     parser.add_argument("--force", action="store_true", help="rerun the chosen stages even if up to date")
     args = parser.parse_args()
-    study_flow(args.stage, args.force)
+    with stage_settings():
+        study_flow(args.stage, args.force)
 
 
 if __name__ == "__main__":
