@@ -96,7 +96,9 @@ def test_pretraining_learns_and_resumes_where_it_stopped(faces, tmp_path: Path) 
 def test_classic_copies_are_seeded_transforms_of_each_photo(faces) -> None:
     images, _ = faces
     settings = ClassicAugmentation()
+    caller = torch.get_rng_state()
     a = classic_copies(images, 2, settings, seed=3)
+    assert torch.equal(torch.get_rng_state(), caller)  # the caller's random numbers are left alone
     assert a.shape == (24, 64, 64, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, classic_copies(images, 2, settings, seed=3))
     assert not np.array_equal(a, classic_copies(images, 2, settings, seed=4))
