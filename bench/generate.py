@@ -24,7 +24,7 @@ import torch
 import yaml
 from PIL import Image
 
-from bench.scratch import run_in, scratch_copy
+from tests.support.scratch import run_in, scratch_copy
 from facegen.config import DataConfig, GanConfig, Params, PrepareConfig, SamplingConfig, SyntheticDatasetConfig
 from facegen.data.sources import acquire, prepare_source
 from facegen.gan.inference import FaceModel

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.imports import ROOT
-from tests.support.layers import CHECKED, violations
+from tests.support.layers import CHECKED, shared_helper_violations, violations
 from tests.support.stage_deps import read_stages, stage_module
 
 
@@ -18,6 +18,24 @@ def _stage_files(root: Path = ROOT) -> tuple[str, ...]:
 
 def test_imports_run_one_way() -> None:
     assert violations(ROOT, _stage_files()) == []
+
+
+def test_tests_share_helpers_through_tests_support() -> None:
+    assert shared_helper_violations(ROOT) == []
+
+
+def test_a_test_importing_another_test_or_bench_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "conftest.py").write_text("")
+    (tmp_path / "tests" / "test_x.py").write_text("from tests.conftest import thing\nimport tests.test_bench_y\n")
+    (tmp_path / "tests" / "test_bench_y.py").write_text("from bench import speed\n")
+    (tmp_path / "tests" / "test_z.py").write_text("from bench import speed\n")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "__init__.py").write_text("")
+    (tmp_path / "bench" / "speed.py").write_text("")
+    assert shared_helper_violations(tmp_path) == ["tests/test_x.py imports tests.conftest",
+                                                "tests/test_x.py imports tests.test_bench_y",
+                                                "tests/test_z.py imports bench.speed"]
 
 
 @pytest.fixture

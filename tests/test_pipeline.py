@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from bench.scratch import run_in, scratch_copy
+from tests.support.scratch import run_in, scratch_copy
 from facegen.data.prepared import PreparedFaces
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,8 @@ from recognition.classifier import NearestClassMean, threshold_at_far
 from recognition.embeddings import EmbeddingCache
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
-from tests.conftest import copy_people
+from tests.support.edits import make_edits_dataset
+from tests.support.faces import copy_people
 
 
 @pytest.fixture(scope="module")
@@ -107,26 +108,6 @@ def test_classic_copies_are_seeded_transforms_of_each_photo(faces) -> None:
     np.testing.assert_array_equal(classic_copies(images, 2, still, seed=3), np.concatenate([images, images]))
 
 
-def make_edits_dataset(root: Path, enrol: pd.DataFrame, images: np.ndarray,
-                       attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")) -> Path:
-    """A synthetic dataset in the exact on-disk format of contract 4, mode `edit`: for each source photo and
-    attribute two 'edits' (here: the photo darkened or flipped, standing in for the editor's output)."""
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for (image_id, identity), image in zip(enrol[["image_id", "identity"]].itertuples(index=False), images):
-        for attribute in attributes:
-            for variant in (image // 2, image[:, ::-1]):
-                file = f"images/{len(rows):06d}.png"
-                Image.fromarray(np.ascontiguousarray(variant)).save(root / file)
-                rows.append({"file": file, **{a: int(a == attribute) for a in attributes}, "mode": "edit",
-                             "seed": 0, "sample_index": len(rows), "source_image": image_id, "identity": identity,
-                             "edited_attribute": attribute, "generator_sha256": "0" * 64, "params_sha256": "0" * 64})
-    manifest = pd.DataFrame(rows)
-    manifest.to_parquet(root / "manifest.parquet", index=False)
-    manifest.to_csv(root / "manifest.csv", index=False)
-    return root
-
-
 def test_gan_condition_reads_the_contract_dataset_balanced_over_attributes(faces, tmp_path: Path) -> None:
     images, identities = faces
     enrol = pd.DataFrame({"image_id": [f"{p}/{i}.jpg" for i, p in enumerate(identities)], "identity": identities})
@@ -193,6 +174,7 @@ def test_metrics_perfect_chance_and_bootstrap() -> None:
     assert ci["macro_f1"][0] <= ci["macro_f1"][1]
 
 
+@pytest.mark.slow  # a Prefect flow: a temporary server starts
 def test_compare_bootstrap_is_cached_on_the_outcome_files(tmp_path) -> None:
     """Prefect task caching where it is safe: same outcome bytes -> cached; changed bytes -> recomputed."""
     from prefect import flow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch import scratch_copy
+from tests.support.scratch import scratch_copy
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from facegen.metrics.attribute_classifier import AttributeClassifier
 from facegen.synthetic.plan import edit_plan, real_marginals, sampling_plan
 from facegen.synthetic.quality import QualityFilter
 from facegen.synthetic.run import SyntheticFactory
-from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
+from tests.support.synthetic import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
 CONTRACT_COLUMNS = ["file", *ATTRIBUTES, "mode", "seed", "sample_index", "source_image", "identity",
                     "edited_attribute", "generator_sha256", "params_sha256"]
