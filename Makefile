@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# One Prefect server for the whole study: the stages report to it instead of each starting and stopping a
+# temporary one (15-25 s a stage). PREFECT_API_URL, when set, names a server to use instead.
 demo: setup
-	$(BIN)/dvc repro
+	$(BIN)/python -m pipelines.prefect_server $(BIN)/dvc repro
 
 # Headless Chromium renders the report for its screenshot test (Debian's package; sudo when not root).
 browser:
