@@ -107,7 +107,7 @@ class _ImageStore:
         self._zip_pid = -1
 
     @classmethod
-    def open(cls, root: Path) -> "_ImageStore":
+    def open(cls, root: Path) -> _ImageStore:
         folder, archive = root / IMAGES_DIR, root / IMAGES_ZIP
         if folder.is_dir():
             return cls(folder, None, {e.name for e in os.scandir(folder) if e.is_file()})
