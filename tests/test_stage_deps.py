@@ -47,3 +47,29 @@ def test_one_recognizer_stage_per_condition_and_compare_reads_them_all() -> None
     outcomes = [o for o in STAGES["train_recognizer"]["outs"] if str(o).startswith(f"{paths.OUTCOMES}/")]
     assert outcomes == [f"{paths.OUTCOMES}/${{key}}.parquet"] and str(paths.OUTCOMES) in STAGES["compare"]["deps"]
     assert [str(paths.RECOGNITION_PLOT)] == [next(iter(p)) for p in STAGES["compare"]["plots"]]
+
+
+def _outputs(stage: dict) -> set[str]:
+    return {next(iter(o)) if isinstance(o, dict) else o for kind in ("outs", "metrics", "plots")
+            for o in stage.get(kind, [])}
+
+
+def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
+    """facegen/paths.py (and params.yaml's paths) and dvc.yaml's outputs name the same files."""
+    declared = {name: _outputs(stage) for name, stage in STAGES.items()}
+    params = load_params(ROOT / "params.yaml")
+    expected = {
+        "prepare": {params.prepare.out, paths.PREPARE_METRICS},
+        "train_gan": {params.gan.out, paths.TRAIN_GAN_METRICS, paths.TRAIN_GAN_CONFIG},
+        "evaluate_gan": {params.evaluate.classifier_out, paths.GAN_METRICS, *(paths.GAN_PLOTS / f for f in (
+            "control_accuracy.csv", "classifier_training.csv", paths.CONTROL_SAMPLES))},
+        "generate": {params.generate.out, paths.GENERATE_METRICS},
+        "pretrain_backbone": {paths.BACKBONE, paths.BACKBONE_TRAINING, paths.PRETRAIN_METRICS, paths.PRETRAIN_CURVE},
+        "train_recognizer": {paths.OUTCOMES / "${key}.parquet", paths.RECOGNITION_METRICS / "${key}.json"},
+        "compare": {paths.RECOGNITION_SUMMARY, paths.RECOGNITION_TABLE, paths.RECOGNITION_PLOT},
+        "report": {params.report.out.parent},
+    }
+    assert declared == {name: {str(p) for p in files} for name, files in expected.items()}
+    assert (params.prepare.out, params.gan.out, params.generate.out, params.report.out) == (
+        paths.PREPARED, paths.GAN_OUT, paths.SYNTHETIC, paths.REPORT)  # the config's defaults are the study's
+    assert params.generate.checkpoint == params.gan.out / paths.GAN_CHECKPOINT_NAME
