@@ -12,9 +12,12 @@ import pytest
 from tests.support.faces import make_celeba_subset
 from tests.support.shared import SHARED  # the real data: ../shared, or $FACEGEN_SHARED
 
-# Prefect keeps its local database under PREFECT_HOME: give the test session its own, before any import.
+# Prefect keeps its local database under PREFECT_HOME: give the test session its own, before any import. The
+# flows that tests run in-process get the stages' settings (pipelines.stage_settings) this way, as Prefect reads
+# its environment once, on import.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="facegen-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _shared(name: str) -> Path:
