@@ -21,7 +21,7 @@ import numpy as np
 from facegen.config import load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel
-from facegen.gan.training_loop import CHECKPOINT
+from facegen.paths import GAN_CHECKPOINT_NAME
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.evaluate import control
@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
     e = params.evaluate
-    model = FaceModel.load(params.gan.out / CHECKPOINT, sampling=params.sampling)
+    model = FaceModel.load(params.gan.out / GAN_CHECKPOINT_NAME, sampling=params.sampling)
     attributes = list(model.attributes)
     faces = PreparedFaces(params.prepare.out, attributes=attributes)
     images, rows = np.asarray(faces.images), faces.annotations[attributes].to_numpy(np.float32)

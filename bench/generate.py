@@ -24,11 +24,12 @@ import torch
 import yaml
 from PIL import Image
 
-from bench.scratch import run_in, scratch_copy
+from tests.support.scratch import run_in, scratch_copy
 from facegen.config import DataConfig, GanConfig, Params, PrepareConfig, SamplingConfig, SyntheticDatasetConfig
 from facegen.data.sources import acquire, prepare_source
 from facegen.gan.inference import FaceModel
-from facegen.gan.training_loop import CHECKPOINT, GanTrainer, training_tensors
+from facegen.gan.training_loop import GanTrainer, training_tensors
+from facegen.paths import GAN_CHECKPOINT_NAME
 from facegen.synthetic.run import SyntheticFactory
 
 
@@ -38,7 +39,7 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     prepare_source(data, PrepareConfig(out=prepared, workers=0), acquire(data))
     out = root / "gan"
     GanTrainer(gan.model_copy(update={"steps": 2}), *training_tensors(prepared, gan.attributes, "all"), out).run()
-    return prepared, out / CHECKPOINT
+    return prepared, out / GAN_CHECKPOINT_NAME
 
 
 def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: Path,
@@ -47,9 +48,9 @@ def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: 
     model = FaceModel.load(checkpoint, device, sampling)
     spec = SyntheticDatasetConfig(name="bench", mode="per_attribute", attributes=("Eyeglasses", "Smiling"),
                                   n=images // 4)
-    config = params.generate.model_copy(update={"checkpoint": checkpoint, "prepared": prepared, "out": out,
-                                                "device": device, "datasets": (spec,)})
-    factory = SyntheticFactory(config, params.attendance, model=model)
+    config = params.generate.model_copy(update={"checkpoint": checkpoint, "out": out, "device": device,
+                                                "datasets": (spec,)})
+    factory = SyntheticFactory(config, params.attendance, prepared, model=model)
     start = time.perf_counter()
     report = factory.make(spec)
     total = time.perf_counter() - start
@@ -74,7 +75,7 @@ def stage_time(prepared: Path, checkpoint: Path, gan: GanConfig) -> dict[str, fl
     try:
         shutil.copytree(prepared, work / "data" / "prepared")
         (work / "models" / "gan").mkdir(parents=True)
-        shutil.copy(checkpoint, work / "models" / "gan" / CHECKPOINT)
+        shutil.copy(checkpoint, work / "models" / "gan" / GAN_CHECKPOINT_NAME)
         params = yaml.safe_load((work / "params.yaml").read_text())
         params.setdefault("gan", {"attributes": list(gan.attributes)})
         (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

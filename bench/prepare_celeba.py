@@ -15,8 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from bench import SHARED
-from bench.scratch import run_in, scratch_copy
+from tests.support.shared import SHARED
+from tests.support.scratch import run_in, scratch_copy
 
 SHARED_CELEBA = SHARED / "celeba"
 

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from bench import SHARED
+from tests.support.shared import SHARED
 from facegen.config import load_params
 from facegen.data.attendance import assign_roles
 from recognition.backbone import embed_images, load_backbone

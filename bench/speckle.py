@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from facegen.config import SamplingConfig, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, to_tensor
-from facegen.gan.training_loop import CHECKPOINT
+from facegen.paths import GAN_CHECKPOINT_NAME
 
 
 def high_frequency_energy(images: np.ndarray) -> float:
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=1000)
     args = parser.parse_args()
     params = load_params(args.params)
-    checkpoint = args.checkpoint or params.gan.out / CHECKPOINT
+    checkpoint = args.checkpoint or params.gan.out / GAN_CHECKPOINT_NAME
     attributes = list(FaceModel.load(checkpoint).attributes)
     faces = PreparedFaces(params.prepare.out, attributes=attributes)
     images, table = np.asarray(faces.images), faces.annotations[attributes].to_numpy(np.float32)

@@ -10,6 +10,7 @@ import typer
 
 from facegen.config import ParamsError, SamplingConfig, load_params
 from facegen.cpu_kernels import pin_avx2_kernels
+from facegen.paths import GAN_CHECKPOINT
 from facegen.processes import exit_on_sigterm
 
 # Errors whose message says all a user needs: the file, parameter or output and what is wrong with it.
@@ -96,19 +97,22 @@ def generate(
     only: Annotated[list[str], typer.Option("--only", help="make only this data set (repeatable)")] = [],  # noqa: B006
 ) -> None:
     """Write the synthetic data sets of generate.datasets (the `generate` stage, without Prefect)."""
+    from facegen.metrics.attribute_classifier import AttributeClassifier
     from facegen.synthetic.run import generate_datasets
 
     p = load_params(params, _overrides(set_))
-    for r in generate_datasets(p.generate, p.attendance, p.sampling, only):
+    for r in generate_datasets(p.generate, p.attendance, p.prepare.out, p.sampling, only, AttributeClassifier.load):
         typer.echo(f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
                    f"{r.max_cell_deviation:.2%} off target) in {r.path}")
 @app.command("evaluate")
 def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -> None:  # noqa: B006
     """Judge the trained generator (the `evaluate_gan` stage, without Prefect): metrics/gan.json, plots/evaluate/."""
     from facegen.metrics.evaluate import evaluate_generator
-    from facegen.paths import GAN_METRICS
+    from facegen.paths import BACKBONE, GAN_METRICS
+    from recognition.backbone import identity_network  # the one import from above facegen: cli is the app layer
 
-    metrics = evaluate_generator(load_params(params, _overrides(set_)))
+    p = load_params(params, _overrides(set_))
+    metrics = evaluate_generator(p, identity_network(BACKBONE, p.recognition.input_size))
     edited = metrics.get("control_edited", {}).get("mean", "n/a (no editor)")
     typer.echo(f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy_mean']:.3f}; "
                f"attribute control sampled {metrics['control_sampled']['mean']:.3f}, edited {edited}; "
@@ -150,7 +154,7 @@ def train(params: ParamsOption = Path("params.yaml"), set_: SetOption = [], devi
 
 @app.command("sample")
 def sample(
-    checkpoint: CheckpointOption = Path("models/gan/checkpoint.pt"),
+    checkpoint: CheckpointOption = GAN_CHECKPOINT,
     attr: AttrOption = [],  # noqa: B006
     n: Annotated[int, typer.Option("-n", min=1, help="number of faces")] = 64,
     out: Annotated[Path, typer.Option("-o", "--out", help="grid PNG to write")] = Path("samples.png"),
@@ -175,7 +179,7 @@ def sample(
 def edit(
     photos: Annotated[list[Path], typer.Argument(help="face photos (centre-cropped and resized to the model)")],
     set_: Annotated[list[str], typer.Option("--set", help="target attribute, e.g. --set Eyeglasses=1")],
-    checkpoint: CheckpointOption = Path("models/gan/checkpoint.pt"),
+    checkpoint: CheckpointOption = GAN_CHECKPOINT,
     out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: the edited face(s), in order")] = Path("edited.png"),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",

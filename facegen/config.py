@@ -7,12 +7,15 @@ Unknown keys and wrong values are errors that name the parameter, e.g. ``data.im
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from facegen.data.images import MAX_IMAGE_PIXELS
+from facegen import paths
+
+
+MAX_IMAGE_PIXELS = 100_000_000  # default of data.max_image_pixels: larger photos are refused before decoding
 
 
 class _Section(BaseModel):
@@ -65,7 +68,7 @@ class DataConfig(_Section):
 
 
 class PrepareConfig(_Section):
-    out: Path = Path("data/prepared")
+    out: Path = paths.PREPARED
     crop: int = Field(140, gt=0)  # centred square crop (px) of the 178x218 aligned images before resizing
     workers: int = Field(2, ge=0)
     batch_size: int = Field(256, gt=0)
@@ -143,7 +146,7 @@ class GanConfig(_Section):
     sample_every: int = Field(50, gt=0)  # image grid, edit strip and metrics row every N steps
     checkpoint_every: int = Field(50, gt=0)
     seed: int = 0
-    out: Path = Path("models/gan")
+    out: Path = paths.GAN_OUT
 
     @model_validator(mode="before")
     @classmethod
@@ -193,7 +196,7 @@ class QualityFilterConfig(_Section):
     """Drop generated faces whose attribute classifier (stage `evaluate_gan`) disagrees with the request."""
 
     enabled: bool = False
-    classifier: Path = Path("models/attribute_classifier.pt")
+    classifier: Path = paths.ATTRIBUTE_CLASSIFIER
     threshold: float = Field(0.5, gt=0, lt=1)  # probability above which the classifier says "has it"
 
 
@@ -223,9 +226,8 @@ class SyntheticDatasetConfig(_Section):
 class GenerateConfig(_Section):
     """Balanced synthetic data sets from the trained generator (stage `generate`)."""
 
-    checkpoint: Path = Path("models/gan/checkpoint.pt")
-    prepared: Path = Path("data/prepared")
-    out: Path = Path("data/synthetic")
+    checkpoint: Path = paths.GAN_CHECKPOINT
+    out: Path = paths.SYNTHETIC
     chunk_size: int = Field(256, gt=0)  # faces generated, written and recorded together (the resume unit)
     png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is ~3x faster to write than 6, ~20% bigger
     device: str = "cpu"
@@ -265,11 +267,9 @@ class EvaluateConfig(_Section):
     kid_subsets: int = Field(20, gt=0)  # KID averages over this many random subsets (torchmetrics' default 100 costs ~10 s more)
     kid_subset_size: int = Field(500, gt=1)
     nearest_k: int = Field(5, gt=0)  # neighbours for precision/recall/density/coverage
-    identity_backbone: Path = Path("models/backbone.pt")  # recognition embeddings; classifier features if absent
-    identity_input_size: int = Field(80, gt=0)  # the backbone's input size (px)
     identity_far: float = Field(0.01, gt=0, lt=1)  # the "same person" threshold's false-accept rate on real pairs
     seed: int = 0
-    classifier_out: Path = Path("models/attribute_classifier.pt")
+    classifier_out: Path = paths.ATTRIBUTE_CLASSIFIER
 
 
 class ClassicAugmentation(_Section):
@@ -309,6 +309,9 @@ class DistillConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with mixed precision when there is a GPU
     seed: int = 0
     out: Path = Path("models/distilled.pt")
+# The recognition conditions: the enrolment images each adds (dvc.yaml's train_recognizer runs one stage per condition).
+Condition = Literal["baseline", "classic", "gan", "both"]
+CONDITIONS: tuple[Condition, ...] = get_args(Condition)
 
 
 class RecognitionConfig(_Section):
@@ -325,7 +328,7 @@ class RecognitionConfig(_Section):
     calibration_people: int = Field(20, ge=1)  # background people held out of pretraining to set the threshold
     pretrain_people: int = Field(0, ge=0)  # pretrain on at most this many background people (0: all of them)
     # the attendance classifier, per condition and seed
-    conditions: tuple[Literal["baseline", "classic", "gan", "both"], ...] = ("baseline", "classic", "gan", "both")
+    conditions: tuple[Condition, ...] = CONDITIONS
     seeds: tuple[int, ...] = (0, 1, 2)
     classic_copies: int = Field(4, ge=1)  # augmented copies per enrolment photo
     classic: ClassicAugmentation = ClassicAugmentation()
@@ -341,7 +344,7 @@ class RecognitionConfig(_Section):
 class ReportConfig(_Section):
     """The one-page HTML report (stage `report`)."""
 
-    out: Path = Path("reports/index.html")
+    out: Path = paths.REPORT
 
 
 class Params(_Section):

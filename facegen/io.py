@@ -19,12 +19,19 @@ from facegen.locks import output_lock
 log = logging.getLogger(__name__)
 
 
-def md5sum(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+def md5sum(path: Path) -> str:
+    """Hex MD5 of a file's bytes (what download checks compare with published sums)."""
+    return _file_digest(path, "md5")
+
+
+def sha256sum(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (what outputs record of the checkpoints and data they were made from)."""
+    return _file_digest(path, "sha256")
+
+
+def _file_digest(path: Path, algorithm: str) -> str:
     with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 class UnsafeOutputError(ValueError):

@@ -1,15 +1,50 @@
-"""Where the study's stages write the metrics and plots that other stages and the report read.
+"""Where the study's artefacts live: the one home of every path that is not a parameter in params.yaml.
 
-dvc.yaml names the same paths (relative to the project root) as the stages' `metrics` and `plots`.
+Paths that params.yaml sets (``prepare.out``, ``gan.out``, ``generate.out``, ``report.out``, ...) are read from the
+typed config (facegen/config.py), whose defaults come from here. dvc.yaml names the same paths (relative to the
+project root) as the stages' deps, outs, metrics and plots; tests/test_stage_deps.py checks that they agree.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-GAN_METRICS = Path("metrics/gan.json")  # stage evaluate_gan
-GAN_PLOTS = Path("plots/evaluate")  # stage evaluate_gan: control_accuracy.csv, classifier_training.csv, ...
+# Stage prepare
+PREPARED = Path("data/prepared")  # default of prepare.out
+PREPARE_METRICS = Path("metrics/prepare.json")
+
+# Stage train_gan
+GAN_OUT = Path("models/gan")  # default of gan.out
+GAN_CHECKPOINT_NAME = "checkpoint.pt"  # in gan.out
+GAN_CHECKPOINT = GAN_OUT / GAN_CHECKPOINT_NAME
+TRAIN_GAN_METRICS = Path("metrics/train_gan.json")
+TRAIN_GAN_CONFIG = Path("metrics/train_gan_config.json")  # the resolved gan config (profile presets applied)
+
+# Stage evaluate_gan
+ATTRIBUTE_CLASSIFIER = Path("models/attribute_classifier.pt")
+GAN_METRICS = Path("metrics/gan.json")
+GAN_PLOTS = Path("plots/evaluate")  # control_accuracy.csv, classifier_training.csv, ...
 CONTROL_SAMPLES = "control_samples.png"  # ... and, in GAN_PLOTS, the faces whose attribute control was measured
-RECOGNITION_SUMMARY = Path("metrics/recognition.json")  # stage compare
-RECOGNITION_TABLE = Path("metrics/recognition.md")  # stage compare
-RECOGNITION_PLOT = Path("plots/recognition.png")  # stage compare
+
+# Stage generate
+SYNTHETIC = Path("data/synthetic")  # default of generate.out
+GENERATE_METRICS = Path("metrics/generate.json")
+
+# Stage pretrain_backbone
+BACKBONE = Path("models/backbone.pt")  # the recognition backbone every later stage reads
+BACKBONE_TRAINING = Path("models/backbone_training")  # its resumable checkpoint (persisted by dvc across runs)
+PRETRAIN_METRICS = Path("metrics/pretrain_backbone.json")
+PRETRAIN_CURVE = Path("metrics/pretrain_backbone.csv")
+
+# Stage train_recognizer@<condition>
+EMBEDDINGS = Path("data/embeddings")  # content-addressed cache shared by conditions and seeds
+OUTCOMES = Path("data/recognition")  # <condition>.parquet: per-photo outcomes
+RECOGNITION_METRICS = Path("metrics/recognition")  # <condition>.json
+
+# Stage compare
+RECOGNITION_SUMMARY = Path("metrics/recognition.json")
+RECOGNITION_TABLE = Path("metrics/recognition.md")
+RECOGNITION_PLOT = Path("plots/recognition.png")
+
+# Stage report
+REPORT = Path("reports/index.html")  # default of report.out

@@ -17,12 +17,11 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
 from facegen.io import atomic_file, write_json
-from facegen.paths import RECOGNITION_PLOT, RECOGNITION_SUMMARY, RECOGNITION_TABLE
-from pipelines.train_recognizer import OUTCOMES
+from facegen.paths import OUTCOMES, RECOGNITION_PLOT, RECOGNITION_SUMMARY, RECOGNITION_TABLE
 import recognition.compare
 import recognition.metrics
 from recognition.compare import bar_plot, compare_conditions, markdown_table
-from recognition.experiment import read_outcomes
+from recognition.outcomes import read_outcomes
 from pipelines import run_from_command_line
 
 

@@ -10,13 +10,15 @@ from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
 from facegen.metrics.evaluate import evaluate_generator
-from facegen.paths import GAN_METRICS
+from facegen.paths import BACKBONE, GAN_METRICS
 from pipelines import run_from_command_line
+from recognition.backbone import identity_network
 
 
 @task
 def evaluate(params: Params) -> dict:
-    return evaluate_generator(params)
+    """The generator's metrics; edits are judged by the recognition backbone, when `pretrain_backbone` made one."""
+    return evaluate_generator(params, identity_network(BACKBONE, params.recognition.input_size))
 
 
 @flow(name="evaluate_gan", log_prints=True)

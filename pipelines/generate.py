@@ -6,30 +6,30 @@ Run by `dvc repro generate`, or standalone: `python -m pipelines.generate [--par
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import load_params
 from facegen.io import write_json
+from facegen.metrics.attribute_classifier import AttributeClassifier
+from facegen.paths import GENERATE_METRICS
 from facegen.synthetic.run import DatasetReport, generate_datasets
 from pipelines import run_from_command_line
-
-METRICS_FILE = Path("metrics/generate.json")
 
 
 @task
 def generate(params_file: str) -> list[DatasetReport]:
     params = load_params(params_file)
-    return generate_datasets(params.generate, params.attendance, params.sampling)
+    return generate_datasets(params.generate, params.attendance, params.prepare.out, params.sampling,
+                             load_predictor=AttributeClassifier.load)
 
 
 @flow(name="generate", log_prints=True)
 def generate_flow(params_file: str = "params.yaml") -> list[DatasetReport]:
     """Write every data set of `generate.datasets` and metrics/generate.json (counts and balance per data set)."""
     reports = generate(params_file)
-    write_json(METRICS_FILE, {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in reports})
+    write_json(GENERATE_METRICS, {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in reports})
     create_markdown_artifact(key="generate-report", markdown=markdown(reports),
                              description="Synthetic data sets written")
     return reports

@@ -16,9 +16,8 @@ from facegen.config import DataConfig, PrepareConfig, load_params
 from facegen.data.prepare import PrepareReport
 from facegen.data.sources import acquire, prepare_source
 from facegen.io import write_json
+from facegen.paths import PREPARE_METRICS
 from pipelines import run_from_command_line
-
-METRICS_FILE = Path("metrics/prepare.json")
 
 
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
@@ -40,7 +39,7 @@ def prepare_flow(params_file: str = "params.yaml") -> PrepareReport:
     params = load_params(params_file)
     root = acquire_source(params.data)
     report = preprocess(params.data, params.prepare, root)
-    write_json(METRICS_FILE, asdict(report))
+    write_json(PREPARE_METRICS, asdict(report))
     create_markdown_artifact(
         key="prepare-report",
         markdown=_markdown(report, params.prepare.out),

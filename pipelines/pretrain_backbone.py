@@ -9,7 +9,6 @@ Run by `dvc repro pretrain_backbone`, or standalone: `python -m pipelines.pretra
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -17,15 +16,11 @@ from prefect.artifacts import create_markdown_artifact
 from facegen.config import Params, load_params
 from facegen.io import write_json
 from facegen.locks import output_lock
+from facegen.paths import BACKBONE, BACKBONE_TRAINING, PRETRAIN_CURVE, PRETRAIN_METRICS
 from recognition.backbone import TEACHER, load_backbone, save_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import attendance_sets
 from pipelines import run_from_command_line
-
-BACKBONE = Path("models/backbone.pt")
-WORK = Path("models/backbone_training")  # resumable checkpoint (persisted by dvc across runs)
-METRICS_CSV = Path("metrics/pretrain_backbone.csv")
-METRICS_JSON = Path("metrics/pretrain_backbone.json")
 
 
 @task
@@ -36,12 +31,12 @@ def pretrain(params: Params) -> dict:
     faces = background["pretrain"]
     labels = identity_labels(faces.annotations["identity"].to_numpy())
     settings = PretrainSettings(rec.input_size, rec.epochs, rec.batch_size, rec.lr, rec.seed)
-    trainer = BackbonePretrainer(settings, faces.images, labels, WORK)
+    trainer = BackbonePretrainer(settings, faces.images, labels, BACKBONE_TRAINING)
     if trainer.resume():
         get_run_logger().info("resuming backbone pretraining after epoch %d", trainer.epoch)
     start = time.perf_counter()
     history = trainer.run()
-    trainer.write_metrics(METRICS_CSV)
+    trainer.write_metrics(PRETRAIN_CURVE)
     trainer.save(BACKBONE, {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels)})
     return {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels),
             "epochs": len(history), "final_loss": history[-1]["loss"], "final_accuracy": history[-1]["accuracy"],
@@ -59,7 +54,7 @@ def record_pretrained(pretrained: str) -> dict:
         save_backbone(None, BACKBONE, {"pretrained": TEACHER, "teacher": fingerprint()})
     else:
         save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained})
-    BackbonePretrainer.write_empty_metrics(METRICS_CSV)
+    BackbonePretrainer.write_empty_metrics(PRETRAIN_CURVE)
     return {"pretrained": pretrained}
 
 
@@ -69,7 +64,7 @@ def pretrain_backbone_flow(params_file: str = "params.yaml") -> dict:
     pretrained = params.recognition.pretrained
     with output_lock(BACKBONE):  # one run at a time writes the backbone and its training folder
         report = pretrain(params) if pretrained == "none" else record_pretrained(pretrained)
-    write_json(METRICS_JSON, report)
+    write_json(PRETRAIN_METRICS, report)
     rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
     create_markdown_artifact(key="pretrain-backbone", markdown=f"# Backbone `{BACKBONE}`\n\n| what | value |\n"
                              f"|---|---|\n{rows}\n", description="Recognition backbone")

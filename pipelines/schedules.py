@@ -12,6 +12,7 @@ import argparse
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from pipelines import stage_settings
 from pipelines.study import study_flow
 
 WEEKLY = "0 3 * * 0"  # Sundays 03:00
@@ -36,7 +37,8 @@ def deployments(timezone: str = "UTC") -> list[RunnerDeployment]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timezone", default="UTC", help="time zone of the cron schedules (default: UTC)")
-    serve(*deployments(parser.parse_args().timezone))
+    with stage_settings():
+        serve(*deployments(parser.parse_args().timezone))
 
 
 if __name__ == "__main__":

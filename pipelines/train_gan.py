@@ -7,7 +7,6 @@ Run by `dvc repro train_gan`, or standalone: `python -m pipelines.train_gan [--p
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -16,22 +15,24 @@ from facegen.config import load_params
 from facegen.gan.inference import resolve_device
 from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
+from facegen.paths import TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
 from pipelines import run_from_command_line
-
-METRICS_FILE = Path("metrics/train_gan.json")
 
 
 @task
 def train(params_file: str, device: str) -> TrainReport:
+    """Train, after writing the resolved settings (profile presets applied: every value the run uses)."""
     params = load_params(params_file)
+    write_json(TRAIN_GAN_CONFIG, params.gan.model_dump(mode="json"))
     return train_gan(params.gan, params.prepare.out, resolve_device(device))
 
 
 @flow(name="train_gan", log_prints=True)
 def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> TrainReport:
-    """Train `gan` from params.yaml; write metrics/train_gan.json and a report artifact with the last grid."""
+    """Train `gan` from params.yaml; write metrics/train_gan.json (and the settings used, train_gan_config.json)
+    and a report artifact with the last grid."""
     report = train(params_file, device)
-    write_json(METRICS_FILE, asdict(report))
+    write_json(TRAIN_GAN_METRICS, asdict(report))
     out = load_params(params_file).gan.out
     rows = "\n".join(f"| {k} | {v} |" for k, v in asdict(report).items() if k != "final")
     final = "\n".join(f"| {k} | {v} |" for k, v in report.final.items())

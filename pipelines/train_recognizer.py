@@ -8,22 +8,16 @@ Run by `dvc repro train_recognizer`, or standalone:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from facegen.config import load_params
+from facegen.config import CONDITIONS, load_params
 from facegen.io import write_json
 from facegen.locks import output_lock
+from facegen.paths import BACKBONE, EMBEDDINGS, OUTCOMES, RECOGNITION_METRICS
 from pipelines import run_from_command_line
-from pipelines.pretrain_backbone import BACKBONE
-from recognition.augment import CONDITIONS
-from recognition.experiment import run_condition, write_outcomes
-
-EMBEDDINGS = Path("data/embeddings")  # content-addressed cache shared by conditions and seeds
-OUTCOMES = Path("data/recognition")
-METRICS = Path("metrics/recognition")
+from recognition.experiment import run_condition
+from recognition.outcomes import write_outcomes
 
 
 @task
@@ -31,7 +25,7 @@ def evaluate(params_file: str, condition: str) -> dict:
     params = load_params(params_file)
     outcomes, summary = run_condition(params, condition, BACKBONE, params.prepare.out, EMBEDDINGS)
     write_outcomes(OUTCOMES / f"{condition}.parquet", outcomes, params.recognition.seeds)
-    write_json(METRICS / f"{condition}.json", summary)
+    write_json(RECOGNITION_METRICS / f"{condition}.json", summary)
     return summary
 
 

@@ -16,10 +16,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from facegen.config import ClassicAugmentation
-from facegen.datasets import load_manifest
+from facegen.synthetic.reader import load_manifest
 from facegen.synthetic.writer import MANIFEST_PARQUET
 
-CONDITIONS = ("baseline", "classic", "gan", "both")
 MANIFEST_COLUMNS = ("file", "identity", "source_image", "edited_attribute")
 
 
@@ -31,9 +30,12 @@ def classic_copies(images: np.ndarray, copies: int, settings: ClassicAugmentatio
         v2.RandomResizedCrop(size, scale=settings.crop_scale, ratio=(0.9, 1.1), antialias=True),
         v2.ColorJitter(settings.brightness, settings.contrast, settings.saturation, settings.hue),
     ])
-    torch.manual_seed(seed)  # torchvision's random transforms draw from the global generator
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    out = [torch.stack([transform(image) for image in batch]) for _ in range(copies)]
+    # torchvision's random transforms draw from torch's global generator and take no other: seed it for this
+    # block only, and give the caller's random state back afterwards.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = [torch.stack([transform(image) for image in batch]) for _ in range(copies)]
     return torch.cat(out).permute(0, 2, 3, 1).numpy() if out else images[:0]
 
 

@@ -9,7 +9,7 @@ recognition/distill.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from facegen.weights import CheckpointError, load_checkpoint
+from facegen.metrics.identity import IdentityNetwork
 
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
 TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/teacher.py), not a facenet
@@ -131,3 +132,18 @@ def embed_images(model: nn.Module, images: np.ndarray, input_size: int, batch_si
         if classify:
             model.classify = True
     return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
+
+
+def identity_network(path: Path, input_size: int) -> IdentityNetwork | None:
+    """The backbone file at ``path`` as the identity judge of `evaluate_gan` (embeddings at ``input_size`` px;
+    a file recording ``recognition.pretrained: dlib`` makes the dlib teacher the judge), or None when no backbone
+    has been trained there."""
+    if not path.is_file():
+        return None
+
+    def load() -> Callable[[np.ndarray], np.ndarray]:
+        from recognition.embeddings import load_embedder  # (it builds on this module)
+
+        return load_embedder(path, input_size).embed  # a facenet, or the dlib teacher (`pretrained: dlib`)
+
+    return IdentityNetwork(f"backbone {path}", load)

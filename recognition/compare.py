@@ -6,14 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from facegen.io import atomic_file  # noqa: E402
-from recognition.metrics import SeedOutcome, bootstrap_ci, outcome_metrics  # noqa: E402
+from facegen.io import atomic_file
+from recognition.metrics import SeedOutcome, bootstrap_ci, outcome_metrics
 
 PLOTTED = ("top1", "macro_f1", "tar_at_far")
 
@@ -42,7 +39,8 @@ def markdown_table(table: Mapping[str, Mapping[str, Mapping[str, float]]], far: 
 
 def bar_plot(table: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path, far: float) -> None:
     conditions = list(table)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig = Figure(figsize=(7, 3.6))  # no pyplot: no GUI backend, no global figure state
+    ax = fig.subplots()
     width = 0.8 / len(conditions)
     for i, condition in enumerate(conditions):
         means = [table[condition][m]["mean"] for m in PLOTTED]
@@ -56,7 +54,6 @@ def bar_plot(table: Mapping[str, Mapping[str, Mapping[str, float]]], path: Path,
     fig.tight_layout()
     with atomic_file(path) as f:
         fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
 
 
 def _label(metric: str, far: float) -> str:

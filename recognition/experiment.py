@@ -1,21 +1,18 @@
 """One condition of the attendance experiment: enrol the roster (with that condition's extra images), set the
 open-set threshold on the calibration people, then name the check-ins and reject the visitors, per seed.
 
-The per-photo outcomes go to a parquet table (``compare`` bootstraps from it); the seed-averaged metrics to
-``metrics/recognition/<condition>.json``.
+The per-photo outcomes go to a parquet table (:mod:`recognition.outcomes`; ``compare`` bootstraps from it); the
+seed-averaged metrics to ``metrics/recognition/<condition>.json``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from facegen.config import Params
-from facegen.io import atomic_file
 from recognition.augment import classic_copies, gan_edits
 from recognition.classifier import NearestClassMean, threshold_at_far
 from recognition.embeddings import EmbeddingCache, load_embedder
@@ -75,32 +72,3 @@ def run_condition(params: Params, condition: str, backbone: Path, prepared: Path
         "seconds": round(time.perf_counter() - start, 1),
     }
     return outcomes, summary
-
-
-def write_outcomes(path: Path, outcomes: Sequence[SeedOutcome], seeds: Sequence[int]) -> None:
-    """One row per seed and test photo: kind (checkin/visitor), true, pred, score, threshold, group columns."""
-    frames = []
-    for seed, o in zip(seeds, outcomes):
-        checkins = pd.DataFrame({"seed": seed, "kind": "checkin", "true": o.true, "pred": o.pred, "score": o.score,
-                                 **{f"group_{a}": g for a, g in o.groups.items()}})
-        visitors = pd.DataFrame({"seed": seed, "kind": "visitor", "true": -1, "pred": -1, "score": o.visitor_score,
-                                 **{f"group_{a}": -1 for a in o.groups}})
-        frames.append(pd.concat([checkins, visitors]).assign(threshold=o.threshold, num_classes=o.num_classes))
-    with atomic_file(path) as f:
-        pd.concat(frames, ignore_index=True).to_parquet(f, index=False)
-
-
-def read_outcomes(path: Path) -> list[SeedOutcome]:
-    """The per-seed outcomes written by `write_outcomes`."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: no outcomes; run `dvc repro train_recognizer` first")
-    table = pd.read_parquet(path)
-    attributes = [c.removeprefix("group_") for c in table.columns if c.startswith("group_")]
-    outcomes = []
-    for _, rows in table.groupby("seed", sort=True):
-        checkins, visitors = rows[rows["kind"] == "checkin"], rows[rows["kind"] == "visitor"]
-        outcomes.append(SeedOutcome(checkins["true"].to_numpy(), checkins["pred"].to_numpy(),
-                                    checkins["score"].to_numpy(), visitors["score"].to_numpy(),
-                                    {a: checkins[f"group_{a}"].to_numpy() for a in attributes},
-                                    float(rows["threshold"].iloc[0]), int(rows["num_classes"].iloc[0])))
-    return outcomes

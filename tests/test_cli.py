@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import copy_people
+from tests.support.faces import copy_people
 
 FACEGEN = str(Path(sys.executable).parent / "facegen")
 

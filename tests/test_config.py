@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from facegen.config import GAN_PROFILES, ParamsError, load_params
-from tests.conftest import REPO
+from tests.support.imports import ROOT as REPO
 
 
 def test_shipped_params_are_valid_and_default_to_the_offline_demo() -> None:

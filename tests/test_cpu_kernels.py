@@ -13,7 +13,11 @@ from facegen.cpu_kernels import AVX2_KERNELS, X86_64
 
 pytestmark = pytest.mark.skipif(not X86_64, reason="x86-64 kernels only")
 
-ENTRY_POINTS = {"stages": "import pipelines", "cli": "from facegen import cli; cli._main(verbose=False)"}
+STAGES = ("prepare", "train_gan", "evaluate_gan", "generate", "pretrain_backbone", "train_recognizer", "compare", "report")
+# A stage process: every stage module imported (no tensor op may run on import), then its command line.
+STAGE = "; ".join([*(f"import pipelines.{s}" for s in STAGES), "import sys", "sys.argv = ['stage']",
+                   "from pipelines import run_from_command_line", "run_from_command_line(lambda params_file: 0, None)"])
+ENTRY_POINTS = {"stages": STAGE, "cli": "from facegen import cli; cli._main(verbose=False)"}
 REPORT = "import torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
 
 
@@ -32,3 +36,14 @@ def test_avx2_kernels_are_used(entry_point: str) -> None:
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
 def test_the_users_choice_of_kernels_wins(entry_point: str) -> None:
     assert _kernels(entry_point, ATEN_CPU_CAPABILITY="default", ONEDNN_MAX_CPU_ISA="ALL") == ["DEFAULT", "ALL"]
+
+
+def test_importing_the_stages_sets_nothing() -> None:
+    """The kernels (and Prefect's settings) are chosen when a stage runs, not when its module is imported."""
+    imports = "; ".join(f"import pipelines.{s}" for s in STAGES)
+    check = "import os; print(sorted(k for k in os.environ if k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA') " \
+            "or k.startswith('PREFECT_')))"
+    clean = {k: v for k, v in os.environ.items() if k not in AVX2_KERNELS and not k.startswith("PREFECT_")}
+    out = subprocess.run([sys.executable, "-c", f"{imports}; {check}"], env=clean, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["[]"]

@@ -11,7 +11,7 @@ import torch
 from facegen.data.annotations import AnnotationError
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
-from tests.conftest import copy_people, make_celeba_subset
+from tests.support.faces import copy_people, make_celeba_subset
 
 
 def test_local_celeba_uses_the_images_present(shared_celeba: Path, caplog) -> None:

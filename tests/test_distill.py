@@ -16,7 +16,7 @@ from recognition.fisherfaces import Fisherfaces
 from recognition.pretrain import identity_labels
 from recognition.statistics import paired_difference, people_bootstrap
 from recognition.teacher import DlibTeacher
-from tests.conftest import copy_people
+from tests.support.faces import copy_people
 
 
 @pytest.fixture(scope="module")

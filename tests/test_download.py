@@ -18,7 +18,7 @@ from facegen.data.annotations import ATTR_FILE, CELEBA_FILES, IDENTITY_FILE, IMA
 from facegen.data.download import DownloadConfig, DownloadError, download_celeba, looks_like_html
 from facegen.data.extract import UnsafeArchiveError, safe_extract_zip
 from facegen.io import md5sum
-from tests.http_mirror import BASE_PATH, Mirror
+from tests.support.http_mirror import BASE_PATH, Mirror
 
 BBOX_FILE, LANDMARKS_FILE = "list_bbox_celeba.txt", "list_landmarks_align_celeba.txt"
 ANNOTATION_FILES = (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE)
@@ -290,7 +290,7 @@ def test_celeba_source_from_params_downloads_and_prepares(mirror: Mirror, tmp_pa
     from facegen.config import load_params
     from facegen.data.prepare import prepare_faces
     from facegen.data.sources import acquire, cropper_for, open_faces
-    from tests.conftest import REPO
+    from tests.support.imports import ROOT as REPO
 
     params = load_params(REPO / "params.yaml", {"data.source": "celeba", "data.celeba.root": str(tmp_path / "celeba"),
                                                 "data.celeba.mirror_url": mirror.url, "data.image_size": 32})

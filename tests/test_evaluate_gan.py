@@ -48,8 +48,7 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     tiny = {"width": 8, "epochs": 2, "batch_size": 32, "holdout_fraction": 0.25}
     params = {"prepare": {"out": "prepared"}, "gan": gan.model_dump(mode="json"),
               "evaluate": {"classifier": tiny, "detector": tiny, "samples": 120, "control_samples": 20, "edits": 20,
-                           "kid_subsets": 5, "kid_subset_size": 50, "identity_backbone": "no-backbone.pt",
-                           "classifier_out": "models/classifier.pt"}}
+                           "kid_subsets": 5, "kid_subset_size": 50, "classifier_out": "models/classifier.pt"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     result = CliRunner().invoke(app, ["evaluate", "--params", "params.yaml"])
@@ -77,25 +76,18 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     assert "| 1 / 1.0 / False (1.0) |" in markdown(metrics)
 
 
-def test_identity_uses_the_recognition_backbone_when_one_is_trained(tmp_path, monkeypatch) -> None:
-    """Contract 3 (recognition.backbone) is used when its checkpoint exists; otherwise classifier features, said so."""
-    import sys
-    import types
-
-    from facegen.config import EvaluateConfig
+def test_identity_is_judged_by_the_network_handed_in() -> None:
+    """The stage hands in the recognition backbone (recognition.backbone.identity_network) when one is trained;
+    without one, the classifier's features judge identity, and the metrics say so."""
     from facegen.metrics.evaluate import identity_embedding
+    from facegen.metrics.identity import IdentityNetwork
 
-    backbone = types.ModuleType("recognition.backbone")
-    backbone.load_backbone = lambda path: f"net from {path}"
-    backbone.embed_images = lambda model, images, input_size, batch_size=64: np.full((len(images), 4), float(input_size))
-    monkeypatch.setitem(sys.modules, "recognition.backbone", backbone)
     classifier = AttributeClassifier(ATTRIBUTES, 32, width=4)
     faces = np.zeros((3, 32, 32, 3), np.uint8)
+    loaded = []
+    judge = IdentityNetwork("backbone b.pt", lambda: loaded.append(1) or (lambda x: np.full((len(x), 4), 96.0)))
+    embed, name = identity_embedding(judge, classifier)
+    assert name == "backbone b.pt" and embed(faces).tolist() == [[96.0] * 4] * 3 and loaded == [1]
 
-    (tmp_path / "backbone.pt").write_bytes(b"weights")
-    embed, name = identity_embedding(EvaluateConfig(identity_backbone=tmp_path / "backbone.pt", identity_input_size=96),
-                                     classifier)
-    assert name == f"backbone {tmp_path / 'backbone.pt'}" and embed(faces).tolist() == [[96.0] * 4] * 3
-
-    embed, name = identity_embedding(EvaluateConfig(identity_backbone=tmp_path / "missing.pt"), classifier)
+    embed, name = identity_embedding(None, classifier)
     assert "no backbone" in name and embed(faces).shape == (3, classifier.net.num_features)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.scratch import run_in, scratch_copy
-from tests.conftest import copy_people
+from tests.support.scratch import run_in, scratch_copy
+from tests.support.faces import copy_people
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import copy_people
+from tests.support.faces import copy_people
 
 FACEGEN = str(Path(sys.executable).parent / "facegen")
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from facegen.config import GanConfig
-from facegen.gan.training_loop import CHECKPOINT, METRICS, GanTrainer, flip_one
+from facegen.gan.loss import flip_one
+from facegen.gan.training_loop import METRICS, GanTrainer
+from facegen.paths import GAN_CHECKPOINT_NAME
 
 ATTRIBUTES = ("Eyeglasses", "Smiling")
 
@@ -61,7 +63,7 @@ def test_seeded_runs_repeat_exactly_and_write_their_outputs(faces, tmp_path: Pat
     out = tmp_path / "a"
     strips = [] if changes.get("editor") is False else ["edits_000003.png", "edits_000006.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [CHECKPOINT, *strips, "grid_000003.png", "grid_000006.png", METRICS])
+        [GAN_CHECKPOINT_NAME, *strips, "grid_000003.png", "grid_000006.png", METRICS])
     rows = list(csv.DictReader(open(out / METRICS)))
     assert [int(r["step"]) for r in rows] == [3, 6] and all(np.isfinite(float(r["d_loss"])) for r in rows)
     grid = Image.open(out / "grid_000006.png")
@@ -82,7 +84,7 @@ def test_resumed_run_equals_an_uninterrupted_one(faces, tmp_path: Path, model: s
     first.run()  # a checkpoint at step 3
     first._log_metrics(first.train_step(first.sample_batch()))  # step 4 logged, then killed before a checkpoint
     second = GanTrainer(_config(model=model, sample_every=1), *faces, tmp_path / "resumed")
-    second.load_checkpoint(tmp_path / "resumed" / CHECKPOINT)
+    second.load_checkpoint(tmp_path / "resumed" / GAN_CHECKPOINT_NAME)
     assert second.step == 3
     second.run()
     assert second.step == 6 and _same(_weights(straight), _weights(second))
@@ -166,11 +168,11 @@ def test_discriminator_learns_attributes_from_real_faces_only_by_lambda_cls_real
 def test_checkpoint_loads_with_weights_only_and_checks_attributes(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "run")
     trainer.run()
-    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    state = torch.load(tmp_path / "run" / GAN_CHECKPOINT_NAME, weights_only=True)
     assert state["step"] == 3 and state["config"]["attributes"] == list(ATTRIBUTES)
     swapped = GanTrainer(_config(attributes=ATTRIBUTES[::-1]), *faces, tmp_path / "other")
     with pytest.raises(ValueError, match=r"trained with attributes \['Eyeglasses', 'Smiling'\], not gan.attributes"):
-        swapped.load_checkpoint(tmp_path / "run" / CHECKPOINT)
+        swapped.load_checkpoint(tmp_path / "run" / GAN_CHECKPOINT_NAME)
 
 
 def test_bad_inputs_are_named(faces, tmp_path: Path) -> None:

@@ -7,16 +7,21 @@ import json
 import pytest
 import yaml
 
-from bench.scratch import run_in, scratch_copy
+from tests.support.scratch import run_in, scratch_copy
 from facegen.data.prepared import PreparedFaces
 
 pytestmark = pytest.mark.slow
 
 
-def test_dvc_repro_prepares_the_demo_once(tmp_path) -> None:
+def test_dvc_repro_prepares_the_demo_once(tmp_path, monkeypatch) -> None:
+    from pipelines.study import stale_stages
+
     work = scratch_copy({"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0,
                          "data.image_size": 64}, into=tmp_path)
+    monkeypatch.chdir(work)
+    assert stale_stages("prepare") == ["prepare"]  # what the study flow reads: DVC's JSON status
     run_in(work, "dvc", "repro", "prepare")
+    assert stale_stages("prepare") == []
     metrics = json.loads((work / "metrics" / "prepare.json").read_text())
     assert metrics["images_in"] == metrics["images_written"] == 48 and metrics["source"]["source"] == "demo"
     prepared = PreparedFaces(work / "data" / "prepared", attributes=["Eyeglasses"])

@@ -14,7 +14,7 @@ from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, MTCNNCrop, PrepareError, prepare_faces
 from facegen.data.prepared import PreparedFaces
-from tests.conftest import copy_people
+from tests.support.faces import copy_people
 
 
 def test_prepare_celeba_layout_round_trips(celeba_subset: Path, tmp_path: Path) -> None:

@@ -14,12 +14,13 @@ from PIL import Image
 
 from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
-from recognition.backbone import BackboneUnavailable, embed_images, load_backbone, save_backbone
+from recognition.backbone import BackboneUnavailable, embed_images, identity_network, load_backbone, save_backbone
 from recognition.classifier import NearestClassMean, threshold_at_far
 from recognition.embeddings import EmbeddingCache, TorchEmbedder
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
-from tests.conftest import copy_people
+from tests.support.edits import make_edits_dataset
+from tests.support.faces import copy_people
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +60,11 @@ def test_embeddings_are_normalised_deterministic_and_survive_saving(faces, tmp_p
     np.testing.assert_allclose(embed_images(model, images, input_size=80, batch_size=12), a, atol=1e-5)
     save_backbone(model, tmp_path / "backbone.pt", {"pretrained": "none"})
     np.testing.assert_allclose(embed_images(load_backbone(str(tmp_path / "backbone.pt")), images, 80), a, atol=1e-5)
+    # evaluate_gan's identity judge: the saved backbone, loaded when asked; none where nothing was trained.
+    judge = identity_network(tmp_path / "backbone.pt", input_size=80)
+    assert judge.name == f"backbone {tmp_path / 'backbone.pt'}"
+    np.testing.assert_allclose(judge.load()(images), a, atol=1e-5)
+    assert identity_network(tmp_path / "missing.pt", input_size=80) is None
     with pytest.raises(ValueError, match="input_size=64"):
         embed_images(model, images, input_size=64)
 
@@ -96,33 +102,15 @@ def test_pretraining_learns_and_resumes_where_it_stopped(faces, tmp_path: Path) 
 def test_classic_copies_are_seeded_transforms_of_each_photo(faces) -> None:
     images, _ = faces
     settings = ClassicAugmentation()
+    caller = torch.get_rng_state()
     a = classic_copies(images, 2, settings, seed=3)
+    assert torch.equal(torch.get_rng_state(), caller)  # the caller's random numbers are left alone
     assert a.shape == (24, 64, 64, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, classic_copies(images, 2, settings, seed=3))
     assert not np.array_equal(a, classic_copies(images, 2, settings, seed=4))
     assert not np.array_equal(a[:12], images)
     still = ClassicAugmentation(flip=0, crop_scale=(1.0, 1.0), brightness=0, contrast=0, saturation=0, hue=0)
     np.testing.assert_array_equal(classic_copies(images, 2, still, seed=3), np.concatenate([images, images]))
-
-
-def make_edits_dataset(root: Path, enrol: pd.DataFrame, images: np.ndarray,
-                       attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")) -> Path:
-    """A synthetic dataset in the exact on-disk format of contract 4, mode `edit`: for each source photo and
-    attribute two 'edits' (here: the photo darkened or flipped, standing in for the editor's output)."""
-    (root / "images").mkdir(parents=True)
-    rows = []
-    for (image_id, identity), image in zip(enrol[["image_id", "identity"]].itertuples(index=False), images):
-        for attribute in attributes:
-            for variant in (image // 2, image[:, ::-1]):
-                file = f"images/{len(rows):06d}.png"
-                Image.fromarray(np.ascontiguousarray(variant)).save(root / file)
-                rows.append({"file": file, **{a: int(a == attribute) for a in attributes}, "mode": "edit",
-                             "seed": 0, "sample_index": len(rows), "source_image": image_id, "identity": identity,
-                             "edited_attribute": attribute, "generator_sha256": "0" * 64, "params_sha256": "0" * 64})
-    manifest = pd.DataFrame(rows)
-    manifest.to_parquet(root / "manifest.parquet", index=False)
-    manifest.to_csv(root / "manifest.csv", index=False)
-    return root
 
 
 def test_gan_condition_reads_the_contract_dataset_balanced_over_attributes(faces, tmp_path: Path) -> None:
@@ -191,12 +179,13 @@ def test_metrics_perfect_chance_and_bootstrap() -> None:
     assert ci["macro_f1"][0] <= ci["macro_f1"][1]
 
 
+@pytest.mark.slow  # a Prefect flow: a temporary server starts
 def test_compare_bootstrap_is_cached_on_the_outcome_files(tmp_path) -> None:
     """Prefect task caching where it is safe: same outcome bytes -> cached; changed bytes -> recomputed."""
     from prefect import flow
 
     from pipelines.compare import bootstrap
-    from recognition.experiment import write_outcomes
+    from recognition.outcomes import write_outcomes
 
     rng = np.random.default_rng(0)
     true = np.repeat(np.arange(10), 20)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from facegen.config import load_params
 from recognition.sets import attendance_sets
-from tests.test_recognition import make_edits_dataset
+from tests.support.edits import make_edits_dataset
 
 pytestmark = pytest.mark.slow
 

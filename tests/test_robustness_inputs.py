@@ -20,7 +20,7 @@ from facegen.data.folder import FaceFolder
 from facegen.data.images import CorruptImageError, decode_image
 from facegen.data.prepare import CenterCropResize, PrepareError, prepare_faces
 from facegen.data.prepared import PreparedFaces
-from tests.photos import make_people
+from tests.support.photos import make_people
 
 
 def _prepare(faces, out: Path, strict: bool = False):

@@ -23,7 +23,7 @@ from facegen.data.sources import prepare_source
 from facegen.io import UnsafeOutputError, atomic_dir, check_separate
 from facegen.locks import OutputLockedError, lock_path, output_lock, read_owner
 from facegen.synthetic.writer import DatasetJob, write_dataset
-from tests.photos import make_people
+from tests.support.photos import make_people
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,11 @@ from facegen.data.attendance import assign_roles
 from facegen.data.prepared import PreparedFaces
 from facegen.datasets import SyntheticFaces, load_manifest
 from facegen.gan.inference import FaceModel
+from facegen.metrics.attribute_classifier import AttributeClassifier
 from facegen.synthetic.plan import edit_plan, real_marginals, sampling_plan
 from facegen.synthetic.quality import QualityFilter
 from facegen.synthetic.run import SyntheticFactory
-from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
+from tests.support.synthetic import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
 CONTRACT_COLUMNS = ["file", *ATTRIBUTES, "mode", "seed", "sample_index", "source_image", "identity",
                     "edited_attribute", "generator_sha256", "params_sha256"]
@@ -35,8 +36,7 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def config(inputs, out: Path, *datasets: SyntheticDatasetConfig, chunk_size: int = 16) -> GenerateConfig:
-    prepared, checkpoint = inputs
-    return GenerateConfig(checkpoint=checkpoint, prepared=prepared, out=out, chunk_size=chunk_size, datasets=datasets)
+    return GenerateConfig(checkpoint=inputs[1], out=out, chunk_size=chunk_size, datasets=datasets)
 
 
 PER_ATTRIBUTE = SyntheticDatasetConfig(name="balanced", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=25)
@@ -104,7 +104,7 @@ def test_a_requested_hair_colour_turns_the_other_hair_colours_off() -> None:
 
 
 def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
-    report = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE), ATTENDANCE).make(PER_ATTRIBUTE)
+    report = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE), ATTENDANCE, inputs[0]).make(PER_ATTRIBUTE)
     folder = tmp_path / "balanced"
     manifest = load_manifest(folder)
     assert list(manifest.columns) == CONTRACT_COLUMNS
@@ -127,7 +127,7 @@ def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
 
 def test_same_params_and_checkpoint_give_identical_bytes(inputs, tmp_path) -> None:
     for out in ("a", "b"):
-        factory = SyntheticFactory(config(inputs, tmp_path / out, PER_ATTRIBUTE, EDITS), ATTENDANCE)
+        factory = SyntheticFactory(config(inputs, tmp_path / out, PER_ATTRIBUTE, EDITS), ATTENDANCE, inputs[0])
         factory.make(PER_ATTRIBUTE), factory.make(EDITS)
     for name in ("balanced", "edits"):
         assert files(tmp_path / "a" / name) == files(tmp_path / "b" / name)
@@ -137,7 +137,7 @@ def test_same_params_and_checkpoint_give_identical_bytes(inputs, tmp_path) -> No
 
 def test_edits_are_redrawn_from_the_manifest_with_the_recorded_sampling(inputs, tmp_path) -> None:
     strong = SamplingConfig(edit_strength=3.0)
-    SyntheticFactory(config(inputs, tmp_path, EDITS), ATTENDANCE, strong).make(EDITS)
+    SyntheticFactory(config(inputs, tmp_path, EDITS), ATTENDANCE, inputs[0], strong).make(EDITS)
     manifest = load_manifest(tmp_path / "edits").head(12)
     faces = PreparedFaces(inputs[0])
     position = {image_id: i for i, image_id in enumerate(faces.annotations["image_id"])}
@@ -156,7 +156,7 @@ def test_edits_are_redrawn_from_the_manifest_with_the_recorded_sampling(inputs, 
 
 
 def test_a_killed_run_leaves_no_dataset_and_a_rerun_finishes_it(inputs, tmp_path, monkeypatch) -> None:
-    SyntheticFactory(config(inputs, tmp_path / "clean", PER_ATTRIBUTE), ATTENDANCE).make(PER_ATTRIBUTE)
+    SyntheticFactory(config(inputs, tmp_path / "clean", PER_ATTRIBUTE), ATTENDANCE, inputs[0]).make(PER_ATTRIBUTE)
     real_encode, written = writer.encode_png, []
 
     def crash_in_third_chunk(image, path, compression):
@@ -168,13 +168,13 @@ def test_a_killed_run_leaves_no_dataset_and_a_rerun_finishes_it(inputs, tmp_path
     monkeypatch.setattr(writer, "encode_png", crash_in_third_chunk)
     cfg = config(inputs, tmp_path / "killed", PER_ATTRIBUTE)
     with pytest.raises(KeyboardInterrupt):
-        SyntheticFactory(cfg, ATTENDANCE).make(PER_ATTRIBUTE)
+        SyntheticFactory(cfg, ATTENDANCE, inputs[0]).make(PER_ATTRIBUTE)
     assert not (tmp_path / "killed" / "balanced").exists()
     assert len(list((tmp_path / "killed" / ".balanced.partial" / "chunks").glob("*.parquet"))) == 2
 
     written.clear()
     monkeypatch.setattr(writer, "encode_png", lambda *a: (written.append(a[1]), real_encode(*a)))
-    SyntheticFactory(cfg, ATTENDANCE).make(PER_ATTRIBUTE)
+    SyntheticFactory(cfg, ATTENDANCE, inputs[0]).make(PER_ATTRIBUTE)
     assert len(written) == 100 - 32  # the two recorded chunks were not redone
     assert files(tmp_path / "killed" / "balanced") == files(tmp_path / "clean" / "balanced")
     assert not (tmp_path / "killed" / ".balanced.partial").exists()
@@ -192,8 +192,8 @@ class BrightnessPredictor:
 
 def test_quality_filter_drops_disagreeing_faces_and_reports_them(inputs, tmp_path) -> None:
     spec = PER_ATTRIBUTE.model_copy(update={"filter": QualityFilterConfig(enabled=True)})
-    factory = SyntheticFactory(config(inputs, tmp_path, spec), ATTENDANCE)
-    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE)
+    factory = SyntheticFactory(config(inputs, tmp_path, spec), ATTENDANCE, inputs[0])
+    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE, inputs[0])
     unfiltered.make(PER_ATTRIBUTE)
     every = load_manifest(tmp_path / "all" / "balanced")
     images = np.stack([np.asarray(Image.open(tmp_path / "all" / "balanced" / f)) for f in every["file"]])
@@ -213,11 +213,14 @@ def test_quality_filter_drops_disagreeing_faces_and_reports_them(inputs, tmp_pat
     missing = spec.model_copy(update={"filter": QualityFilterConfig(
         enabled=True, classifier=tmp_path / "models" / "attribute_classifier.pt")})  # not the repo's, if built
     with pytest.raises(FileNotFoundError, match="attribute_classifier.pt.*evaluate_gan"):
-        SyntheticFactory(config(inputs, tmp_path / "x", missing), ATTENDANCE).make(missing)
+        SyntheticFactory(config(inputs, tmp_path / "x", missing), ATTENDANCE, inputs[0],
+                         load_predictor=AttributeClassifier.load).make(missing)
+    with pytest.raises(ValueError, match="filter is enabled, but no classifier loader"):
+        SyntheticFactory(config(inputs, tmp_path / "x", spec), ATTENDANCE, inputs[0]).make(spec)
 
 
 def test_loader_filters_on_attribute_values(inputs, tmp_path) -> None:
-    factory = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE, EDITS), ATTENDANCE)
+    factory = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE, EDITS), ATTENDANCE, inputs[0])
     factory.make(PER_ATTRIBUTE), factory.make(EDITS)
     manifest = load_manifest(tmp_path / "balanced")
     glasses = SyntheticFaces(tmp_path / "balanced", attributes={"Eyeglasses": 1, "Smiling": 0},
@@ -258,7 +261,8 @@ def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({
         "attendance": ATTENDANCE.model_dump(mode="json"),
-        "generate": {"checkpoint": str(checkpoint), "prepared": str(prepared), "out": str(tmp_path / "out"),
+        "prepare": {"out": str(prepared)},
+        "generate": {"checkpoint": str(checkpoint), "out": str(tmp_path / "out"),
                      "datasets": [PER_ATTRIBUTE.model_dump(mode="json"), EDITS.model_dump(mode="json")]}}))
     result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "edits"])
     assert result.exit_code == 0, result.output
@@ -273,7 +277,7 @@ def test_quality_filter_loads_the_evaluation_classifier(inputs, tmp_path) -> Non
     from facegen.config import NetTraining
     from facegen.metrics.attribute_classifier import train_attribute_classifier
 
-    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE)
+    unfiltered = SyntheticFactory(config(inputs, tmp_path / "all", PER_ATTRIBUTE), ATTENDANCE, inputs[0])
     unfiltered.make(PER_ATTRIBUTE)
     every = load_manifest(tmp_path / "all" / "balanced")
     images = np.stack([np.asarray(Image.open(tmp_path / "all" / "balanced" / f)) for f in every["file"]])
@@ -281,7 +285,7 @@ def test_quality_filter_loads_the_evaluation_classifier(inputs, tmp_path) -> Non
                                                ["Eyeglasses", "Smiling"], NetTraining(width=4, epochs=1, batch_size=32))
     classifier.save(tmp_path / "classifier.pt")
     settings = QualityFilterConfig(enabled=True, classifier=tmp_path / "classifier.pt")
-    checker = QualityFilter.load(settings, ["Eyeglasses", "Smiling"])
+    checker = QualityFilter.load(settings, ["Eyeglasses", "Smiling"], AttributeClassifier.load)
     proba = classifier.predict_proba(images)
     expected = ((proba >= 0.5).astype(int) == every[["Eyeglasses", "Smiling"]].to_numpy()).all(axis=1)
     assert np.array_equal(checker.accept(images, every), expected)

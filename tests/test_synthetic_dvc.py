@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.scratch import run_in, scratch_copy
+from tests.support.scratch import run_in, scratch_copy
 from facegen.datasets import SyntheticFaces, fetch_dataset, load_manifest, read_manifest
-from tests.synthetic_setup import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
+from tests.support.synthetic import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from PIL import Image
 from recognition import teacher as teacher_module
 from recognition.embeddings import EmbeddingCache
 from recognition.teacher import (DlibTeacher, TeacherUnavailable, read_teacher_embeddings, write_teacher_embeddings)
-from tests.conftest import copy_people
+from tests.support.faces import copy_people
 
 
 @pytest.fixture(scope="module")

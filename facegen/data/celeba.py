@@ -30,7 +30,8 @@ from facegen.data.annotations import (
     read_partition,
 )
 from facegen.data.base import FaceDataset
-from facegen.data.images import MAX_IMAGE_PIXELS, CorruptImageError, decode_image
+from facegen.config import MAX_IMAGE_PIXELS
+from facegen.data.images import CorruptImageError, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class _ImageStore:
         self._zip_pid = -1
 
     @classmethod
-    def open(cls, root: Path, max_pixels: int) -> "_ImageStore":
+    def open(cls, root: Path, max_pixels: int) -> _ImageStore:
         folder, archive = root / IMAGES_DIR, root / IMAGES_ZIP
         if folder.is_dir():
             return cls(folder, None, {e.name for e in os.scandir(folder) if e.is_file()}, max_pixels)

@@ -19,7 +19,8 @@ from PIL import Image
 from facegen.data.annotations import ATTR_FILE, PARTITION_FILE, AnnotationError, read_attributes, read_partition
 from facegen.data.attribute_csv import read_attribute_csv
 from facegen.data.base import FaceDataset
-from facegen.data.images import IMAGE_SUFFIXES, MAX_IMAGE_PIXELS, decode_image
+from facegen.config import MAX_IMAGE_PIXELS
+from facegen.data.images import IMAGE_SUFFIXES, decode_image
 
 log = logging.getLogger(__name__)
 

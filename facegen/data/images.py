@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from facegen.config import MAX_IMAGE_PIXELS
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-# Decoded pixels above which a photo is refused unread (`data.max_image_pixels`): 100 MP is more than almost
-# every camera makes, and 600 MB of RGB per loader worker; a 15,000 x 15,000 JPEG is a decompression bomb.
-MAX_IMAGE_PIXELS = 100_000_000
+# Decoded pixels above which a photo is refused unread (`data.max_image_pixels`, default MAX_IMAGE_PIXELS): 100 MP
+# is more than almost every camera makes, and 600 MB of RGB per loader worker; a 15,000 x 15,000 JPEG is a
+# decompression bomb.
 
 
 class CorruptImageError(OSError):

@@ -7,7 +7,6 @@ arbitrary objects (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from torch.nn import functional as F
 from torchvision.utils import save_image
 
 from facegen.config import GanConfig, SamplingConfig
-from facegen.gan.training_loop import build_networks, read_checkpoint, sampling_networks
-from facegen.io import atomic_file
+from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
+from facegen.io import atomic_file, sha256sum
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -51,14 +50,6 @@ def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
     with atomic_file(Path(path)) as f:
         save_image(tensor, f, nrow=nrow, padding=0 if len(images) == 1 else 2, format="png")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FaceModel:
@@ -102,7 +93,7 @@ class FaceModel:
             if name in nets:
                 nets[name].load_state_dict(state[name])
         generator, editor = sampling_networks(nets)
-        return cls(config, resolution, generator, editor, file_sha256(path), device, nets["D"], sampling)
+        return cls(config, resolution, generator, editor, sha256sum(path), device, nets["D"], sampling)
 
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
         """An n x A 0/1 matrix: the named attributes set as given, the others 0."""

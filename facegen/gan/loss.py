@@ -1,15 +1,22 @@
-"""GAN losses: adversarial objectives (hinge, WGAN-GP, non-saturating BCE), gradient penalty, and the
-attribute / reconstruction / KL terms of the conditional models. Weights (lambdas) are applied by the caller."""
+"""GAN losses: the terms (adversarial hinge / WGAN-GP / non-saturating BCE, gradient penalty, attribute,
+mode seeking, reconstruction, KL) and the objectives that weigh them into one training step's losses
+(:class:`ConditionalGanObjective`, :class:`ConditionalVaeObjective`), as stylegan2-ada-pytorch's ``loss.py``
+does for its ``training_loop.py``: the loop schedules, updates, checkpoints and logs; the objective decides
+what is computed and how it is weighed."""
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+
+from facegen.config import GanConfig
 
 AdversarialKind = Literal["hinge", "wgan-gp", "bce"]
 
@@ -115,3 +122,166 @@ def reconstruction_loss(x: Tensor, y: Tensor) -> Tensor:
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dimensions, mean over the batch."""
     return (-0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=1)).mean()
+
+
+def flip_one(attributes: Tensor, generator: torch.Generator) -> Tensor:
+    """Each row of ``attributes`` with one randomly chosen attribute flipped (the editor's training targets)."""
+    column = torch.randint(attributes.shape[1], (len(attributes),), device=attributes.device, generator=generator)
+    flip = torch.nn.functional.one_hot(column, attributes.shape[1]).to(attributes.dtype)
+    return (attributes - flip).abs()
+
+
+Autocast = Callable[[], contextlib.AbstractContextManager]
+"""The training loop's mixed-precision context (a no-op on CPU): the objective says which passes may use it."""
+
+
+@dataclass
+class Phase:
+    """What the discriminator phase computed and the generator phase reuses (inputs, draws, images, logits)."""
+
+    real: Tensor
+    source: Tensor
+    rng: torch.Generator
+    d_loss: Tensor
+    real_cls: Tensor
+    wanted: Tensor | None = None
+    z: Tensor | None = None
+    target: Tensor | None = None
+    fakes: Tensor | None = None
+    fake_attributes: Tensor | None = None
+
+
+class GanObjective(ABC):
+    """One training step's losses, in the two phases the loop updates in turn: the discriminator's, then
+    (against the updated discriminator) that of the networks named in :attr:`trains`.
+
+    ``nets``: the trained networks by checkpoint name (``G``, ``D``, ``E``; DDP-wrapped or not);
+    ``positive_weight``: per attribute, the weight of positives in the attribute losses (None: unweighed).
+    """
+
+    trains: tuple[str, ...]
+
+    def __init__(self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
+                 autocast: Autocast) -> None:
+        self.config, self.nets, self.positive_weight, self.autocast = config, nets, positive_weight, autocast
+
+    def attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return attribute_loss(logits, targets, self.positive_weight)
+
+    @abstractmethod
+    def discriminator_loss(self, real: Tensor, source: Tensor, rng: torch.Generator) -> Phase:
+        """The discriminator's loss (``Phase.d_loss``) on real images ``real`` with attributes ``source``; ``rng``
+        draws the step's noise."""
+
+    @abstractmethod
+    def generator_loss(self, phase: Phase) -> tuple[Tensor, dict[str, float]]:
+        """The loss of the networks in :attr:`trains`, and the step's logged losses and accuracies."""
+
+
+class ConditionalGanObjective(GanObjective):
+    """``gan.model: cgan``. D learns real-vs-fake (plus the real images' attributes, AC-GAN style) on G's samples
+    and, with an editor, on E's edits. G and E learn to fool it while making the requested attributes
+    recognisable; G also makes different faces from different z (mode seeking, on images pooled by
+    ``gan.ms_downsample``); E also maps its edit back to the source (cycle) and leaves an image with its own
+    attributes unchanged (identity)."""
+
+    def __init__(self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
+                 autocast: Autocast) -> None:
+        super().__init__(config, nets, positive_weight, autocast)
+        self.adversarial = adversarial_losses(config.loss)
+        self.trains = ("G", "E") if "E" in nets else ("G",)
+
+    def discriminator_loss(self, real: Tensor, source: Tensor, rng: torch.Generator) -> Phase:
+        c, G, D, E = self.config, self.nets["G"], self.nets["D"], self.nets.get("E")
+        n = len(real)
+        z = torch.randn(n, c.z_dim, device=real.device, generator=rng)
+        wanted = source[torch.randperm(n, device=real.device, generator=rng)]
+        half = n // 2
+        if c.lambda_ms > 0:  # samples i and half + i share attributes, not z: the mode-seeking term compares them
+            wanted[half:2 * half] = wanted[:half]
+        target = None
+        with self.autocast():
+            fakes, fake_attributes = G(z, wanted), wanted
+            if E is not None:
+                target = flip_one(source, rng)
+                fakes, fake_attributes = torch.cat([fakes, E(real, target)]), torch.cat([wanted, target])
+
+            real_adv, real_cls = D(real, source)
+            fake_adv, _ = D(fakes.detach(), fake_attributes)
+            d_loss = (self.adversarial.d_loss(real_adv, fake_adv)
+                      + c.lambda_cls_real * self.attribute_loss(real_cls, source))
+        if c.loss == "wgan-gp":
+            reals = real.repeat(len(fakes) // n, 1, 1, 1)
+            d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
+        return Phase(real, source, rng, d_loss, real_cls, wanted, z, target, fakes, fake_attributes)
+
+    def generator_loss(self, phase: Phase) -> tuple[Tensor, dict[str, float]]:
+        c, D, E = self.config, self.nets["D"], self.nets.get("E")
+        real, source, wanted, target = phase.real, phase.source, phase.wanted, phase.target
+        fakes, z = phase.fakes, phase.z
+        n, half = len(real), len(real) // 2
+        with self.autocast():
+            fake_adv, fake_cls = D(fakes, phase.fake_attributes)
+            g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self.attribute_loss(fake_cls[:n], wanted)
+            if c.lambda_ms > 0:
+                g_loss = g_loss + c.lambda_ms * mode_seeking_loss(fakes[:half], fakes[half:2 * half],
+                                                                  z[:half], z[half:2 * half], c.ms_downsample)
+            metrics = {"d_loss": phase.d_loss.item(), "g_loss": g_loss.item()}
+            if E is not None:
+                # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch;
+                # lambda_id 0 skips the identity pass (a third of the editor's work).
+                identity_pass = c.lambda_id > 0
+                back = E(torch.cat([fakes[n:], real] if identity_pass else [fakes[n:]]),
+                         torch.cat([source, source] if identity_pass else [source]))
+                changed = target != source  # the one flipped attribute per row
+                e_loss = (self.adversarial.g_loss(fake_adv[n:])
+                          + c.lambda_cls * self.attribute_loss(fake_cls[n:], target)
+                          + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
+                          + c.lambda_rec * reconstruction_loss(back[:n], real))
+                if identity_pass:
+                    e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
+                g_loss = g_loss + e_loss
+                metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
+        return g_loss, metrics | {"d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
+                                  "g_fake_attribute_accuracy": _accuracy(fake_cls[:n], wanted)} | (
+            {"e_edit_attribute_accuracy": _accuracy(fake_cls[n:], target)} if E is not None else {})
+
+
+class ConditionalVaeObjective(GanObjective):
+    """``gan.model: cvae``, in the same step shape: the attribute classifier (the discriminator's attribute head)
+    learns the real images' attributes, then the cVAE learns reconstruction + KL and, through the classifier,
+    to show the requested attributes when an image is decoded under other attributes."""
+
+    trains = ("G",)
+
+    def discriminator_loss(self, real: Tensor, source: Tensor, rng: torch.Generator) -> Phase:
+        with self.autocast():
+            _, real_cls = self.nets["D"](real)
+            d_loss = self.attribute_loss(real_cls, source)
+        return Phase(real, source, rng, d_loss, real_cls)
+
+    def generator_loss(self, phase: Phase) -> tuple[Tensor, dict[str, float]]:
+        c, vae, classifier = self.config, self.nets["G"], self.nets["D"]
+        real, source = phase.real, phase.source
+        n = len(real)
+        wanted = source[torch.randperm(n, device=real.device, generator=phase.rng)]
+        with self.autocast():
+            # Encoded under their own attributes; decoded under them (reconstruction) and under others (edit).
+            decoded, mu, logvar = vae(torch.cat([real, real]), torch.cat([source, source]), torch.cat([source, wanted]))
+            recon, kl = reconstruction_loss(decoded[:n], real), kl_divergence(mu[:n], logvar[:n])
+            _, edit_cls = classifier(decoded[n:])
+            g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * self.attribute_loss(edit_cls, wanted)
+        return g_loss, {"d_loss": phase.d_loss.item(), "g_loss": g_loss.item(), "recon_l1": recon.item(),
+                        "kl": kl.item(), "d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
+                        "g_edit_attribute_accuracy": _accuracy(edit_cls, wanted)}
+
+
+def objective(config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
+              autocast: Autocast) -> GanObjective:
+    """The objective of ``config.model``."""
+    kind = ConditionalVaeObjective if config.model == "cvae" else ConditionalGanObjective
+    return kind(config, nets, positive_weight, autocast)
+
+
+def _accuracy(logits: Tensor, targets: Tensor) -> float:
+    return ((logits > 0).float() == targets).float().mean().item()

@@ -1,8 +1,9 @@
 """Networks: conditional DCGAN generator, projection + AC discriminator, StarGAN-style editor, cVAE baseline.
 
 The convolutional stacks share two blocks, :func:`_down` (halves the size) and :func:`_up` (doubles it). The
-generator, discriminator and VAE span 4 x 4 to the image resolution with ``log2(resolution) - 2`` of them; the
-editor, like StarGAN, goes down to a quarter of the resolution and back.
+generator, discriminator and VAE span 4 x 4 to the image resolution with ``log2(resolution) - 2`` of them
+(:func:`down_stack` chains the ``_down`` ones); the editor, like StarGAN, goes down to a quarter of the
+resolution and back.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def _conv3(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), _instance_norm(cout), nn.ReLU())
 
 
-def _down_stack(
+def down_stack(
     cin: int, resolution: int, base_channels: int, *, sn: bool = False, norm: Norm | None = None
 ) -> nn.Sequential:
-    """``_down`` blocks from ``resolution`` to 4 x 4, doubling the channels from ``base_channels``."""
+    """``_down`` blocks from ``resolution`` to 4 x 4, doubling the channels from ``base_channels``: the
+    discriminator's and the cVAE encoder's body, and a public building block (facegen.metrics.convnet's judge)."""
     channels = [cin] + [base_channels * 2**i for i in range(_n_blocks(resolution))]
     return nn.Sequential(*(_down(a, b, sn=sn, norm=norm) for a, b in pairwise(channels)))
 
@@ -162,7 +164,7 @@ class Discriminator(nn.Module):
     def __init__(self, n_attributes: int, resolution: int, base_channels: int = 64, spectral_norm: bool = True) -> None:
         super().__init__()
         features = base_channels * 2 ** (_n_blocks(resolution) - 1)
-        self.main = _down_stack(3, resolution, base_channels, sn=spectral_norm)
+        self.main = down_stack(3, resolution, base_channels, sn=spectral_norm)
         self.adv = _sn(nn.Linear(features, 1), spectral_norm)
         self.embed = _sn(nn.Linear(n_attributes, features, bias=False), spectral_norm)
         self.classify = _sn(nn.Linear(features, n_attributes), spectral_norm)
@@ -234,7 +236,7 @@ class ConditionalVAE(nn.Module):
         features = base_channels * 2 ** (_n_blocks(resolution) - 1) * 16
         self.z_dim = z_dim
         self.encoder = nn.Sequential(
-            _down_stack(3 + n_attributes, resolution, base_channels, norm=nn.BatchNorm2d),
+            down_stack(3 + n_attributes, resolution, base_channels, norm=nn.BatchNorm2d),
             nn.Flatten(),
             nn.Linear(features, 2 * z_dim),
         )

@@ -1,15 +1,8 @@
 """Training loop of the attribute-conditional GAN (and of its cVAE baseline): one trainer, resumable to the exact step.
 
-``gan.model: cgan`` -- one step: the discriminator learns real-vs-fake (plus the real images' attributes,
-AC-GAN style) on the generator's samples and, with ``gan.editor``, on the editor's edits; then the
-generator and the StarGAN-style editor learn to fool it while making the requested attributes
-recognisable, the generator also making different faces from different z (mode seeking, ``gan.lambda_ms``, on
-images pooled by ``gan.ms_downsample``), the editor also mapping its edit back to the source (cycle) and leaving
-an image with its own attributes unchanged (identity).
-
-``gan.model: cvae`` -- the same step shape: the attribute classifier (the discriminator's attribute head)
-learns the real images' attributes, then the cVAE learns reconstruction + KL and, through the
-classifier, to show the requested attributes when an image is decoded under other attributes.
+The loop schedules: each step it draws a batch, has the objective of ``gan.model`` (facegen/gan/loss.py: what is
+computed and how it is weighed) give the discriminator's loss, updates D, then has it give the generator's (and
+editor's) loss against the updated D, updates them, and moves the EMA copies.
 
 Every ``sample_every`` steps an image grid, an edit strip and a metrics row are written; every
 ``checkpoint_every`` steps an atomic checkpoint holds everything needed to continue identically:
@@ -21,7 +14,6 @@ batch and the networks are wrapped in DistributedDataParallel (rank 0 writes the
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import logging
 import time
@@ -39,16 +31,15 @@ from tqdm import tqdm
 
 from facegen.config import GanConfig
 from facegen.data.prepared import PreparedFaces
-from facegen.gan.loss import (adversarial_losses, attribute_loss, balancing_weight, gradient_penalty, kl_divergence,
-                              mode_seeking_loss, reconstruction_loss)
-from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor, ema_update
+from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
+from facegen.gan.loss import balancing_weight, objective
+from facegen.gan.networks import ema_update
 from facegen.io import atomic_file, check_separate, remove_leftovers
 from facegen.locks import output_lock
-from facegen.weights import load_checkpoint
+from facegen.paths import GAN_CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.csv"
 GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
@@ -59,46 +50,12 @@ class Batch:
     attributes: Tensor  # B x A, 0/1
 
 
-def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dict[str, nn.Module]:
-    """The trained networks by checkpoint name: ``G`` (generator or cVAE), ``D`` (discriminator / attribute
-    classifier), ``E`` (editor, cgan with ``gan.editor``), and an EMA copy ``<name>_ema`` of G and E."""
-    c = config
-    discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
-    if c.model == "cvae":
-        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels, c.conditional_norm),
-                "D": discriminator}
-    else:
-        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels, c.conditional_norm),
-                "D": discriminator}
-        if c.editor:
-            nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
-    for name in [n for n in nets if n != "D"]:
-        nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
-    return nets
-
-
-def sampling_networks(nets: dict[str, nn.Module]) -> tuple[nn.Module, nn.Module | None]:
-    """(generator, editor or None) of :func:`build_networks`' EMA copies: ``generator(z, attributes)`` and
-    ``editor(images, target_attributes)``. A cVAE samples with its decoder and edits by re-encoding."""
-    ema = nets["G_ema"]
-    if isinstance(ema, ConditionalVAE):
-        return ema.decoder, VaeEditor(ema, nets["D"])
-    return ema, nets.get("E_ema")
-
-
 def training_tensors(prepared: Path, attributes: Sequence[str], split: str = "train") -> tuple[Tensor, Tensor]:
     """The prepared faces of ``split`` as :class:`GanTrainer` takes them: N x R x R x 3 uint8 images and
     N x A float 0/1 attributes (in ``attributes`` order)."""
     faces = PreparedFaces(prepared, attributes=list(attributes), split=split)
     values = torch.tensor(faces.annotations[list(attributes)].to_numpy(), dtype=torch.float32)
     return torch.from_numpy(np.ascontiguousarray(faces.images)), values
-
-
-def flip_one(attributes: Tensor, generator: torch.Generator) -> Tensor:
-    """Each row of ``attributes`` with one randomly chosen attribute flipped (the editor's training targets)."""
-    column = torch.randint(attributes.shape[1], (len(attributes),), device=attributes.device, generator=generator)
-    flip = torch.nn.functional.one_hot(column, attributes.shape[1]).to(attributes.dtype)
-    return (attributes - flip).abs()
 
 
 class GanTrainer:
@@ -132,10 +89,10 @@ class GanTrainer:
                                                                    betas=config.betas)
                            for name, net in self.nets.items() if name in self.trained}
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
-        self.adversarial = adversarial_losses(config.loss)
         # gan.balance_attributes: positives weigh negatives/positives, so D, G and E learn a rare attribute
         # (Eyeglasses: 7% of CelebA) as much as a common one instead of learning to say "no glasses".
         self.positive_weight = balancing_weight(self.attributes).to(self.device) if config.balance_attributes else None
+        self.objective = objective(config, self.trained, self.positive_weight, self._autocast)
         # Each process draws its own batches and noise; process 0 draws what a single process would.
         self.data_rng = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 1000 * self.rank)
@@ -170,13 +127,14 @@ class GanTrainer:
         for name in optimizers:
             self.scaler.step(self.optimizers[name])
 
-    def _attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        return attribute_loss(logits, targets, self.positive_weight)
-
     def train_step(self, batch: Batch) -> dict[str, float]:
-        """One discriminator update and one generator (+ editor) update; returns the losses and accuracies."""
+        """One discriminator update and one generator (+ editor) update of :attr:`objective`'s losses; returns
+        the losses and accuracies."""
         with _flushing_denormals():
-            metrics = self._cvae_step(batch) if self.config.model == "cvae" else self._cgan_step(batch)
+            phase = self.objective.discriminator_loss(batch.images, batch.attributes, self.noise_rng)
+            self._update(phase.d_loss, "opt_d")
+            g_loss, metrics = self.objective.generator_loss(phase)
+            self._update(g_loss, *(f"opt_{name.lower()}" for name in self.objective.trains))
             self.scaler.update()
             # Ramp the decay up (as TensorFlow's ExponentialMovingAverage with num_updates): a fixed 0.999 would
             # keep most of the random initial weights for the first thousands of steps.
@@ -185,78 +143,6 @@ class GanTrainer:
                 ema_update(self.nets[name], self.nets[name.removesuffix("_ema")], decay)
         self.step += 1
         return metrics
-
-    def _cgan_step(self, batch: Batch) -> dict[str, float]:
-        c, G, D, E = self.config, self.trained["G"], self.trained["D"], self.trained.get("E")
-        real, source = batch.images, batch.attributes
-        n = len(real)
-        z = torch.randn(n, c.z_dim, device=self.device, generator=self.noise_rng)
-        wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
-        half = n // 2
-        if c.lambda_ms > 0:  # samples i and half + i share attributes, not z: the mode-seeking term compares them
-            wanted[half:2 * half] = wanted[:half]
-        with self._autocast():
-            fakes, fake_attributes = G(z, wanted), wanted
-            if E is not None:
-                target = flip_one(source, self.noise_rng)
-                fakes, fake_attributes = torch.cat([fakes, E(real, target)]), torch.cat([wanted, target])
-
-            real_adv, real_cls = D(real, source)
-            fake_adv, _ = D(fakes.detach(), fake_attributes)
-            d_loss = (self.adversarial.d_loss(real_adv, fake_adv)
-                      + c.lambda_cls_real * self._attribute_loss(real_cls, source))
-        if c.loss == "wgan-gp":
-            reals = real.repeat(len(fakes) // n, 1, 1, 1)
-            d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
-        self._update(d_loss, "opt_d")
-
-        with self._autocast():
-            fake_adv, fake_cls = D(fakes, fake_attributes)
-            g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self._attribute_loss(fake_cls[:n], wanted)
-            if c.lambda_ms > 0:
-                g_loss = g_loss + c.lambda_ms * mode_seeking_loss(fakes[:half], fakes[half:2 * half],
-                                                                  z[:half], z[half:2 * half], c.ms_downsample)
-            metrics = {"d_loss": d_loss.item(), "g_loss": g_loss.item()}
-            if E is not None:
-                # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch;
-                # lambda_id 0 skips the identity pass (a third of the editor's work).
-                identity_pass = c.lambda_id > 0
-                back = E(torch.cat([fakes[n:], real] if identity_pass else [fakes[n:]]),
-                         torch.cat([source, source] if identity_pass else [source]))
-                changed = target != source  # the one flipped attribute per row
-                e_loss = (self.adversarial.g_loss(fake_adv[n:])
-                          + c.lambda_cls * self._attribute_loss(fake_cls[n:], target)
-                          + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
-                          + c.lambda_rec * reconstruction_loss(back[:n], real))
-                if identity_pass:
-                    e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
-                g_loss = g_loss + e_loss
-                metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
-        self._update(g_loss, *(["opt_g", "opt_e"] if E is not None else ["opt_g"]))
-        return metrics | {"d_real_attribute_accuracy": _accuracy(real_cls, source),
-                          "g_fake_attribute_accuracy": _accuracy(fake_cls[:n], wanted)} | (
-            {"e_edit_attribute_accuracy": _accuracy(fake_cls[n:], target)} if E is not None else {})
-
-    def _cvae_step(self, batch: Batch) -> dict[str, float]:
-        c, vae, classifier = self.config, self.trained["G"], self.trained["D"]
-        real, source = batch.images, batch.attributes
-        n = len(real)
-        with self._autocast():
-            _, real_cls = classifier(real)
-            d_loss = self._attribute_loss(real_cls, source)
-        self._update(d_loss, "opt_d")
-
-        wanted = source[torch.randperm(n, device=self.device, generator=self.noise_rng)]
-        with self._autocast():
-            # Encoded under their own attributes; decoded under them (reconstruction) and under others (edit).
-            decoded, mu, logvar = vae(torch.cat([real, real]), torch.cat([source, source]), torch.cat([source, wanted]))
-            recon, kl = reconstruction_loss(decoded[:n], real), kl_divergence(mu[:n], logvar[:n])
-            _, edit_cls = classifier(decoded[n:])
-            g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * self._attribute_loss(edit_cls, wanted)
-        self._update(g_loss, "opt_g")
-        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "recon_l1": recon.item(), "kl": kl.item(),
-                "d_real_attribute_accuracy": _accuracy(real_cls, source),
-                "g_edit_attribute_accuracy": _accuracy(edit_cls, wanted)}
 
     def run(self) -> None:
         """Train from the current step to `config.steps`, writing grids, metrics and checkpoints (process 0)."""
@@ -334,7 +220,7 @@ class GanTrainer:
         }
 
     def save_checkpoint(self) -> Path:
-        path = self.out / CHECKPOINT
+        path = self.out / GAN_CHECKPOINT_NAME
         with atomic_file(path) as f:
             torch.save(self.state_dict(), f)
         return path
@@ -402,10 +288,6 @@ def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
             m.train(training)
 
 
-def _accuracy(logits: Tensor, targets: Tensor) -> float:
-    return ((logits > 0).float() == targets).float().mean().item()
-
-
 # Settings that may change between a checkpoint and the run that continues it (a longer run, other outputs).
 RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "out", "profile"})
 
@@ -435,7 +317,7 @@ def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> Tra
     trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
     if trainer.rank == 0:
         remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
-    checkpoint = Path(config.out) / CHECKPOINT
+    checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
     if state is not None and _resumable(state["config"], config):
         trainer.load_checkpoint(checkpoint, state)
@@ -454,12 +336,6 @@ def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> Tra
     rate = (trainer.step - start) / seconds if seconds > 0 else 0.0
     return TrainReport(config.model, trainer.step, start, round(seconds, 1), round(rate, 3),
                        round(rate * config.batch_size, 1), final)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, on the CPU (``load_state_dict`` moves weights to their device; RNG states must
-    stay CPU tensors), unpickling nothing but tensors and plain values."""
-    return load_checkpoint(path, "facegen generator checkpoint (train_gan)", ("config", "resolution", "step"))
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from facegen.gan.inference import to_tensor
 from facegen.gan.loss import attribute_loss, balancing_weight
-from facegen.gan.networks import _down_stack
+from facegen.gan.networks import down_stack
 
 
 class ConvNet(nn.Module):
@@ -27,7 +27,7 @@ class ConvNet(nn.Module):
 
     def __init__(self, resolution: int, outputs: int, width: int = 16) -> None:
         super().__init__()
-        self.blocks = _down_stack(3, resolution, width, norm=nn.BatchNorm2d)
+        self.blocks = down_stack(3, resolution, width, norm=nn.BatchNorm2d)
         widths = [width * 2**i for i in range(len(self.blocks))]
         self.num_features = sum(widths)
         self.head = nn.Linear(widths[-1], outputs)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from torchvision.utils import save_image
 from facegen.config import EvaluateConfig, Params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, to_tensor
-from facegen.gan.training_loop import CHECKPOINT
 from facegen.io import atomic_file, write_json
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
 from facegen.metrics.control import ControlResult, attribute_control
@@ -28,17 +26,19 @@ from facegen.metrics.convnet import holdout_split
 from facegen.metrics.detector import real_vs_synthetic
 from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
-from facegen.metrics.identity import Embed, far_threshold, identity_preservation
+from facegen.metrics.identity import Embed, IdentityNetwork, far_threshold, identity_preservation
 from facegen.metrics.precision_recall import precision_recall_density_coverage
-from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS
+from facegen.paths import CONTROL_SAMPLES, GAN_CHECKPOINT_NAME, GAN_METRICS, GAN_PLOTS
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_generator(params: Params, metrics_file: Path = GAN_METRICS, plots_dir: Path = GAN_PLOTS) -> dict:
-    """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it."""
+def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, metrics_file: Path = GAN_METRICS,
+                       plots_dir: Path = GAN_PLOTS) -> dict:
+    """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it; edits
+    keep identity as ``identity`` sees it (None: as the attribute classifier's features do)."""
     start, e = time.perf_counter(), params.evaluate
-    model = FaceModel.load(params.gan.out / CHECKPOINT, sampling=params.sampling)
+    model = FaceModel.load(params.gan.out / GAN_CHECKPOINT_NAME, sampling=params.sampling)
     attributes = list(model.attributes)
     faces = PreparedFaces(params.prepare.out, attributes=attributes)
     images = np.asarray(faces.images)
@@ -75,7 +75,7 @@ def evaluate_generator(params: Params, metrics_file: Path = GAN_METRICS, plots_d
         metrics["identity"] = {"measured": 0}
     else:
         metrics["control_edited"] = edited.accuracy | {"mean": _mean(edited.accuracy)}
-        embed, embedding = identity_embedding(e, classifier)
+        embed, embedding = identity_embedding(identity, classifier)
         threshold = far_threshold(embed(images[held_out]), identities[held_out], e.identity_far)
         metrics["identity"] = {"measured": 1, "embedding": embedding, **identity_preservation(
             embed, np.concatenate([sources] * len(attributes)), np.concatenate(edited.images), threshold)}
@@ -105,20 +105,13 @@ def control(model: FaceModel, classifier: AttributeClassifier, images: np.ndarra
     return sampled, edited, sources
 
 
-def identity_embedding(config: EvaluateConfig, classifier: AttributeClassifier) -> tuple[Embed, str]:
-    """The recognition backbone's embeddings if one is trained (and the recognition package is there), else
-    the attribute classifier's features, with a line saying which."""
-    path = config.identity_backbone
-    if path.is_file():
-        try:
-            from recognition.backbone import embed_images, load_backbone
-        except ImportError as err:
-            log.warning("%s exists but recognition.backbone cannot be imported (%s)", path, err)
-        else:
-            backbone = load_backbone(str(path))
-            return (lambda x: embed_images(backbone, x, input_size=config.identity_input_size)), f"backbone {path}"
-    log.warning("no recognition backbone at %s: identity is measured on attribute-classifier features, "
-                "which know attributes rather than people", path)
+def identity_embedding(identity: IdentityNetwork | None, classifier: AttributeClassifier) -> tuple[Embed, str]:
+    """The embedding of ``identity`` (loaded now) if there is one, else the attribute classifier's features, with
+    a line saying which."""
+    if identity is not None:
+        return identity.load(), identity.name
+    log.warning("no recognition backbone: identity is measured on attribute-classifier features, "
+                "which know attributes rather than people")
     return classifier.features, "attribute classifier features (no backbone)"
 
 

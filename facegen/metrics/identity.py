@@ -1,17 +1,27 @@
 """Identity preservation of edits: is the edited face still recognised as the same person?
 
-Embeddings come from any ``embed(images N x R x R x 3 uint8) -> N x D`` function (the recognition backbone,
-``recognition.backbone.embed_images``, or the attribute classifier's features when no backbone is trained).
+Embeddings come from any ``embed(images N x R x R x 3 uint8) -> N x D`` function: an :class:`IdentityNetwork`
+handed in by the caller (stage `evaluate_gan` hands in the recognition backbone), or the attribute classifier's
+features when there is none.
 "Same person" uses the threshold at which real different-person pairs are accepted at rate ``far``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 Embed = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class IdentityNetwork:
+    """A face-recognition embedding, loaded only when edits are judged: ``load()`` returns its ``embed``."""
+
+    name: str  # what metrics/gan.json's identity.embedding says, e.g. "backbone models/backbone.pt"
+    load: Callable[[], Embed]
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -8,16 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.figure
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from facegen.config import Params  # noqa: E402
-from facegen.io import atomic_file  # noqa: E402
-from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS, RECOGNITION_PLOT, RECOGNITION_TABLE  # noqa: E402
-from facegen.report.page import Figure, Markdown, Section, Table, write_page  # noqa: E402
+from facegen.config import Params
+from facegen.io import atomic_file
+from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS, RECOGNITION_PLOT, RECOGNITION_TABLE
+from facegen.report.page import Figure, Markdown, Section, Table, write_page
 
 LEAD = """**Do GAN-made synthetic faces help a face-recognition system, and for whom?** This page is one run of
 the study: an attribute-conditional GAN learns to draw faces with chosen attributes and to edit real
@@ -45,14 +42,14 @@ def _training_curves(metrics_csv: Path, png: Path) -> Path:
     frame = pd.read_csv(metrics_csv)
     losses = [c for c in frame.columns if c.endswith("_loss")]
     accuracies = [c for c in frame.columns if c.endswith("_accuracy")]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig = matplotlib.figure.Figure(figsize=(11, 3.6))  # no pyplot: no GUI backend, no global figure state
+    left, right = fig.subplots(1, 2)
     frame.plot(x="step", y=losses, ax=left, title="losses")
     frame.plot(x="step", y=accuracies, ax=right, title="attribute accuracy (discriminator's classifier)",
                ylim=(0, 1.02))
     fig.tight_layout()
     with atomic_file(png) as f:
         fig.savefig(f, format="png", dpi=90)
-    plt.close(fig)
     return png
 
 

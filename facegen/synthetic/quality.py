@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +20,10 @@ class AttributePredictor(Protocol):
     def predict_proba(self, images: np.ndarray) -> np.ndarray: ...
 
 
+PredictorLoader = Callable[[Path], AttributePredictor]
+"""Reads a saved classifier; the caller hands it in (the `generate` stage: ``AttributeClassifier.load``)."""
+
+
 class QualityFilter:
     """Checks the requested value of ``checked`` attributes (for edits: only the flipped one) per face."""
 
@@ -31,14 +35,12 @@ class QualityFilter:
         self.predictor, self.checked, self.threshold = predictor, list(checked), threshold
 
     @classmethod
-    def load(cls, config: QualityFilterConfig, checked: Sequence[str]) -> QualityFilter:
-        """The classifier saved by `evaluate_gan`; a clear error when it is missing."""
+    def load(cls, config: QualityFilterConfig, checked: Sequence[str], load_predictor: PredictorLoader) -> QualityFilter:
+        """The classifier saved by `evaluate_gan`, read by ``load_predictor``; a clear error when it is missing."""
         if not Path(config.classifier).is_file():
             raise FileNotFoundError(f"{config.classifier}: no attribute classifier for the quality filter; run "
                                     f"`dvc repro evaluate_gan` or set filter.enabled: false")
-        from facegen.metrics.attribute_classifier import AttributeClassifier
-
-        return cls(AttributeClassifier.load(config.classifier), checked, config.threshold)
+        return cls(load_predictor(config.classifier), checked, config.threshold)
 
     def accept(self, images: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
         """Boolean mask over ``rows``: the classifier's call matches every checked requested value."""

@@ -16,11 +16,11 @@ import torch
 from facegen.config import AttendanceConfig, GenerateConfig, SamplingConfig, SyntheticDatasetConfig
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
-from facegen.gan.inference import FaceModel, file_sha256
-from facegen.io import check_separate
+from facegen.gan.inference import FaceModel
+from facegen.io import check_separate, sha256sum
 from facegen.synthetic.datacard import DataCard
 from facegen.synthetic.plan import chosen_attributes, edit_plan, sampling_plan
-from facegen.synthetic.quality import QualityFilter
+from facegen.synthetic.quality import PredictorLoader, QualityFilter
 from facegen.synthetic.writer import DatasetJob, Renderer, write_dataset
 
 
@@ -40,18 +40,21 @@ class DatasetReport:
 class SyntheticFactory:
     """The generator and the real data that every data set of one `generate` run is made from."""
 
-    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig,
-                 sampling: SamplingConfig = SamplingConfig(), model: FaceModel | None = None) -> None:
-        """``model`` (already loaded, with its own sampling settings) replaces loading ``config.checkpoint``."""
-        self.config, self.attendance = config, attendance
+    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig, prepared: Path,
+                 sampling: SamplingConfig = SamplingConfig(), model: FaceModel | None = None,
+                 load_predictor: PredictorLoader | None = None) -> None:
+        """``prepared``: the real faces (``prepare.out``); ``model`` (already loaded, with its own sampling settings)
+        replaces loading ``config.checkpoint``; ``load_predictor`` reads the quality filter's classifier."""
+        self.config, self.attendance, self.load_predictor = config, attendance, load_predictor
+        self.prepared_path = prepared
         self.model = model or FaceModel.load(config.checkpoint, config.device, sampling)
         if self.model.device.type == "cpu":
             # channels_last convolutions sample ~1.4x faster on CPU (docs/BENCHMARKS.md), the same pixels
             # (tests/test_synthetic.py redraws faces with a plain FaceModel and compares).
             self.model.generator.to(memory_format=torch.channels_last)
-        self.prepared = PreparedFaces(config.prepared)
+        self.prepared = PreparedFaces(prepared)
         self.annotations = self.prepared.annotations.set_index("_row")
-        self.prepared_sha256 = _combined_sha256([config.prepared / ANNOTATIONS_FILE, config.prepared / IMAGES_FILE])
+        self.prepared_sha256 = _combined_sha256([prepared / ANNOTATIONS_FILE, prepared / IMAGES_FILE])
 
     def make(self, spec: SyntheticDatasetConfig, quality: QualityFilter | None = None) -> DatasetReport:
         """Write (or resume, or find already written) one data set; ``quality`` overrides ``spec.filter``."""
@@ -67,7 +70,10 @@ class SyntheticFactory:
             before, before_label = self.annotations, "real prepared faces"
             render = self._sampler()
         if quality is None and spec.filter.enabled:
-            quality = QualityFilter.load(spec.filter, chosen_attributes(spec, conditioned))
+            if self.load_predictor is None:
+                raise ValueError(f"generate.datasets[{spec.name}].filter is enabled, but no classifier loader was "
+                                 f"handed in (SyntheticFactory(load_predictor=AttributeClassifier.load))")
+            quality = QualityFilter.load(spec.filter, chosen_attributes(spec, conditioned), self.load_predictor)
         settings = {"chunk_size": self.config.chunk_size, "png_compression": self.config.png_compression,
                     "sampling": self.model.sampling.model_dump()}
         if spec.mode == "edit":
@@ -77,7 +83,7 @@ class SyntheticFactory:
         job = DatasetJob(spec.name, self.config.out, plan, conditioned, stamp, self.config.chunk_size,
                          self.config.png_compression)
         card = DataCard(spec, conditioned, before, before_label, stamp,
-                        {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.config.prepared)})
+                        {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.prepared_path)})
         start = time.perf_counter()
         meta = write_dataset(job, render, card, quality)
         return DatasetReport(spec.name, spec.mode, str(job.final), meta["images"], meta["planned"], meta["rejected"],
@@ -93,7 +99,7 @@ class SyntheticFactory:
     def _editor(self) -> Renderer:
         images = self.prepared._all_images
         if images.shape[1] != self.model.resolution:
-            raise ValueError(f"{self.config.prepared}: {images.shape[1]}px faces, but the generator makes "
+            raise ValueError(f"{self.prepared_path}: {images.shape[1]}px faces, but the generator makes "
                              f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size")
 
         def render(rows: pd.DataFrame) -> np.ndarray:
@@ -103,16 +109,18 @@ class SyntheticFactory:
         return render
 
 
-def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig, sampling: SamplingConfig = SamplingConfig(),
-                      only: Sequence[str] | None = None) -> list[DatasetReport]:
-    """Every data set of ``config.datasets`` (or those named in ``only``)."""
-    check_separate(config.out, [config.prepared, config.checkpoint], "generate.out")
+def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig, prepared: Path,
+                      sampling: SamplingConfig = SamplingConfig(), only: Sequence[str] | None = None,
+                      load_predictor: PredictorLoader | None = None) -> list[DatasetReport]:
+    """Every data set of ``config.datasets`` (or those named in ``only``), from the real faces in ``prepared``;
+    ``load_predictor`` reads the quality filter's classifier (needed when a data set enables the filter)."""
+    check_separate(config.out, [prepared, config.checkpoint], "generate.out")
     specs = [d for d in config.datasets if not only or d.name in only]
     unknown = sorted(set(only or ()) - {d.name for d in config.datasets})
     if unknown:
         raise ValueError(f"no data set named {unknown} in generate.datasets "
                          f"({', '.join(d.name for d in config.datasets)})")
-    factory = SyntheticFactory(config, attendance, sampling)
+    factory = SyntheticFactory(config, attendance, prepared, sampling, load_predictor=load_predictor)
     return [factory.make(spec) for spec in specs]
 
 
@@ -125,4 +133,4 @@ def _json_sha256(value: object) -> str:
 
 
 def _combined_sha256(paths: Sequence[Path]) -> str:
-    return _json_sha256([file_sha256(p) for p in paths])
+    return _json_sha256([sha256sum(p) for p in paths])

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from facegen.config import AttendanceConfig, DataConfig, DemoSource, GanConfig, PrepareConfig
 from facegen.data.sources import acquire, prepare_source
-from facegen.gan.training_loop import CHECKPOINT, GanTrainer, training_tensors
+from facegen.gan.training_loop import GanTrainer, training_tensors
+from facegen.paths import GAN_CHECKPOINT_NAME
 
 ATTRIBUTES = ("Male", "Eyeglasses", "Smiling")
 ATTENDANCE = AttendanceConfig(roster_size=4, enrol_per_person=2, min_checkins=2, visitors=2)
@@ -26,7 +27,7 @@ def tiny_checkpoint(prepared: Path, out: Path) -> Path:
     config = GanConfig(attributes=ATTRIBUTES, base_channels=8, z_dim=8, editor_channels=8, editor_res_blocks=1,
                        batch_size=4, steps=2, sample_every=2, checkpoint_every=2)
     GanTrainer(config, *training_tensors(prepared, ATTRIBUTES, "all"), out).run()
-    return out / CHECKPOINT
+    return out / GAN_CHECKPOINT_NAME
 
 
 def files(folder: Path) -> dict[str, bytes]:

@@ -1,0 +1,35 @@
+"""Small face folders built from the real data in ../shared: a CelebA-layout subset, folder-per-person copies."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+
+def make_celeba_subset(shared_celeba: Path, annotations, root: Path, n: int = 40, extra_rows: int = 0) -> Path:
+    """A CelebA-layout folder with the first `n` real images and their annotation rows (+ `extra_rows`
+    annotation rows whose images are absent), written with the project's own official-format writers."""
+    from facegen.data.annotations import (ATTR_FILE, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP, PARTITION_FILE,
+                                          write_attributes, write_identities, write_partition)
+
+    import pandas as pd
+
+    rows = pd.concat([annotations[annotations["present"]].head(n), annotations[~annotations["present"]].tail(extra_rows)])
+    rows = rows.drop(columns="present").set_index("image_id")
+    root.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(shared_celeba / IMAGES_ZIP) as src, zipfile.ZipFile(root / IMAGES_ZIP, "w") as dst:
+        for image_id in rows.index[:n]:
+            dst.writestr(f"{IMAGES_DIR}/{image_id}", src.read(f"{IMAGES_DIR}/{image_id}"))
+    write_attributes(root / ATTR_FILE, rows.drop(columns=["identity", "split"]))
+    write_identities(root / IDENTITY_FILE, rows["identity"])
+    write_partition(root / PARTITION_FILE, rows["split"])
+    return root
+
+
+def copy_people(shared_faces64: Path, root: Path, n_people: int = 3, per_person: int = 4, prefix: str = "") -> Path:
+    """A folder-per-person data set at `root`: the first photos of the first people of faces64."""
+    for person in sorted(shared_faces64.iterdir())[:n_people]:
+        (root / f"{prefix}{person.name}").mkdir(parents=True)
+        for photo in sorted(person.iterdir())[:per_person]:
+            (root / f"{prefix}{person.name}" / photo.name).write_bytes(photo.read_bytes())
+    return root
