@@ -288,7 +288,7 @@ class TeacherConfig(_Section):
     the target the facenet model is distilled from, and the judge of identity."""
 
     workers: int = Field(2, ge=1)  # processes embedding faces (about 10-15 faces/s each on a CPU core)
-    embeddings: Path = Path("data/teacher")  # stage teacher_embeddings: every prepared face's 128-d descriptor
+    embeddings: Path = paths.TEACHER_EMBEDDINGS  # stage teacher_embeddings: every prepared face's 128-d descriptor
 
 
 class DistillConfig(_Section):
@@ -308,7 +308,7 @@ class DistillConfig(_Section):
     loader_workers: int = Field(0, ge=0)  # DataLoader worker processes (0: in the training process)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with mixed precision when there is a GPU
     seed: int = 0
-    out: Path = Path("models/distilled.pt")
+    out: Path = paths.DISTILLED
 # The recognition conditions: the enrolment images each adds (dvc.yaml's train_recognizer runs one stage per condition).
 Condition = Literal["baseline", "classic", "gan", "both"]
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)

@@ -48,3 +48,14 @@ RECOGNITION_PLOT = Path("plots/recognition.png")
 
 # Stage report
 REPORT = Path("reports/index.html")  # default of report.out
+
+# The faces64 study's own stages (studies/faces64/dvc.yaml; paths relative to that folder)
+TEACHER_EMBEDDINGS = Path("data/teacher")  # default of recognition.teacher.embeddings
+TEACHER_METRICS = Path("metrics/teacher_embeddings.json")
+DISTILLED = Path("models/distilled.pt")  # default of recognition.distill.out
+DISTILL_TRAINING = Path("models/distill_training")  # its resumable checkpoint (persisted by dvc across runs)
+DISTILL_METRICS = Path("metrics/distill_backbone.json")
+DISTILL_CURVE = Path("metrics/distill_backbone.csv")
+BACKBONES_SUMMARY = Path("metrics/backbones.json")  # stage compare_backbones
+BACKBONES_TABLE = Path("metrics/backbones.md")
+BACKBONES_PLOT = Path("plots/backbones.png")

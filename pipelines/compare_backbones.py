@@ -20,6 +20,7 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import atomic_file, md5sum, write_json
+from facegen.paths import BACKBONE, BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
 from pipelines import run_from_command_line
 from recognition.backbone import load_backbone
 from recognition.distill import no_margin_path
@@ -30,10 +31,6 @@ from recognition.split_scores import SPLIT_SETS, SplitScore, score_split
 from recognition.statistics import paired_difference, people_bootstrap
 from recognition.teacher import read_teacher_embeddings
 
-BACKBONE = Path("models/backbone.pt")  # stage pretrain_backbone
-METRICS_JSON = Path("metrics/backbones.json")
-METRICS_TABLE = Path("metrics/backbones.md")
-PLOT = Path("plots/backbones.png")
 REFERENCE = "facenet_distilled"  # paired differences are taken against this row
 LABELS = {"dlib_teacher": "dlib teacher (pretrained elsewhere; upper reference)",
           "facenet_distilled": "facenet distilled from the teacher",
@@ -133,11 +130,11 @@ def bar_plot(summary: dict, path: Path) -> None:
 def compare_backbones_flow(params_file: str = "params.yaml") -> dict:
     params = load_params(params_file)
     summary = score_recognizers(params)
-    write_json(METRICS_JSON, summary)
+    write_json(BACKBONES_SUMMARY, summary)
     table = markdown_table(summary, params.recognition.far)
-    with atomic_file(METRICS_TABLE, "w") as f:
+    with atomic_file(BACKBONES_TABLE, "w") as f:
         f.write(table)
-    bar_plot(summary, PLOT)
+    bar_plot(summary, BACKBONES_PLOT)
     print(table)
     return summary
 

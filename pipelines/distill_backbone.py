@@ -10,7 +10,6 @@ Run by `dvc repro distill_backbone`, or standalone: `python -m pipelines.distill
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -19,6 +18,7 @@ from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
 from facegen.locks import output_lock
+from facegen.paths import DISTILL_CURVE, DISTILL_METRICS, DISTILL_TRAINING
 from pipelines import run_from_command_line
 from recognition.distill import Distiller, DistillSettings
 from recognition.embeddings import EmbeddingCache
@@ -26,9 +26,6 @@ from recognition.pretrain import identity_labels
 from recognition.sets import SET_NAMES, attendance_sets
 from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
 
-WORK = Path("models/distill_training")  # resumable checkpoint (persisted by dvc across runs)
-METRICS_CSV = Path("metrics/distill_backbone.csv")
-METRICS_JSON = Path("metrics/distill_backbone.json")
 
 
 def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
@@ -69,12 +66,12 @@ def distill(params: Params) -> dict:
     settings = DistillSettings(config.input_size, config.epochs, config.margin_epochs, config.margin_loss,
                                config.margin_weight, config.batch_size, config.lr, config.weight_decay, config.seed,
                                config.device)
-    distiller = Distiller(settings, images, descriptors, labels, WORK, config.loader_workers)
+    distiller = Distiller(settings, images, descriptors, labels, DISTILL_TRAINING, config.loader_workers)
     if distiller.resume():
         get_run_logger().info("resuming distillation after epoch %d", distiller.epoch)
     start = time.perf_counter()
     history = distiller.run()
-    distiller.write_metrics(METRICS_CSV)
+    distiller.write_metrics(DISTILL_CURVE)
     meta = {"pretrained": "distilled", "teacher": "dlib", "identities": int(labels.max()) + 1, "images": len(labels)}
     distiller.save(config.out, meta)
     return {**meta, **counts, "device": str(distiller.device), "epochs": len(history),
@@ -88,7 +85,7 @@ def distill_backbone_flow(params_file: str = "params.yaml") -> dict:
     params = load_params(params_file)
     with output_lock(params.recognition.distill.out):  # one run at a time writes the student and its checkpoint
         report = distill(params)
-    write_json(METRICS_JSON, report)
+    write_json(DISTILL_METRICS, report)
     return report
 
 

@@ -9,7 +9,6 @@ Run by `dvc repro teacher_embeddings`, or standalone: `python -m pipelines.teach
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 from prefect import flow, task
@@ -17,11 +16,11 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
+from facegen.paths import TEACHER_METRICS
 from pipelines import run_from_command_line
 from recognition.embeddings import EmbeddingCache
 from recognition.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
 
-METRICS_FILE = Path("metrics/teacher_embeddings.json")
 
 
 @task
@@ -46,7 +45,7 @@ def embed_prepared(params: Params) -> dict:
 @flow(name="teacher_embeddings", log_prints=True)
 def teacher_embeddings_flow(params_file: str = "params.yaml") -> dict:
     report = embed_prepared(load_params(params_file))  # the output folder is written under its lock
-    write_json(METRICS_FILE, report)
+    write_json(TEACHER_METRICS, report)
     print(f"teacher: {report['embedded']} of {report['faces']} faces embedded, {report['skipped']} skipped "
           f"(listed in {SKIPPED_FILE})")
     return report

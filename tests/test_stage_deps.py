@@ -75,3 +75,22 @@ def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
     assert (params.prepare.out, params.gan.out, params.generate.out, params.report.out) == (
         paths.PREPARED, paths.GAN_OUT, paths.SYNTHETIC, paths.REPORT)  # the config's defaults are the study's
     assert params.generate.checkpoint == params.gan.out / paths.GAN_CHECKPOINT_NAME
+
+
+def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
+    from recognition.distill import no_margin_path
+
+    study = "studies/faces64"
+    declared = {name: _outputs(stage) for name, stage in read_stages(dvc_file=f"{study}/dvc.yaml").items()}
+    params = load_params(ROOT / study / "params.yaml")
+    rec = params.recognition
+    expected = {
+        "prepare": {params.prepare.out, paths.PREPARE_METRICS},
+        "teacher_embeddings": {rec.teacher.embeddings, f"{rec.teacher.embeddings}_cache", paths.TEACHER_METRICS},
+        "distill_backbone": {rec.distill.out, no_margin_path(rec.distill.out), paths.DISTILL_TRAINING,
+                             paths.DISTILL_METRICS, paths.DISTILL_CURVE},
+        "pretrain_backbone": {paths.BACKBONE, paths.BACKBONE_TRAINING, paths.PRETRAIN_METRICS, paths.PRETRAIN_CURVE},
+        "compare_backbones": {paths.BACKBONES_SUMMARY, paths.BACKBONES_TABLE, paths.BACKBONES_PLOT},
+    }
+    assert declared == {name: {str(p) for p in files} for name, files in expected.items()}
+    assert (rec.teacher.embeddings, rec.distill.out) == (paths.TEACHER_EMBEDDINGS, paths.DISTILLED)
