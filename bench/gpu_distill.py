@@ -79,7 +79,9 @@ def make_bundle(study: Path, faces_root: Path, out: Path, max_mib: float) -> dic
 
 
 def _jpeg(root: Path, row: pd.Series) -> bytes:
-    return (root / str(row["identity"]) / str(row["image_id"])).read_bytes()
+    """The photo's original bytes: ``image_id`` is ``person/photo.jpg`` in folder sources (or a bare file name)."""
+    image_id = str(row["image_id"])
+    return (root / (image_id if "/" in image_id else f"{row['identity']}/{image_id}")).read_bytes()
 
 
 def load_bundle(path: Path) -> tuple[dict[str, FaceSet], np.ndarray]:

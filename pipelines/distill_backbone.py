@@ -3,7 +3,7 @@
 Trains on the background people of the attendance split (never the roster, the visitors or the calibration
 people) and on any `recognition.distill.extra_prepared` caches, whose held-out people are left out too.
 Targets are the teacher's descriptors (stage teacher_embeddings; extra caches are embedded here, through the
-same chunk cache). Faces the teacher skipped are left out and counted.
+chunk cache of this stage's work folder). Faces the teacher skipped are left out and counted.
 Run by `dvc repro distill_backbone`, or standalone: `python -m pipelines.distill_backbone [--params FILE]`.
 """
 
@@ -24,7 +24,7 @@ from recognition.distill import Distiller, DistillSettings
 from recognition.embeddings import EmbeddingCache
 from recognition.pretrain import identity_labels
 from recognition.sets import SET_NAMES, attendance_sets
-from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
+from recognition.teacher import DlibTeacher, read_teacher_embeddings
 
 
 
@@ -46,7 +46,8 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
             raise ValueError(f"recognition.distill.extra_prepared: {extra} holds {faces.images.shape[1:]} faces, "
                              f"the study {train.images.shape[1:]}: prepare it at the same data.image_size")
         extra_images = np.ascontiguousarray(faces.images[keep])
-        cache = EmbeddingCache(cache_folder(rec.teacher.embeddings), DlibTeacher(rec.teacher.workers), chunk_size=2048)
+        # its own chunk cache, inside this stage's persisted work folder: the teacher stage's cache is its output
+        cache = EmbeddingCache(DISTILL_TRAINING / "teacher_cache", DlibTeacher(rec.teacher.workers), chunk_size=2048)
         images.append(extra_images)
         descriptors.append(cache.embed(extra_images))
         identities.append(np.array([f"{extra}:{p}" for p in people[keep]]))  # labelled apart from faces64's
