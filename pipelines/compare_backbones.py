@@ -19,12 +19,11 @@ from prefect import flow, task
 
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
-from facegen.io import atomic_file, md5sum, write_json
+from facegen.io import atomic_file, write_json
 from facegen.paths import BACKBONE, BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
 from pipelines import run_from_command_line
-from recognition.backbone import load_backbone
 from recognition.distill import no_margin_path
-from recognition.embeddings import TorchEmbedder
+from recognition.embeddings import load_embedder
 from recognition.fisherfaces import Fisherfaces
 from recognition.sets import attendance_sets
 from recognition.split_scores import SPLIT_SETS, SplitScore, score_split
@@ -46,15 +45,12 @@ def score_recognizers(params: Params) -> dict:
     names = ("pretrain", *SPLIT_SETS)
     sets = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=names)
     teacher = read_teacher_embeddings(rec.teacher.embeddings, len(PreparedFaces(params.prepare.out).annotations))
-    distilled = TorchEmbedder(load_backbone(str(rec.distill.out)), md5sum(rec.distill.out), rec.distill.input_size)
-    trained_here = TorchEmbedder(load_backbone(str(BACKBONE)), md5sum(BACKBONE), rec.input_size)
     fisher = Fisherfaces(seed=rec.seed).fit(sets["pretrain"].images, sets["pretrain"].annotations["identity"].to_numpy())
-    embedders = {"facenet_distilled": distilled.embed}
+    embedders = {"facenet_distilled": load_embedder(rec.distill.out, rec.distill.input_size).embed}
     if rec.distill.margin_epochs:  # the margin's ablation: the student before its margin epochs
-        no_margin_file = no_margin_path(rec.distill.out)
-        embedders["facenet_distilled_no_margin"] = TorchEmbedder(load_backbone(str(no_margin_file)),
-                                                                 md5sum(no_margin_file), rec.distill.input_size).embed
-    embedders |= {"facenet_trained_here": trained_here.embed, "fisherfaces": fisher.embed}
+        embedders["facenet_distilled_no_margin"] = load_embedder(no_margin_path(rec.distill.out),
+                                                                 rec.distill.input_size).embed
+    embedders |= {"facenet_trained_here": load_embedder(BACKBONE, rec.input_size).embed, "fisherfaces": fisher.embed}
     scores: dict[str, SplitScore] = {
         "dlib_teacher": score_split({n: teacher[sets[n].rows] for n in SPLIT_SETS}, sets,
                                     params.attendance.gap_attributes, rec.far)}

@@ -10,6 +10,7 @@ Run by `dvc repro distill_backbone`, or standalone: `python -m pipelines.distill
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 
 import numpy as np
 from prefect import flow, get_run_logger, task
@@ -27,7 +28,6 @@ from recognition.sets import SET_NAMES, attendance_sets
 from recognition.teacher import DlibTeacher, read_teacher_embeddings
 
 
-
 def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """(images, teacher descriptors, identities, counts) of every face the student may learn from."""
     rec = params.recognition
@@ -38,16 +38,18 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     identities = [train.annotations["identity"].astype(str).to_numpy()]
     held_out = set().union(*(sets[n].annotations["identity"].astype(str) for n in SET_NAMES if n != "pretrain"))
     counts = {"background_faces": len(train.images)}
+    if rec.distill.extra_prepared:
+        # its own chunk cache, inside this stage's persisted work folder: the teacher stage's cache is its output
+        cache = EmbeddingCache(DISTILL_TRAINING / "teacher_cache", DlibTeacher(rec.teacher.workers), chunk_size=2048)
     for extra in rec.distill.extra_prepared:
         faces = PreparedFaces(extra)
         people = faces.annotations["identity"].astype(str).to_numpy()
         keep = ~np.isin(people, list(held_out))
-        if faces.images.shape[1:] != train.images.shape[1:]:
-            raise ValueError(f"recognition.distill.extra_prepared: {extra} holds {faces.images.shape[1:]} faces, "
+        extra_images = faces.images  # the property copies the whole array: read it once
+        if extra_images.shape[1:] != train.images.shape[1:]:
+            raise ValueError(f"recognition.distill.extra_prepared: {extra} holds {extra_images.shape[1:]} faces, "
                              f"the study {train.images.shape[1:]}: prepare it at the same data.image_size")
-        extra_images = np.ascontiguousarray(faces.images[keep])
-        # its own chunk cache, inside this stage's persisted work folder: the teacher stage's cache is its output
-        cache = EmbeddingCache(DISTILL_TRAINING / "teacher_cache", DlibTeacher(rec.teacher.workers), chunk_size=2048)
+        extra_images = np.ascontiguousarray(extra_images[keep])
         images.append(extra_images)
         descriptors.append(cache.embed(extra_images))
         identities.append(np.array([f"{extra}:{p}" for p in people[keep]]))  # labelled apart from faces64's
@@ -64,9 +66,7 @@ def distill(params: Params) -> dict:
     config = params.recognition.distill
     images, descriptors, identities, counts = training_faces(params)
     labels = identity_labels(identities)
-    settings = DistillSettings(config.input_size, config.epochs, config.margin_epochs, config.margin_loss,
-                               config.margin_weight, config.batch_size, config.lr, config.weight_decay, config.seed,
-                               config.device)
+    settings = DistillSettings(**{f.name: getattr(config, f.name) for f in fields(DistillSettings)})
     distiller = Distiller(settings, images, descriptors, labels, DISTILL_TRAINING, config.loader_workers)
     if distiller.resume():
         get_run_logger().info("resuming distillation after epoch %d", distiller.epoch)

@@ -22,7 +22,6 @@ from recognition.embeddings import EmbeddingCache
 from recognition.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
 
 
-
 @task
 def embed_prepared(params: Params) -> dict:
     config = params.recognition.teacher

@@ -184,8 +184,8 @@ class Distiller:
                    unit="batch")
         for images, targets, labels in bar:
             x = standardize(images.to(self.device, non_blocking=True), s.input_size)  # resized where it trains
-            flip = torch.rand(len(x), generator=self.generator) < 0.5  # a mirrored face is the same person
-            x[flip.to(self.device)] = x[flip.to(self.device)].flip(-1)
+            flip = (torch.rand(len(x), generator=self.generator) < 0.5).to(self.device)  # mirrored: same person
+            x[flip] = x[flip].flip(-1)
             targets, labels = targets.to(self.device), labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 features = self.model.features(x)

@@ -138,11 +138,10 @@ def read_teacher_embeddings(folder: Path, expected: int) -> np.ndarray:
         embeddings = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: unreadable teacher embeddings ({err}); delete it and run the stage again") from None
-    if embeddings.shape != (expected, 128):
+    if embeddings.shape != (expected, EMBEDDING_SIZE):
         raise ValueError(f"{path}: {embeddings.shape} embeddings for {expected} prepared faces; "
                          "the prepared faces changed since: run `dvc repro teacher_embeddings`")
     return embeddings
-
 
 
 _MODELS: dict[str, object] = {}
