@@ -17,7 +17,7 @@ STAGES = ("prepare", "train_gan", "evaluate_gan", "generate", "pretrain_backbone
 # A stage process: every stage module imported (no tensor op may run on import), then its command line.
 STAGE = "; ".join([*(f"import pipelines.{s}" for s in STAGES), "import sys", "sys.argv = ['stage']",
                    "from pipelines import run_from_command_line", "run_from_command_line(lambda params_file: 0, None)"])
-ENTRY_POINTS = {"stages": STAGE, "cli": "from facegen import cli; cli._main(verbose=False)"}
+ENTRY_POINTS = {"stages": STAGE, "cli": "from pipelines import cli; cli._main(verbose=False)"}
 REPORT = "import torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
 
 

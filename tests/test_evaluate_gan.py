@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from facegen.cli import app
+from pipelines.cli import app
 from facegen.config import GanConfig
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import AttributeClassifier

@@ -18,7 +18,7 @@ from facegen.weights import CheckpointError, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 # the `facegen` command of this checkout (the venv's script may belong to another checkout of the project)
-FACEGEN = [sys.executable, "-c", "import sys; sys.argv[0] = 'facegen'; from facegen.cli import run; run()"]
+FACEGEN = [sys.executable, "-c", "import sys; sys.argv[0] = 'facegen'; from pipelines.cli import run; run()"]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 

@@ -255,7 +255,7 @@ def test_params_errors_name_the_parameter(tmp_path) -> None:
 def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
     from typer.testing import CliRunner
 
-    from facegen.cli import app
+    from pipelines.cli import app
 
     prepared, checkpoint = inputs
     params = tmp_path / "params.yaml"

@@ -60,7 +60,7 @@ def test_push_clone_pull_get_and_read_at_a_revision(tmp_path) -> None:
     params["generate"]["datasets"][1]["n"] = 30
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # Made with the CLI this time (no second Prefect start), recorded with `dvc commit`.
-    run_in(work, "python", "-c", "from facegen.cli import run; run()", "generate")
+    run_in(work, "python", "-c", "from pipelines.cli import run; run()", "generate")
     run_in(work, "dvc", "commit", "-f", "generate")
     assert "up to date" in run_in(work, "dvc", "status", "generate").stdout
     second = commit(work, "synthetic data, n=30")

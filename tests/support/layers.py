@@ -24,7 +24,6 @@ COMPONENTS = (
     ("report", 3, ("facegen/report/",)),
     ("recognition", 4, ("recognition/",)),
     ("pipelines", 5, ("pipelines/",)),
-    ("cli", 5, ("facegen/cli.py",)),
     ("bench", 6, ("bench/",)),  # benchmarks measure everything, the stages and their server included
 )
 CHECKED = ("facegen", "recognition", "pipelines", "bench")
