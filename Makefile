@@ -31,6 +31,7 @@ browser:
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: setup browser lint
 	$(BIN)/pytest

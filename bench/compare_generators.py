@@ -46,7 +46,7 @@ COLUMNS = {  # column title -> how to read it from metrics/gan.json
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    """"name=key=value,key=value" -> (name, {key: value})."""
+    """ "name=key=value,key=value" -> (name, {key: value})."""
     name, sep, assignments = text.partition("=")
     pairs = [a.split("=", 1) for a in assignments.split(",") if a]
     if not sep or not name or any(len(p) != 2 for p in pairs):
@@ -71,7 +71,9 @@ def run_variant(name: str, overrides: dict[str, str], common: list[str]) -> dict
 
 def table(results: dict[str, dict]) -> str:
     header = "| variant | " + " | ".join(COLUMNS) + " |\n" + "|---" * (len(COLUMNS) + 1) + "|\n"
-    rows = [f"| {name} | " + " | ".join(_fmt(read(m)) for read in COLUMNS.values()) + " |" for name, m in results.items()]
+    rows = [
+        f"| {name} | " + " | ".join(_fmt(read(m)) for read in COLUMNS.values()) + " |" for name, m in results.items()
+    ]
     return header + "\n".join(rows) + "\n"
 
 
@@ -79,7 +81,9 @@ def write_between_markers(path: Path, text: str) -> None:
     doc = path.read_text()
     if START not in doc or END not in doc:
         raise ValueError(f"{path}: no {START} ... {END} markers to write the table between")
-    path.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{text}{END}", doc, flags=re.S))
+    path.write_text(
+        re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{text}{END}", doc, flags=re.S)
+    )
 
 
 def _fmt(value: object) -> str:
@@ -88,10 +92,20 @@ def _fmt(value: object) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", type=parse_variant, default=[],
-                        help="NAME=KEY=VALUE[,KEY=VALUE...] (repeatable; default: cgan with each loss, and cvae)")
-    parser.add_argument("--set", action="append", default=[], dest="common",
-                        help="KEY=VALUE applied to every variant, e.g. gan.steps=200")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=parse_variant,
+        default=[],
+        help="NAME=KEY=VALUE[,KEY=VALUE...] (repeatable; default: cgan with each loss, and cvae)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="common",
+        help="KEY=VALUE applied to every variant, e.g. gan.steps=200",
+    )
     parser.add_argument("--results", type=Path, help="markdown file whose comparison markers get the table")
     args = parser.parse_args(argv)
     variants = dict(args.variant) or DEFAULT_VARIANTS

@@ -45,9 +45,16 @@ def main() -> None:
         classifier, _ = train_attribute_classifier(images, rows, attributes, e.classifier, identities)
     _, held_out = holdout_split(len(images), e.classifier.holdout_fraction, e.classifier.seed, identities)
     sampled, edited, _ = control(model, classifier, images, rows, held_out, e, np.random.default_rng(e.seed))
-    print(json.dumps({"classifier_heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
-                      "control_sampled": sampled.accuracy,
-                      "control_edited": edited.accuracy if edited is not None else None}, indent=2))
+    print(
+        json.dumps(
+            {
+                "classifier_heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
+                "control_sampled": sampled.accuracy,
+                "control_edited": edited.accuracy if edited is not None else None,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,14 +42,17 @@ def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     return prepared, out / GAN_CHECKPOINT_NAME
 
 
-def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: Path,
-               sampling: SamplingConfig) -> dict[str, float]:
+def throughput(
+    prepared: Path, checkpoint: Path, images: int, device: str, out: Path, sampling: SamplingConfig
+) -> dict[str, float]:
     params = Params()
     model = FaceModel.load(checkpoint, device, sampling)
-    spec = SyntheticDatasetConfig(name="bench", mode="per_attribute", attributes=("Eyeglasses", "Smiling"),
-                                  n=images // 4)
-    config = params.generate.model_copy(update={"checkpoint": checkpoint, "out": out, "device": device,
-                                                "datasets": (spec,)})
+    spec = SyntheticDatasetConfig(
+        name="bench", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=images // 4
+    )
+    config = params.generate.model_copy(
+        update={"checkpoint": checkpoint, "out": out, "device": device, "datasets": (spec,)}
+    )
     factory = SyntheticFactory(config, params.attendance, prepared, model=model)
     start = time.perf_counter()
     report = factory.make(spec)
@@ -64,10 +67,16 @@ def throughput(prepared: Path, checkpoint: Path, images: int, device: str, out: 
     for image in batches[0]:
         Image.fromarray(image).save(io.BytesIO(), format="PNG", compress_level=config.png_compression)
     png_rate = len(batches[0]) / (time.perf_counter() - start)
-    return {"images": report.images, "seconds": round(total, 2), "images_per_s": round(report.images / total, 1),
-            "generator_only_images_per_s": round(generator_rate, 1), "png_only_images_per_s": round(png_rate, 1),
-            "chunk_size": config.chunk_size, "png_compression": config.png_compression,
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "images": report.images,
+        "seconds": round(total, 2),
+        "images_per_s": round(report.images / total, 1),
+        "generator_only_images_per_s": round(generator_rate, 1),
+        "png_only_images_per_s": round(png_rate, 1),
+        "chunk_size": config.chunk_size,
+        "png_compression": config.png_compression,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def stage_time(prepared: Path, checkpoint: Path, gan: GanConfig) -> dict[str, float]:
@@ -86,8 +95,11 @@ def stage_time(prepared: Path, checkpoint: Path, gan: GanConfig) -> dict[str, fl
         # The flow again, every data set already complete: what is left is start-up (imports, Prefect).
         start = time.perf_counter()
         run_in(work, "python", "-m", "pipelines.generate")
-        return {"stage_seconds": round(seconds, 1), "flow_with_nothing_to_do_seconds":
-                round(time.perf_counter() - start, 1), **metrics}
+        return {
+            "stage_seconds": round(seconds, 1),
+            "flow_with_nothing_to_do_seconds": round(time.perf_counter() - start, 1),
+            **metrics,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -96,8 +108,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=4000)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--candidates", type=int, default=SamplingConfig().candidates,
-                        help="sampling.candidates: faces drawn per request (default: the code's, plain sampling)")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=SamplingConfig().candidates,
+        help="sampling.candidates: faces drawn per request (default: the code's, plain sampling)",
+    )
     parser.add_argument("--refine", action="store_true", help="sampling.refine: edit each sampled face")
     parser.add_argument("--stage", action="store_true", help="also time `dvc repro -s generate` on the demo")
     args = parser.parse_args()
@@ -105,10 +121,20 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="facegen-bench-generate-"))
     try:
         prepared, checkpoint = make_inputs(root, gan)
-        result = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-                  "device": args.device, "candidates": args.candidates, "refine": args.refine,
-                  **throughput(prepared, checkpoint, args.images, args.device, root / "out",
-                               SamplingConfig(candidates=args.candidates, refine=args.refine))}
+        result = {
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "device": args.device,
+            "candidates": args.candidates,
+            "refine": args.refine,
+            **throughput(
+                prepared,
+                checkpoint,
+                args.images,
+                args.device,
+                root / "out",
+                SamplingConfig(candidates=args.candidates, refine=args.refine),
+            ),
+        }
         if args.stage:
             result |= stage_time(prepared, checkpoint, gan)
         print(json.dumps(result, indent=2))

@@ -48,8 +48,9 @@ def make_bundle(study: Path, faces_root: Path, out: Path, max_mib: float) -> dic
     prepared = study / params.prepare.out
     names = ("pretrain", *SPLIT_SETS)
     sets = attendance_sets(prepared, params.attendance, params.recognition.calibration_people, names=names)
-    teacher = read_teacher_embeddings(study / params.recognition.teacher.embeddings,
-                                      len(PreparedFaces(prepared).annotations))
+    teacher = read_teacher_embeddings(
+        study / params.recognition.teacher.embeddings, len(PreparedFaces(prepared).annotations)
+    )
     rows, budget = [], max_mib * 2**20
     for name in SPLIT_SETS:
         rows += [(name, r, sets[name].annotations.iloc[i]) for i, r in enumerate(sets[name].rows)]
@@ -68,14 +69,23 @@ def make_bundle(study: Path, faces_root: Path, out: Path, max_mib: float) -> dic
         blobs += [b for _, b in photos]
     offsets = np.cumsum([0, *map(len, blobs)])
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets,
-             teacher=teacher[[r for _, r, _ in rows]].astype(np.float16),
-             role=np.array([n for n, _, _ in rows]), identity=np.array([str(a["identity"]) for _, _, a in rows]),
-             **{a: np.array([int(r[a]) for _, _, r in rows], np.int8) for a in GAP_ATTRIBUTES})
+    np.savez(
+        out,
+        jpeg=np.frombuffer(b"".join(blobs), np.uint8),
+        offsets=offsets,
+        teacher=teacher[[r for _, r, _ in rows]].astype(np.float16),
+        role=np.array([n for n, _, _ in rows]),
+        identity=np.array([str(a["identity"]) for _, _, a in rows]),
+        **{a: np.array([int(r[a]) for _, _, r in rows], np.int8) for a in GAP_ATTRIBUTES},
+    )
     roles = pd.Series([n for n, _, _ in rows]).value_counts().to_dict()
-    return {"bundle": str(out), "mib": round(out.stat().st_size / 2**20, 1), "photos": roles,
-            "background_people": int(len({str(a["identity"]) for n, _, a in rows if n == "pretrain"})),
-            "background_people_in_study": int(len(people))}
+    return {
+        "bundle": str(out),
+        "mib": round(out.stat().st_size / 2**20, 1),
+        "photos": roles,
+        "background_people": int(len({str(a["identity"]) for n, _, a in rows if n == "pretrain"})),
+        "background_people_in_study": int(len(people)),
+    }
 
 
 def _jpeg(root: Path, row: pd.Series) -> bytes:
@@ -88,8 +98,9 @@ def load_bundle(path: Path) -> tuple[dict[str, FaceSet], np.ndarray]:
     """The bundle's sets (pretrain, calibration, enrol, checkin, visitor) and its teacher descriptors."""
     data = np.load(path, allow_pickle=False)
     blob, offsets = data["jpeg"].tobytes(), data["offsets"]
-    images = np.stack([np.asarray(Image.open(io.BytesIO(blob[a:b])).convert("RGB"))
-                       for a, b in zip(offsets[:-1], offsets[1:])])
+    images = np.stack(
+        [np.asarray(Image.open(io.BytesIO(blob[a:b])).convert("RGB")) for a, b in zip(offsets[:-1], offsets[1:])]
+    )
     table = pd.DataFrame({"identity": data["identity"], **{a: data[a].astype(int) for a in GAP_ATTRIBUTES}})
     sets = {}
     for name in ("pretrain", *SPLIT_SETS):
@@ -103,8 +114,14 @@ def run(bundle: Path, settings: DistillSettings, work: Path, loader_workers: int
     sets, teacher = load_bundle(bundle)
     loaded = time.perf_counter() - start
     train = sets["pretrain"]
-    distiller = Distiller(settings, train.images, teacher[train.rows],
-                          identity_labels(train.annotations["identity"].to_numpy()), work, loader_workers)
+    distiller = Distiller(
+        settings,
+        train.images,
+        teacher[train.rows],
+        identity_labels(train.annotations["identity"].to_numpy()),
+        work,
+        loader_workers,
+    )
     if distiller.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     history = distiller.run()
@@ -114,10 +131,15 @@ def run(bundle: Path, settings: DistillSettings, work: Path, loader_workers: int
     train_seconds = sum(h["seconds"] for h in history)
     return {
         "device": torch.cuda.get_device_name() if distiller.device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "settings": settings.__dict__, "background_photos": len(train.images),
+        "torch": torch.__version__,
+        "settings": settings.__dict__,
+        "background_photos": len(train.images),
         "background_people": int(train.annotations["identity"].nunique()),
-        "seconds": {"load_bundle": round(loaded, 1), "train": round(train_seconds, 1),
-                    "total": round(time.perf_counter() - start, 1)},
+        "seconds": {
+            "load_bundle": round(loaded, 1),
+            "train": round(train_seconds, 1),
+            "total": round(time.perf_counter() - start, 1),
+        },
         "train_images_per_second": round(len(train.images) * len(history) / train_seconds, 1),
         "epochs": history,
         "student": {k: round(v, 4) for k, v in student.metrics.items()},
@@ -148,8 +170,14 @@ def main() -> None:
         faces = args.faces64 or args.study / load_params(args.study / "params.yaml").data.folder.root
         print(json.dumps(make_bundle(args.study, faces, args.out, args.max_mib), indent=2))
         return
-    settings = DistillSettings(input_size=args.input_size, epochs=args.epochs, margin_epochs=args.margin_epochs,
-                               batch_size=args.batch_size, lr=args.lr, device=args.device)
+    settings = DistillSettings(
+        input_size=args.input_size,
+        epochs=args.epochs,
+        margin_epochs=args.margin_epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        device=args.device,
+    )
     result = run(args.bundle, settings, args.out / "distill_work", args.loader_workers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -55,8 +55,11 @@ def main() -> None:
     runs = parser.parse_args().runs
     with tempfile.TemporaryDirectory(prefix="prefect-overhead-") as home:
         env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"PREFECT_HOME": home}
-        result = {"runs": runs, "no_flow_s": stage_seconds(False, env, runs),
-                  "own_server_s": stage_seconds(True, env, runs)}
+        result = {
+            "runs": runs,
+            "no_flow_s": stage_seconds(False, env, runs),
+            "own_server_s": stage_seconds(True, env, runs),
+        }
         start = time.perf_counter()
         with prefect_server(env) as url:
             result["shared_server_start_s"] = time.perf_counter() - start

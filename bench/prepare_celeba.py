@@ -32,26 +32,37 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    work = scratch_copy({"data.source": "local", "data.image_size": args.size,
-                         "data.local.root": str(SHARED_CELEBA), "prepare.workers": args.workers})
+    work = scratch_copy(
+        {
+            "data.source": "local",
+            "data.image_size": args.size,
+            "data.local.root": str(SHARED_CELEBA),
+            "prepare.workers": args.workers,
+        }
+    )
     try:
         first = _timed(work, "dvc", "repro", "prepare")
         metrics = json.loads((work / "metrics" / "prepare.json").read_text())
         second = _timed(work, "dvc", "repro", "prepare")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({
-        "benchmark": "prepare ../shared/celeba",
-        "image_size": args.size,
-        "workers": args.workers,
-        "images": metrics["images_written"],
-        "prepare_seconds": metrics["seconds"],
-        "prepare_images_per_second": metrics["images_per_second"],
-        "first_dvc_repro_seconds": round(first, 1),
-        "unchanged_dvc_repro_seconds": round(second, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "prepare ../shared/celeba",
+                "image_size": args.size,
+                "workers": args.workers,
+                "images": metrics["images_written"],
+                "prepare_seconds": metrics["seconds"],
+                "prepare_images_per_second": metrics["images_per_second"],
+                "first_dvc_repro_seconds": round(first, 1),
+                "unchanged_dvc_repro_seconds": round(second, 1),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                "date": time.strftime("%Y-%m-%d"),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,12 @@ def background_photos(root: Path, params_file: str) -> pd.DataFrame:
     attendance = params.attendance.model_copy(update={"gap_attributes": ()})
     roles = assign_roles(table, attendance)
     rec = params.recognition
-    _, keep = split_background(table.loc[roles == "background", "identity"].unique(), attendance.seed,
-                               rec.calibration_people, rec.pretrain_people)
+    _, keep = split_background(
+        table.loc[roles == "background", "identity"].unique(),
+        attendance.seed,
+        rec.calibration_people,
+        rec.pretrain_people,
+    )
     return table[table["identity"].isin(keep)].reset_index(drop=True)
 
 
@@ -68,11 +72,15 @@ def main() -> None:
         seconds = trainer.run()[0]["seconds"]
     train_rate = n / seconds
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print(f"| embedding throughput at {size}x{size} (batch {rec.embed_batch_size}, {args.embed_images} faces64 "
-          f"images) | {embed_rate:.1f} img/s |")
+    print(
+        f"| embedding throughput at {size}x{size} (batch {rec.embed_batch_size}, {args.embed_images} faces64 "
+        f"images) | {embed_rate:.1f} img/s |"
+    )
     print(f"| pretraining at {size}x{size}, batch {rec.batch_size}: {n} images timed | {train_rate:.1f} img/s |")
-    print(f"| pretraining epoch over the {len(photos)} photos of {photos['identity'].nunique()} faces64 background "
-          f"people (extrapolated) | {len(photos) / train_rate:.0f} s/epoch |")
+    print(
+        f"| pretraining epoch over the {len(photos)} photos of {photos['identity'].nunique()} faces64 background "
+        f"people (extrapolated) | {len(photos) / train_rate:.0f} s/epoch |"
+    )
 
 
 if __name__ == "__main__":

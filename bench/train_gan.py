@@ -36,17 +36,36 @@ CASES = ("dcgan", "cgan", "cgan+editor")
 def reference_dcgan(nz: int, width: int) -> tuple[nn.Module, nn.Module]:
     """netG / netD of pytorch/examples/dcgan/main.py (64 x 64, ngf = ndf = width), DCGAN init."""
     g = nn.Sequential(
-        nn.ConvTranspose2d(nz, width * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(width * 8), nn.ReLU(True),
-        nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.ReLU(True),
-        nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.ReLU(True),
-        nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
-        nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh())
+        nn.ConvTranspose2d(nz, width * 8, 4, 1, 0, bias=False),
+        nn.BatchNorm2d(width * 8),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(width * 8, width * 4, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width * 4),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width * 2),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(True),
+        nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False),
+        nn.Tanh(),
+    )
     d = nn.Sequential(
-        nn.Conv2d(3, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(width * 4, width * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 8), nn.LeakyReLU(0.2, True),
-        nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False), nn.Flatten())
+        nn.Conv2d(3, width, 4, 2, 1, bias=False),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width * 2),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width * 4),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 4, width * 8, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(width * 8),
+        nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 8, 1, 4, 1, 0, bias=False),
+        nn.Flatten(),
+    )
     return g, d
 
 
@@ -56,8 +75,12 @@ def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, d
     config = GanConfig(profile=profile, batch_size=batch_size, editor=kind != "cgan", out="/tmp/bench_train_gan")
     images, attributes = training_tensors(prepared, config.attributes)
     if kind == "dcgan" and images.shape[1] != 64:
-        return {"case": kind, "profile": profile, "skipped": f"the reference DCGAN (pytorch/examples) is 64 x 64 and "
-                f"{prepared} holds {images.shape[1]} px faces: pass --prepared with a 64 px cache"}
+        return {
+            "case": kind,
+            "profile": profile,
+            "skipped": f"the reference DCGAN (pytorch/examples) is 64 x 64 and "
+            f"{prepared} holds {images.shape[1]} px faces: pass --prepared with a 64 px cache",
+        }
     feeds: dict[str, Callable[[], object]]
     if kind == "dcgan":
         feeds = {"": _dcgan_step(config, images, batch_size, device)}
@@ -80,8 +103,10 @@ def _case(kind: str, profile: str, prepared: str, steps: int, batch_size: int, d
     for name, total in seconds.items():
         # Significant figures, not decimals: a tiny test step (~0.02 s) rounded to 3 decimals is off by
         # up to 2.5%, enough to throw the loader slowdown derived from two such numbers off by 0.05.
-        result |= {f"{name}s_per_step": float(f"{total / steps:.4g}"),
-                   f"{name}img_per_s": float(f"{batch_size * steps / total:.4g}")}
+        result |= {
+            f"{name}s_per_step": float(f"{total / steps:.4g}"),
+            f"{name}img_per_s": float(f"{batch_size * steps / total:.4g}"),
+        }
     if "preloaded_" in seconds:
         result["loader_slowdown"] = round(seconds[""] / seconds["preloaded_"] - 1, 4)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -98,7 +123,9 @@ def _dcgan_step(config: GanConfig, images: torch.Tensor, batch_size: int, device
         index = torch.randint(len(images), (batch_size,), generator=rng)
         real = images[index].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1)
         fake = g(torch.randn(batch_size, config.z_dim, 1, 1, device=device))
-        d_loss = loss(d(real), torch.ones(batch_size, 1, device=device)) + loss(d(fake.detach()), torch.zeros(batch_size, 1, device=device))
+        d_loss = loss(d(real), torch.ones(batch_size, 1, device=device)) + loss(
+            d(fake.detach()), torch.zeros(batch_size, 1, device=device)
+        )
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
@@ -106,6 +133,7 @@ def _dcgan_step(config: GanConfig, images: torch.Tensor, batch_size: int, device
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
+
     return step
 
 
@@ -120,7 +148,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--prepared", default="data/prepared", help="prepared cache to train on (64 x 64 for the reference)")
+    parser.add_argument(
+        "--prepared", default="data/prepared", help="prepared cache to train on (64 x 64 for the reference)"
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: one case in this process
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -130,9 +160,25 @@ def main() -> None:
         return
     for profile in args.profiles:
         for kind in CASES:
-            process = subprocess.Popen([sys.executable, "-m", "bench.train_gan", "--case", f"{kind}:{profile}",
-                                        "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                                        "--device", str(device), "--prepared", args.prepared], stdout=subprocess.PIPE, text=True)
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.train_gan",
+                    "--case",
+                    f"{kind}:{profile}",
+                    "--steps",
+                    str(args.steps),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--device",
+                    str(device),
+                    "--prepared",
+                    args.prepared,
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             output = process.stdout.read()
             _, status, usage = os.wait4(process.pid, 0)
             result = json.loads(output.strip().splitlines()[-1]) if status == 0 else {"case": kind, "failed": status}

@@ -86,23 +86,57 @@ GanProfile = Literal["demo", "middle", "celeba64"]
 # terms (lambda_cls, lambda_cls_real) raise control only with mode seeking on (lambda_ms, the default), else G
 # makes one face per request. conditional_norm: every resolution of G is told the attributes (demo Smiling
 # samples 0.93-0.97).
-SHORT_RUN = {"lr_g": 4e-4, "lr_d": 1e-3, "betas": (0.5, 0.999), "lambda_rec": 1.0, "lambda_cls": 6.0,
-             "lambda_cls_real": 9.0, "lambda_flip": 4.5, "conditional_norm": True}
+SHORT_RUN = {
+    "lr_g": 4e-4,
+    "lr_d": 1e-3,
+    "betas": (0.5, 0.999),
+    "lambda_rec": 1.0,
+    "lambda_cls": 6.0,
+    "lambda_cls_real": 9.0,
+    "lambda_flip": 4.5,
+    "conditional_norm": True,
+}
 
 GAN_PROFILES: dict[str, dict[str, object]] = {
     # The offline demo faces at 32 x 32 (data.image_size: 32) on a 2-core CPU, under 5 min.
     # lambda_id 0: the identity pass was a third of the editor's work, which is two thirds of a step
     # (docs/BENCHMARKS.md, sixth round).
-    "demo": {**SHORT_RUN, "lambda_id": 0.0, "base_channels": 16, "editor_channels": 8,
-             "editor_res_blocks": 1, "batch_size": 32, "steps": 2200, "sample_every": 200, "checkpoint_every": 200},
+    "demo": {
+        **SHORT_RUN,
+        "lambda_id": 0.0,
+        "base_channels": 16,
+        "editor_channels": 8,
+        "editor_res_blocks": 1,
+        "batch_size": 32,
+        "steps": 2200,
+        "sample_every": 200,
+        "checkpoint_every": 200,
+    },
     # ../shared/celeba at 64 x 64 on a 2-core CPU, about an hour (docs/RESULTS.md). It keeps the identity pass and
     # weighs it and the cycle term up: on real photos who it is matters more than on the demo's (edits verified
     # as the same person 0.17 -> 0.24 against lambda_rec 1 / lambda_id 1 at 2,000 steps).
-    "middle": {**SHORT_RUN, "lambda_rec": 4.0, "lambda_id": 2.0, "base_channels": 32, "editor_channels": 16,
-               "editor_res_blocks": 2, "batch_size": 64, "steps": 1500, "sample_every": 100, "checkpoint_every": 100},
+    "middle": {
+        **SHORT_RUN,
+        "lambda_rec": 4.0,
+        "lambda_id": 2.0,
+        "base_channels": 32,
+        "editor_channels": 16,
+        "editor_res_blocks": 2,
+        "batch_size": 64,
+        "steps": 1500,
+        "sample_every": 100,
+        "checkpoint_every": 100,
+    },
     # Full CelebA at 64 x 64 on a GPU.
-    "celeba64": {"base_channels": 64, "editor_channels": 64, "editor_res_blocks": 6, "batch_size": 64, "steps": 50000,
-                 "sample_every": 1000, "checkpoint_every": 1000},
+    "celeba64": {
+        "base_channels": 64,
+        "editor_channels": 64,
+        "editor_res_blocks": 6,
+        "batch_size": 64,
+        "steps": 50000,
+        "sample_every": 1000,
+        "checkpoint_every": 1000,
+    },
 }
 
 
@@ -232,10 +266,12 @@ class GenerateConfig(_Section):
     png_compression: int = Field(1, ge=0, le=9)  # zlib level: 1 is ~3x faster to write than 6, ~20% bigger
     device: str = "cpu"
     datasets: tuple[SyntheticDatasetConfig, ...] = (
-        SyntheticDatasetConfig(name="enrolment_edits", mode="edit", attributes=("Eyeglasses", "Smiling"),
-                               sources="enrol"),
-        SyntheticDatasetConfig(name="balanced_attributes", mode="per_attribute",
-                               attributes=("Eyeglasses", "Smiling"), n=300),
+        SyntheticDatasetConfig(
+            name="enrolment_edits", mode="edit", attributes=("Eyeglasses", "Smiling"), sources="enrol"
+        ),
+        SyntheticDatasetConfig(
+            name="balanced_attributes", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=300
+        ),
     )
 
     @model_validator(mode="after")
@@ -245,6 +281,8 @@ class GenerateConfig(_Section):
         if repeated:
             raise ValueError(f"dataset names repeat: {repeated}")
         return self
+
+
 class NetTraining(_Section):
     """A small CNN trained by facegen.metrics.convnet.fit (the attribute classifier, the real-vs-synthetic detector)."""
 
@@ -264,7 +302,9 @@ class EvaluateConfig(_Section):
     samples: int = Field(1000, gt=1)  # generated faces for FID/KID/precision/recall/detector, as many real ones
     control_samples: int = Field(100, gt=1)  # per attribute: faces sampled (half with it, half without)
     edits: int = Field(100, gt=1)  # per attribute: held-out real faces edited to flip it
-    kid_subsets: int = Field(20, gt=0)  # KID averages over this many random subsets (torchmetrics' default 100 costs ~10 s more)
+    kid_subsets: int = Field(
+        20, gt=0
+    )  # KID averages over this many random subsets (torchmetrics' default 100 costs ~10 s more)
     kid_subset_size: int = Field(500, gt=1)
     nearest_k: int = Field(5, gt=0)  # neighbours for precision/recall/density/coverage
     identity_far: float = Field(0.01, gt=0, lt=1)  # the "same person" threshold's false-accept rate on real pairs
@@ -309,6 +349,8 @@ class DistillConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with mixed precision when there is a GPU
     seed: int = 0
     out: Path = paths.DISTILLED
+
+
 # The recognition conditions: the enrolment images each adds (dvc.yaml's train_recognizer runs one stage per condition).
 Condition = Literal["baseline", "classic", "gan", "both"]
 CONDITIONS: tuple[Condition, ...] = get_args(Condition)
@@ -318,7 +360,9 @@ class RecognitionConfig(_Section):
     """The facenet attendance recognizer and the augmentation experiment (stages pretrain_backbone,
     train_recognizer, compare)."""
 
-    pretrained: str = "none"  # none (pretrain here) | dlib (the teacher, offline) | vggface2 | casia-webface (online) | path
+    pretrained: str = (
+        "none"  # none (pretrain here) | dlib (the teacher, offline) | vggface2 | casia-webface (online) | path
+    )
     input_size: int = Field(80, ge=80)  # backbone input (px); InceptionResnetV1 needs >= 80
     embed_batch_size: int = Field(64, gt=0)
     # backbone pretraining on background identities (pretrained: none)
@@ -373,8 +417,9 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of parameter groups (data:, prepare:, ...), "
-                          f"got a YAML {type(raw).__name__}")
+        raise ParamsError(
+            f"{path}: expected a mapping of parameter groups (data:, prepare:, ...), got a YAML {type(raw).__name__}"
+        )
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
     try:
@@ -395,6 +440,7 @@ def _set_dotted(tree: dict, dotted: str, value: object) -> None:
     for depth, key in enumerate(parents):
         tree = tree.setdefault(key, {})
         if not isinstance(tree, dict):
-            raise ParamsError(f"--set {dotted}: {'.'.join(parents[:depth + 1])} is a value ({tree!r}), not a group "
-                              f"of parameters")
+            raise ParamsError(
+                f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a value ({tree!r}), not a group of parameters"
+            )
     tree[leaf] = value

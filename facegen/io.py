@@ -83,8 +83,10 @@ def check_replaceable(final: Path, marker: str) -> None:
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise UnsafeOutputError(f"{final} exists and is not a folder; refusing to replace it (choose another output)")
     if final.is_dir() and not (final / marker).is_file() and any(final.iterdir()):
-        raise UnsafeOutputError(f"{final} holds files this project did not write (no {marker}); refusing to "
-                                f"replace it: choose an empty or new output folder")
+        raise UnsafeOutputError(
+            f"{final} holds files this project did not write (no {marker}); refusing to "
+            f"replace it: choose an empty or new output folder"
+        )
 
 
 def check_separate(output: Path, inputs: Iterable[Path | None], what: str = "output") -> None:
@@ -95,8 +97,10 @@ def check_separate(output: Path, inputs: Iterable[Path | None], what: str = "out
             continue
         source = Path(given).resolve()
         if out == source or source in out.parents or out in source.parents:
-            raise UnsafeOutputError(f"{what} {output} overlaps the input {given}: an output must not be an input, "
-                                    f"lie inside one or hold one; choose another folder")
+            raise UnsafeOutputError(
+                f"{what} {output} overlaps the input {given}: an output must not be an input, "
+                f"lie inside one or hold one; choose another folder"
+            )
 
 
 @contextlib.contextmanager

@@ -54,8 +54,10 @@ def _acquire(path: Path, output: Path) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise OutputLockedError(f"{output} is being written by another run ({_describe(read_owner(path))}); "
-                                    f"wait for it to finish or stop it (lock file {path})") from None
+            raise OutputLockedError(
+                f"{output} is being written by another run ({_describe(read_owner(path))}); "
+                f"wait for it to finish or stop it (lock file {path})"
+            ) from None
         try:
             same_file = os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:  # its holder removed it on release, after our open
@@ -66,8 +68,12 @@ def _acquire(path: Path, output: Path) -> int:
     previous = read_owner(path)
     if previous:
         log.warning("%s: taking over the lock of a run that died (%s)", output, _describe(previous))
-    owner = {"pid": os.getpid(), "host": socket.gethostname(),
-             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)}
+    owner = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
     return fd

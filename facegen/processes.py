@@ -32,6 +32,7 @@ def die_with_parent(parent_pid: int) -> None:
 
 def exit_on_sigterm() -> None:
     """From now on SIGTERM raises ``SystemExit(143)`` in the main thread, unwinding ``finally`` blocks."""
+
     def _exit(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 

@@ -28,10 +28,13 @@ def load_checkpoint(path: Path | str, what: str, keys: Sequence[str]) -> dict:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
         raise
-    except Exception as err:  # noqa: BLE001: torch reports a foreign file with many exception types
+    except Exception as err:  # broad on purpose: torch reports a foreign file with many exception types
         found = re.search(r"GLOBAL (\S+)", str(err))
-        why = (f"it holds Python objects ({found.group(1)}), which are never unpickled" if found
-               else f"not a torch file ({type(err).__name__})")
+        why = (
+            f"it holds Python objects ({found.group(1)}), which are never unpickled"
+            if found
+            else f"not a torch file ({type(err).__name__})"
+        )
         raise CheckpointError(f"{path}: not a {what}: {why}") from None
     missing = [k for k in keys if k not in state] if isinstance(state, dict) else list(keys)
     if missing:

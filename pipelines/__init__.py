@@ -38,8 +38,11 @@ def stage_settings() -> Iterator[None]:
     no usage telemetry (these machines are often offline), and 120 s rather than 20 s for a temporary local
     server to start (its first start migrates a new database, which a busy 2-core machine can take longer for).
     Prefect reads its environment once, at import: hence settings, not environment variables."""
-    from prefect.settings import (PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-                                  temporary_settings)
+    from prefect.settings import (
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     defaults = {PREFECT_SERVER_ANALYTICS_ENABLED: False, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 120}
     with temporary_settings(updates={s: v for s, v in defaults.items() if s.name not in os.environ}):

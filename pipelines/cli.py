@@ -44,13 +44,16 @@ _DEBUG = {"traceback": False}  # set by --debug: errors end in their traceback i
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log more")] = False,
-          debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="log more")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of an error")] = False,
+) -> None:
     pin_avx2_kernels()  # `facegen train` trains what `dvc repro train_gan` trains, on any x86-64 CPU
     exit_on_sigterm()  # `kill` of a command removes its temporary folders and releases its locks
     _DEBUG["traceback"] = debug
-    logging.basicConfig(level=logging.DEBUG if verbose or debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose or debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @data_app.command("acquire")
@@ -69,14 +72,18 @@ def data_prepare(params: ParamsOption = Path("params.yaml"), set_: SetOption = [
 
     p = load_params(params, _overrides(set_))
     report = prepare_source(p.data, p.prepare, acquire(p.data))
-    typer.echo(f"{report.images_written} of {report.images_in} faces written to {p.prepare.out} "
-               f"({report.corrupt} unreadable, {report.no_face} without a face; listed in skipped.csv) "
-               f"in {report.seconds} s")
+    typer.echo(
+        f"{report.images_written} of {report.images_in} faces written to {p.prepare.out} "
+        f"({report.corrupt} unreadable, {report.no_face} without a face; listed in skipped.csv) "
+        f"in {report.seconds} s"
+    )
 
 
 @data_app.command("info")
 def data_info(
-    path: Annotated[Path, typer.Argument(help="a CelebA-layout folder, a folder-per-person folder, or a prepared cache")],
+    path: Annotated[
+        Path, typer.Argument(help="a CelebA-layout folder, a folder-per-person folder, or a prepared cache")
+    ],
     attribute: Annotated[list[str], typer.Option("--attr", help="attributes to summarise")] = [],  # noqa: B006
 ) -> None:
     """Counts of images, identities and splits, and the share of each attribute."""
@@ -102,8 +109,12 @@ def generate(
 
     p = load_params(params, _overrides(set_))
     for r in generate_datasets(p.generate, p.attendance, p.prepare.out, p.sampling, only, AttributeClassifier.load):
-        typer.echo(f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
-                   f"{r.max_cell_deviation:.2%} off target) in {r.path}")
+        typer.echo(
+            f"{r.name}: {r.images} images ({r.mode}; {r.rejected} rejected by the filter; worst cell "
+            f"{r.max_cell_deviation:.2%} off target) in {r.path}"
+        )
+
+
 @app.command("evaluate")
 def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -> None:  # noqa: B006
     """Judge the trained generator (the `evaluate_gan` stage, without Prefect): metrics/gan.json, plots/evaluate/."""
@@ -114,25 +125,48 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
     p = load_params(params, _overrides(set_))
     metrics = evaluate_generator(p, identity_network(BACKBONE, p.recognition.input_size))
     edited = metrics.get("control_edited", {}).get("mean", "n/a (no editor)")
-    typer.echo(f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy_mean']:.3f}; "
-               f"attribute control sampled {metrics['control_sampled']['mean']:.3f}, edited {edited}; "
-               f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
-               f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
-               f"-> {GAN_METRICS}")
+    typer.echo(
+        f"classifier held-out accuracy {metrics['classifier']['heldout_accuracy_mean']:.3f}; "
+        f"attribute control sampled {metrics['control_sampled']['mean']:.3f}, edited {edited}; "
+        f"FID {metrics['fid']:.3f}, KID {metrics['kid_mean']:.4f}; "
+        f"detector accuracy {metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g}) "
+        f"-> {GAN_METRICS}"
+    )
 
 
 CheckpointOption = Annotated[Path, typer.Option("--checkpoint", "-c", help="a train_gan checkpoint")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto (CUDA if available) | cpu | cuda | cuda:N")]
 AttrOption = Annotated[list[str], typer.Option("--attr", help="attribute value, e.g. --attr Eyeglasses=1")]
-CandidatesOption = Annotated[int, typer.Option("--candidates", min=1, help="faces drawn per request; the one the "
-                                               "discriminator sees the attributes in most is kept (1: plain sampling)")]
-StrengthOption = Annotated[float, typer.Option("--strength", help="edit strength: the changed "
-                                               "attributes pushed this many times as far (1: the plain target)")]
-RefineOption = Annotated[bool, typer.Option("--refine/--no-refine", help="edit each sampled face towards the "
-                                            "requested attributes (costs an editor pass)")]
-RefineStrengthOption = Annotated[float, typer.Option("--strength", help="refining edit strength: the attributes the "
-                                                     "discriminator is unsure of pushed this many times as far (1: "
-                                                     "the plain request)")]
+CandidatesOption = Annotated[
+    int,
+    typer.Option(
+        "--candidates",
+        min=1,
+        help="faces drawn per request; the one the "
+        "discriminator sees the attributes in most is kept (1: plain sampling)",
+    ),
+]
+StrengthOption = Annotated[
+    float,
+    typer.Option(
+        "--strength", help="edit strength: the changed attributes pushed this many times as far (1: the plain target)"
+    ),
+]
+RefineOption = Annotated[
+    bool,
+    typer.Option(
+        "--refine/--no-refine", help="edit each sampled face towards the requested attributes (costs an editor pass)"
+    ),
+]
+RefineStrengthOption = Annotated[
+    float,
+    typer.Option(
+        "--strength",
+        help="refining edit strength: the attributes the "
+        "discriminator is unsure of pushed this many times as far (1: "
+        "the plain request)",
+    ),
+]
 
 
 @app.command("train")
@@ -148,8 +182,10 @@ def train(params: ParamsOption = Path("params.yaml"), set_: SetOption = [], devi
     with distributed(resolve_device(device)) as (rank, local_device):
         report = train_gan(p.gan, p.prepare.out, local_device)
     if rank == 0:
-        typer.echo(f"{report.model}: step {report.resumed_from} -> {report.steps} in {report.seconds} s "
-                   f"({report.steps_per_second} steps/s, {report.images_per_second} img/s); outputs in {p.gan.out}")
+        typer.echo(
+            f"{report.model}: step {report.resumed_from} -> {report.steps} in {report.seconds} s "
+            f"({report.steps_per_second} steps/s, {report.images_per_second} img/s); outputs in {p.gan.out}"
+        )
 
 
 @app.command("sample")
@@ -180,7 +216,9 @@ def edit(
     photos: Annotated[list[Path], typer.Argument(help="face photos (centre-cropped and resized to the model)")],
     set_: Annotated[list[str], typer.Option("--set", help="target attribute, e.g. --set Eyeglasses=1")],
     checkpoint: CheckpointOption = GAN_CHECKPOINT,
-    out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: the edited face(s), in order")] = Path("edited.png"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG to write: the edited face(s), in order")] = Path(
+        "edited.png"
+    ),
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",
     strength: StrengthOption = SamplingConfig().edit_strength,
@@ -232,10 +270,17 @@ def run() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None
-    except Exception as err:  # noqa: BLE001: the one place that turns any error into a message
+    except Exception as err:  # broad on purpose: the one place that turns any error into a message
         if _DEBUG["traceback"]:
             raise
         message = " ".join(str(err).split()) or type(err).__name__
-        typer.echo(f"error: {message}" + ("" if isinstance(err, _USER_ERRORS) else
-                                          f" ({type(err).__name__}; rerun with --debug for the traceback)"), err=True)
+        typer.echo(
+            f"error: {message}"
+            + (
+                ""
+                if isinstance(err, _USER_ERRORS)
+                else f" ({type(err).__name__}; rerun with --debug for the traceback)"
+            ),
+            err=True,
+        )
         raise SystemExit(2) from None

@@ -31,11 +31,13 @@ from recognition.statistics import paired_difference, people_bootstrap
 from recognition.teacher import read_teacher_embeddings
 
 REFERENCE = "facenet_distilled"  # paired differences are taken against this row
-LABELS = {"dlib_teacher": "dlib teacher (pretrained elsewhere; upper reference)",
-          "facenet_distilled": "facenet distilled from the teacher",
-          "facenet_distilled_no_margin": "the same before its margin epochs",
-          "facenet_trained_here": "facenet trained here (softmax)",
-          "fisherfaces": "Fisherfaces (PCA + LDA; floor)"}
+LABELS = {
+    "dlib_teacher": "dlib teacher (pretrained elsewhere; upper reference)",
+    "facenet_distilled": "facenet distilled from the teacher",
+    "facenet_distilled_no_margin": "the same before its margin epochs",
+    "facenet_trained_here": "facenet trained here (softmax)",
+    "fisherfaces": "Fisherfaces (PCA + LDA; floor)",
+}
 BOOTSTRAP_SAMPLES = 2000
 
 
@@ -45,18 +47,24 @@ def score_recognizers(params: Params) -> dict:
     names = ("pretrain", *SPLIT_SETS)
     sets = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=names)
     teacher = read_teacher_embeddings(rec.teacher.embeddings, len(PreparedFaces(params.prepare.out).annotations))
-    fisher = Fisherfaces(seed=rec.seed).fit(sets["pretrain"].images, sets["pretrain"].annotations["identity"].to_numpy())
+    fisher = Fisherfaces(seed=rec.seed).fit(
+        sets["pretrain"].images, sets["pretrain"].annotations["identity"].to_numpy()
+    )
     embedders = {"facenet_distilled": load_embedder(rec.distill.out, rec.distill.input_size).embed}
     if rec.distill.margin_epochs:  # the margin's ablation: the student before its margin epochs
-        embedders["facenet_distilled_no_margin"] = load_embedder(no_margin_path(rec.distill.out),
-                                                                 rec.distill.input_size).embed
+        embedders["facenet_distilled_no_margin"] = load_embedder(
+            no_margin_path(rec.distill.out), rec.distill.input_size
+        ).embed
     embedders |= {"facenet_trained_here": load_embedder(BACKBONE, rec.input_size).embed, "fisherfaces": fisher.embed}
     scores: dict[str, SplitScore] = {
-        "dlib_teacher": score_split({n: teacher[sets[n].rows] for n in SPLIT_SETS}, sets,
-                                    params.attendance.gap_attributes, rec.far)}
+        "dlib_teacher": score_split(
+            {n: teacher[sets[n].rows] for n in SPLIT_SETS}, sets, params.attendance.gap_attributes, rec.far
+        )
+    }
     for name, embed in embedders.items():
-        scores[name] = score_split({n: embed(sets[n].images) for n in SPLIT_SETS}, sets,
-                                   params.attendance.gap_attributes, rec.far)
+        scores[name] = score_split(
+            {n: embed(sets[n].images) for n in SPLIT_SETS}, sets, params.attendance.gap_attributes, rec.far
+        )
     return summarise(scores, sets, rec.seed)
 
 
@@ -67,41 +75,52 @@ def summarise(scores: dict[str, SplitScore], sets: dict, seed: int) -> dict:
     for name, score in scores.items():
         _, low, high = people_bootstrap(score.correct.astype(float), score.people, BOOTSTRAP_SAMPLES, seed)
         difference = paired_difference(score.correct, reference.correct, score.people, BOOTSTRAP_SAMPLES, seed)
-        out[name] = {**{k: round(v, 4) for k, v in score.metrics.items()},
-                     "top1_interval": [round(low, 4), round(high, 4)],
-                     f"top1_minus_{REFERENCE}": [round(v, 4) for v in difference],
-                     "skipped": score.skipped}
+        out[name] = {
+            **{k: round(v, 4) for k, v in score.metrics.items()},
+            "top1_interval": [round(low, 4), round(high, 4)],
+            f"top1_minus_{REFERENCE}": [round(v, 4) for v in difference],
+            "skipped": score.skipped,
+        }
     checkins = sets["checkin"].annotations
-    out["split"] = {"roster": int(sets["enrol"].annotations["identity"].nunique()),
-                    "enrol_photos": len(sets["enrol"].images), "checkins": len(checkins),
-                    "checkins_with_Eyeglasses": int(checkins["Eyeglasses"].sum()),
-                    "visitor_photos": len(sets["visitor"].images),
-                    "calibration_photos": len(sets["calibration"].images),
-                    "background_people": int(sets["pretrain"].annotations["identity"].nunique()),
-                    "background_photos": len(sets["pretrain"].images),
-                    "interval": f"95% percentile bootstrap over roster people, {BOOTSTRAP_SAMPLES} resamples"}
+    out["split"] = {
+        "roster": int(sets["enrol"].annotations["identity"].nunique()),
+        "enrol_photos": len(sets["enrol"].images),
+        "checkins": len(checkins),
+        "checkins_with_Eyeglasses": int(checkins["Eyeglasses"].sum()),
+        "visitor_photos": len(sets["visitor"].images),
+        "calibration_photos": len(sets["calibration"].images),
+        "background_people": int(sets["pretrain"].annotations["identity"].nunique()),
+        "background_photos": len(sets["pretrain"].images),
+        "interval": f"95% percentile bootstrap over roster people, {BOOTSTRAP_SAMPLES} resamples",
+    }
     return out
 
 
 def markdown_table(summary: dict, far: float) -> str:
-    rows = ["| recognizer | top-1 [95% CI over people] | paired difference to the distilled facenet | "
-            "check-ins with Eyeglasses | without | calibrated TAR @ FAR " + f"{far:g}" + " | visitor FAR |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| recognizer | top-1 [95% CI over people] | paired difference to the distilled facenet | "
+        "check-ins with Eyeglasses | without | calibrated TAR @ FAR " + f"{far:g}" + " | visitor FAR |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, label in LABELS.items():
         if name not in summary:
             continue
         m = summary[name]
         d = m[f"top1_minus_{REFERENCE}"]
         low, high = m["top1_interval"]
-        rows.append(f"| {label} | {m['top1']:.3f} [{low:.3f}, {high:.3f}] | "
-                    + ("—" if name == REFERENCE else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]")
-                    + f" | {m['top1_with_Eyeglasses']:.3f} | {m['top1_without_Eyeglasses']:.3f} | "
-                    f"{m['tar_at_far']:.3f} | {m['visitor_far']:.3f} |")
+        rows.append(
+            f"| {label} | {m['top1']:.3f} [{low:.3f}, {high:.3f}] | "
+            + ("—" if name == REFERENCE else f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]")
+            + f" | {m['top1_with_Eyeglasses']:.3f} | {m['top1_without_Eyeglasses']:.3f} | "
+            f"{m['tar_at_far']:.3f} | {m['visitor_far']:.3f} |"
+        )
     split = summary["split"]
-    return ("\n".join(rows) + f"\n\nRoster {split['roster']} people x {split['enrol_photos'] // split['roster']} "
-            f"enrolment photos, {split['checkins']} check-ins ({split['checkins_with_Eyeglasses']} with eyeglasses), "
-            f"{split['visitor_photos']} visitor photos, {split['calibration_photos']} calibration photos; background "
-            f"{split['background_people']} people ({split['background_photos']} photos). Intervals: {split['interval']}.\n")
+    return (
+        "\n".join(rows) + f"\n\nRoster {split['roster']} people x {split['enrol_photos'] // split['roster']} "
+        f"enrolment photos, {split['checkins']} check-ins ({split['checkins_with_Eyeglasses']} with eyeglasses), "
+        f"{split['visitor_photos']} visitor photos, {split['calibration_photos']} calibration photos; background "
+        f"{split['background_people']} people ({split['background_photos']} photos). Intervals: {split['interval']}.\n"
+    )
 
 
 def bar_plot(summary: dict, path: Path) -> None:

@@ -47,8 +47,10 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         keep = ~np.isin(people, list(held_out))
         extra_images = faces.images  # the property copies the whole array: read it once
         if extra_images.shape[1:] != train.images.shape[1:]:
-            raise ValueError(f"recognition.distill.extra_prepared: {extra} holds {extra_images.shape[1:]} faces, "
-                             f"the study {train.images.shape[1:]}: prepare it at the same data.image_size")
+            raise ValueError(
+                f"recognition.distill.extra_prepared: {extra} holds {extra_images.shape[1:]} faces, "
+                f"the study {train.images.shape[1:]}: prepare it at the same data.image_size"
+            )
         extra_images = np.ascontiguousarray(extra_images[keep])
         images.append(extra_images)
         descriptors.append(cache.embed(extra_images))
@@ -75,10 +77,15 @@ def distill(params: Params) -> dict:
     distiller.write_metrics(DISTILL_CURVE)
     meta = {"pretrained": "distilled", "teacher": "dlib", "identities": int(labels.max()) + 1, "images": len(labels)}
     distiller.save(config.out, meta)
-    return {**meta, **counts, "device": str(distiller.device), "epochs": len(history),
-            "final_teacher_cosine": history[-1]["teacher_cosine"],
-            "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
-            "seconds_this_run": round(time.perf_counter() - start, 1)}
+    return {
+        **meta,
+        **counts,
+        "device": str(distiller.device),
+        "epochs": len(history),
+        "final_teacher_cosine": history[-1]["teacher_cosine"],
+        "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
+        "seconds_this_run": round(time.perf_counter() - start, 1),
+    }
 
 
 @flow(name="distill_backbone", log_prints=True)

@@ -34,23 +34,45 @@ def markdown(metrics: dict) -> str:
     control_edited = metrics.get("control_edited", {}).get("mean", "not measured (no editor)")
     identity, generator = metrics["identity"], metrics.get("generator", {})
     rows = [
-        ("sampling: candidates per sampled face / edit strength / samples refined by the editor (refine strength)",
-         f"{generator.get('candidates', 1)} / {generator.get('edit_strength', 1.0)} / {generator.get('refine', False)}"
-         f" ({generator.get('refine_strength', 1.0)})",
-         "params group `sampling`"),
-        ("attribute classifier, held-out accuracy (mean)", metrics["classifier"]["heldout_accuracy_mean"],
-         "STGAN's classifier: 94.5% over 13 CelebA attributes"),
+        (
+            "sampling: candidates per sampled face / edit strength / samples refined by the editor (refine strength)",
+            f"{generator.get('candidates', 1)} / {generator.get('edit_strength', 1.0)} / "
+            f"{generator.get('refine', False)}"
+            f" ({generator.get('refine_strength', 1.0)})",
+            "params group `sampling`",
+        ),
+        (
+            "attribute classifier, held-out accuracy (mean)",
+            metrics["classifier"]["heldout_accuracy_mean"],
+            "STGAN's classifier: 94.5% over 13 CelebA attributes",
+        ),
         ("attribute control, sampled faces (mean)", metrics["control_sampled"]["mean"], "STGAN: about 90%"),
         ("attribute control, edited faces (mean)", control_edited, "STGAN: about 90%"),
-        ("FID / KID (classifier features)", f"{metrics['fid']:.3f} / {metrics['kid_mean']:.4f}", "0 = same distribution"),
-        ("precision / recall / density / coverage",
-         " / ".join(f"{metrics[k]:.3f}" for k in ("precision", "recall", "density", "coverage")), "about 1 = same"),
-        ("latent diversity (samples sharing attributes, vs real faces sharing them)",
-         metrics.get("latent_diversity", {}).get("ratio", "not measured"), "about 1 = as varied; near 0 = ignores z"),
-        ("identity kept by edits (verified share)", identity.get("verified_share", "not measured"),
-         identity.get("embedding", "")),
-        ("real-vs-synthetic detector accuracy (p-value)",
-         f"{metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g})", "0.5 = indistinguishable"),
+        (
+            "FID / KID (classifier features)",
+            f"{metrics['fid']:.3f} / {metrics['kid_mean']:.4f}",
+            "0 = same distribution",
+        ),
+        (
+            "precision / recall / density / coverage",
+            " / ".join(f"{metrics[k]:.3f}" for k in ("precision", "recall", "density", "coverage")),
+            "about 1 = same",
+        ),
+        (
+            "latent diversity (samples sharing attributes, vs real faces sharing them)",
+            metrics.get("latent_diversity", {}).get("ratio", "not measured"),
+            "about 1 = as varied; near 0 = ignores z",
+        ),
+        (
+            "identity kept by edits (verified share)",
+            identity.get("verified_share", "not measured"),
+            identity.get("embedding", ""),
+        ),
+        (
+            "real-vs-synthetic detector accuracy (p-value)",
+            f"{metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g})",
+            "0.5 = indistinguishable",
+        ),
     ]
     table = "\n".join(f"| {what} | {value} | {note} |" for what, value, note in rows)
     return f"# Generator evaluation ({GAN_METRICS})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n"

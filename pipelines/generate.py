@@ -21,8 +21,9 @@ from pipelines import run_from_command_line
 @task
 def generate(params_file: str) -> list[DatasetReport]:
     params = load_params(params_file)
-    return generate_datasets(params.generate, params.attendance, params.prepare.out, params.sampling,
-                             load_predictor=AttributeClassifier.load)
+    return generate_datasets(
+        params.generate, params.attendance, params.prepare.out, params.sampling, load_predictor=AttributeClassifier.load
+    )
 
 
 @flow(name="generate", log_prints=True)
@@ -30,17 +31,23 @@ def generate_flow(params_file: str = "params.yaml") -> list[DatasetReport]:
     """Write every data set of `generate.datasets` and metrics/generate.json (counts and balance per data set)."""
     reports = generate(params_file)
     write_json(GENERATE_METRICS, {r.name: {k: v for k, v in asdict(r).items() if k != "name"} for r in reports})
-    create_markdown_artifact(key="generate-report", markdown=markdown(reports),
-                             description="Synthetic data sets written")
+    create_markdown_artifact(
+        key="generate-report", markdown=markdown(reports), description="Synthetic data sets written"
+    )
     return reports
 
 
 def markdown(reports: list[DatasetReport]) -> str:
     """A table of the data sets: images, rejections, balance."""
-    rows = "\n".join(f"| {r.name} | {r.mode} | {r.images} | {r.rejected} | {r.max_cell_deviation:.2%} | "
-                     f"{'yes' if r.balanced else 'NO'} | `{r.path}` |" for r in reports)
-    return ("# Synthetic data sets\n\n| data set | mode | images | rejected by filter | worst cell off target "
-            f"| every cell within 1% | folder |\n|---|---|---|---|---|---|---|\n{rows}\n")
+    rows = "\n".join(
+        f"| {r.name} | {r.mode} | {r.images} | {r.rejected} | {r.max_cell_deviation:.2%} | "
+        f"{'yes' if r.balanced else 'NO'} | `{r.path}` |"
+        for r in reports
+    )
+    return (
+        "# Synthetic data sets\n\n| data set | mode | images | rejected by filter | worst cell off target "
+        f"| every cell within 1% | folder |\n|---|---|---|---|---|---|---|\n{rows}\n"
+    )
 
 
 if __name__ == "__main__":

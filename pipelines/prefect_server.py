@@ -33,8 +33,12 @@ def prefect_server(env: Mapping[str, str] | None = None, startup_seconds: float 
     url = f"http://127.0.0.1:{port}/api"
     env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **env}  # offline machines: no telemetry
     with tempfile.TemporaryFile("w+") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             _wait_healthy(url, server, startup_seconds, log)
             yield url

@@ -26,8 +26,13 @@ from pipelines import run_from_command_line
 @task
 def pretrain(params: Params) -> dict:
     rec = params.recognition
-    background = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=("pretrain",),
-                                 pretrain_people=rec.pretrain_people)
+    background = attendance_sets(
+        params.prepare.out,
+        params.attendance,
+        rec.calibration_people,
+        names=("pretrain",),
+        pretrain_people=rec.pretrain_people,
+    )
     faces = background["pretrain"]
     labels = identity_labels(faces.annotations["identity"].to_numpy())
     settings = PretrainSettings(rec.input_size, rec.epochs, rec.batch_size, rec.lr, rec.seed)
@@ -38,10 +43,16 @@ def pretrain(params: Params) -> dict:
     history = trainer.run()
     trainer.write_metrics(PRETRAIN_CURVE)
     trainer.save(BACKBONE, {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels)})
-    return {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels),
-            "epochs": len(history), "final_loss": history[-1]["loss"], "final_accuracy": history[-1]["accuracy"],
-            "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
-            "seconds_this_run": round(time.perf_counter() - start, 1)}
+    return {
+        "pretrained": "none",
+        "identities": int(labels.max()) + 1,
+        "images": len(labels),
+        "epochs": len(history),
+        "final_loss": history[-1]["loss"],
+        "final_accuracy": history[-1]["accuracy"],
+        "seconds_per_epoch": round(sum(h["seconds"] for h in history) / len(history), 1),
+        "seconds_this_run": round(time.perf_counter() - start, 1),
+    }
 
 
 @task
@@ -66,8 +77,11 @@ def pretrain_backbone_flow(params_file: str = "params.yaml") -> dict:
         report = pretrain(params) if pretrained == "none" else record_pretrained(pretrained)
     write_json(PRETRAIN_METRICS, report)
     rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
-    create_markdown_artifact(key="pretrain-backbone", markdown=f"# Backbone `{BACKBONE}`\n\n| what | value |\n"
-                             f"|---|---|\n{rows}\n", description="Recognition backbone")
+    create_markdown_artifact(
+        key="pretrain-backbone",
+        markdown=f"# Backbone `{BACKBONE}`\n\n| what | value |\n|---|---|\n{rows}\n",
+        description="Recognition backbone",
+    )
     return report
 
 

@@ -18,8 +18,9 @@ def report_flow(params_file: str = "params.yaml") -> str:
     """Write `report.out` from the outputs of the other stages; returns its path."""
     params = load_params(params_file)
     page = write_study_report(params, params.report.out)
-    create_link_artifact(key="study-report", link=page.resolve().as_uri(), link_text=str(page),
-                         description="The study on one page")
+    create_link_artifact(
+        key="study-report", link=page.resolve().as_uri(), link_text=str(page), description="The study on one page"
+    )
     print(f"report written to {page}")
     return str(page)
 

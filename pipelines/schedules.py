@@ -25,12 +25,18 @@ def deployments(timezone: str = "UTC") -> list[RunnerDeployment]:
 
     return [
         study_flow.to_deployment(
-            "weekly-study", schedule=CronSchedule(cron=WEEKLY, timezone=timezone), tags=["facegen"],
-            description="The whole study: dvc repro of every stage, in order."),
+            "weekly-study",
+            schedule=CronSchedule(cron=WEEKLY, timezone=timezone),
+            tags=["facegen"],
+            description="The whole study: dvc repro of every stage, in order.",
+        ),
         study_flow.to_deployment(
-            "nightly-generate", schedule=CronSchedule(cron=NIGHTLY, timezone=timezone), tags=["facegen"],
+            "nightly-generate",
+            schedule=CronSchedule(cron=NIGHTLY, timezone=timezone),
+            tags=["facegen"],
             parameters={"stages": ["generate"]},
-            description="Regenerate the synthetic datasets (and whatever they depend on, when changed)."),
+            description="Regenerate the synthetic datasets (and whatever they depend on, when changed).",
+        ),
     ]
 
 

@@ -22,8 +22,16 @@ from facegen.config import load_params
 from pipelines import stage_settings
 
 # In dependency order; `dvc dag` shows the same graph.
-STAGES = ("prepare", "train_gan", "pretrain_backbone", "evaluate_gan", "generate", "train_recognizer",
-          "compare", "report")
+STAGES = (
+    "prepare",
+    "train_gan",
+    "pretrain_backbone",
+    "evaluate_gan",
+    "generate",
+    "train_recognizer",
+    "compare",
+    "report",
+)
 
 
 class StageFailed(RuntimeError):
@@ -41,8 +49,9 @@ def reproduce(stage: str, force: bool = False) -> str:
         return "skipped (up to date)"
     log.info("dvc status: changed %s", ", ".join(changed) or "nothing (forced)")
     command = ["dvc", "repro", stage] + (["--force", "--single-item"] if force else [])
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=_venv_first_env())
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_venv_first_env()
+    )
     lines = []
     for line in process.stdout:  # type: ignore[union-attr]
         lines.append(line.rstrip())
@@ -55,8 +64,9 @@ def reproduce(stage: str, force: bool = False) -> str:
 def stale_stages(stage: str) -> list[str]:
     """The stages among ``stage`` and its upstream ones that DVC finds out of date (`dvc status --json
     --with-deps`: changed deps, params or outs), in its order; [] when all are up to date."""
-    status = subprocess.run(["dvc", "status", "--json", "--with-deps", stage], capture_output=True, text=True,
-                            env=_venv_first_env())
+    status = subprocess.run(
+        ["dvc", "status", "--json", "--with-deps", stage], capture_output=True, text=True, env=_venv_first_env()
+    )
     if status.returncode:
         raise StageFailed(f"`dvc status {stage}` failed (exit {status.returncode}):\n{status.stderr[-3000:]}")
     return list(json.loads(status.stdout or "{}"))
@@ -80,8 +90,11 @@ def study_flow(stages: list[str] | None = None, force: bool = False) -> dict[str
     rows = "\n".join(f"| `{stage}` | {what} |" for stage, what in outcome.items())
     page = load_params().report.out
     report = f"\n\nReport: [{page}]({page.resolve().as_uri()})" if page.is_file() else ""
-    create_markdown_artifact(key="study", markdown=f"# Study\n\n| stage | outcome |\n|---|---|\n{rows}{report}\n",
-                             description="What each stage of the study did")
+    create_markdown_artifact(
+        key="study",
+        markdown=f"# Study\n\n| stage | outcome |\n|---|---|\n{rows}{report}\n",
+        description="What each stage of the study did",
+    )
     return outcome
 
 

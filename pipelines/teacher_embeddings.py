@@ -35,8 +35,13 @@ def embed_prepared(params: Params) -> dict:
     skipped = np.flatnonzero(np.isnan(embeddings).any(axis=1))
     reasons = teacher.skip_reasons(images[skipped]) if len(skipped) else []
     table = faces.annotations.iloc[skipped][["image_id", "identity"]].assign(reason=reasons)
-    meta = {"faces": len(images), "embedded": len(images) - len(skipped), "skipped": len(skipped),
-            "fingerprint": teacher.fingerprint, "prepared": str(params.prepare.out)}
+    meta = {
+        "faces": len(images),
+        "embedded": len(images) - len(skipped),
+        "skipped": len(skipped),
+        "fingerprint": teacher.fingerprint,
+        "prepared": str(params.prepare.out),
+    }
     write_teacher_embeddings(config.embeddings, embeddings, table, meta)
     return {**meta, "seconds": round(seconds, 1), "cached_chunks": cache.hits, "computed_chunks": cache.misses}
 
@@ -45,8 +50,10 @@ def embed_prepared(params: Params) -> dict:
 def teacher_embeddings_flow(params_file: str = "params.yaml") -> dict:
     report = embed_prepared(load_params(params_file))  # the output folder is written under its lock
     write_json(TEACHER_METRICS, report)
-    print(f"teacher: {report['embedded']} of {report['faces']} faces embedded, {report['skipped']} skipped "
-          f"(listed in {SKIPPED_FILE})")
+    print(
+        f"teacher: {report['embedded']} of {report['faces']} faces embedded, {report['skipped']} skipped "
+        f"(listed in {SKIPPED_FILE})"
+    )
     return report
 
 

@@ -39,12 +39,13 @@ def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> Tr
     create_markdown_artifact(
         key="train-gan-report",
         markdown=f"# GAN training in `{out}`\n\n| what | value |\n|---|---|\n{rows}\n{final}\n\n"
-                 f"Grids: `{out}/grid_{report.steps:06d}.png`, edits: `{out}/edits_{report.steps:06d}.png`\n",
+        f"Grids: `{out}/grid_{report.steps:06d}.png`, edits: `{out}/edits_{report.steps:06d}.png`\n",
         description="Attribute-conditional GAN training",
     )
     return report
 
 
 if __name__ == "__main__":
-    run_from_command_line(train_gan_flow, __doc__,
-                          device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"})
+    run_from_command_line(
+        train_gan_flow, __doc__, device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"}
+    )

@@ -36,9 +36,11 @@ def train_recognizer_flow(condition: str, params_file: str = "params.yaml") -> d
     with output_lock(OUTCOMES / f"{condition}.parquet"):  # one run per condition at a time
         summary = evaluate(params_file, condition)
     rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in summary["mean"].items())
-    create_markdown_artifact(key=f"recognizer-{condition}", markdown=f"# Attendance, condition `{condition}`\n\n"
-                             f"| metric (mean over seeds) | value |\n|---|---|\n{rows}\n",
-                             description=f"Attendance recognizer, {condition}")
+    create_markdown_artifact(
+        key=f"recognizer-{condition}",
+        markdown=f"# Attendance, condition `{condition}`\n\n| metric (mean over seeds) | value |\n|---|---|\n{rows}\n",
+        description=f"Attendance recognizer, {condition}",
+    )
     return summary
 
 

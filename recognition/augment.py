@@ -25,11 +25,13 @@ MANIFEST_COLUMNS = ("file", "identity", "source_image", "edited_attribute")
 def classic_copies(images: np.ndarray, copies: int, settings: ClassicAugmentation, seed: int) -> np.ndarray:
     """`copies` randomly transformed versions of each N x R x R x 3 uint8 image, copy-major (N * copies rows)."""
     size = images.shape[1]
-    transform = v2.Compose([
-        v2.RandomHorizontalFlip(settings.flip),
-        v2.RandomResizedCrop(size, scale=settings.crop_scale, ratio=(0.9, 1.1), antialias=True),
-        v2.ColorJitter(settings.brightness, settings.contrast, settings.saturation, settings.hue),
-    ])
+    transform = v2.Compose(
+        [
+            v2.RandomHorizontalFlip(settings.flip),
+            v2.RandomResizedCrop(size, scale=settings.crop_scale, ratio=(0.9, 1.1), antialias=True),
+            v2.ColorJitter(settings.brightness, settings.contrast, settings.saturation, settings.hue),
+        ]
+    )
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
     # torchvision's random transforms draw from torch's global generator and take no other: seed it for this
     # block only, and give the caller's random state back afterwards.
@@ -50,21 +52,26 @@ def gan_edits(dataset: Path, enrol: pd.DataFrame, copies: int, seed: int) -> tup
     try:
         manifest = load_manifest(dataset)
     except FileNotFoundError as err:
-        raise EditsUnavailable(f"{err}; the gan/both conditions need these enrolment edits, or drop them from "
-                               f"recognition.conditions") from None
+        raise EditsUnavailable(
+            f"{err}; the gan/both conditions need these enrolment edits, or drop them from recognition.conditions"
+        ) from None
     missing = [c for c in MANIFEST_COLUMNS if c not in manifest.columns]
     if missing:
         raise EditsUnavailable(f"{manifest_path}: columns {missing} are missing (see contract 4)")
     manifest = manifest[manifest["source_image"].isin(set(enrol["image_id"]))].copy()
     if manifest.empty:
-        raise EditsUnavailable(f"{manifest_path}: no edit has an enrolment photo as its source_image; the dataset was "
-                               f"made for another roster (re-run `dvc repro generate` after changing attendance.*)")
+        raise EditsUnavailable(
+            f"{manifest_path}: no edit has an enrolment photo as its source_image; the dataset was "
+            f"made for another roster (re-run `dvc repro generate` after changing attendance.*)"
+        )
     owner = dict(zip(enrol["image_id"], enrol["identity"].astype(str)))
     wrong = manifest[manifest["identity"].astype(str) != manifest["source_image"].map(owner)]
     if len(wrong):
-        raise EditsUnavailable(f"{manifest_path}: row {wrong.index[0]} says identity {wrong['identity'].iloc[0]!r} "
-                               f"for source {wrong['source_image'].iloc[0]!r}, whose owner is "
-                               f"{owner[wrong['source_image'].iloc[0]]!r}")
+        raise EditsUnavailable(
+            f"{manifest_path}: row {wrong.index[0]} says identity {wrong['identity'].iloc[0]!r} "
+            f"for source {wrong['source_image'].iloc[0]!r}, whose owner is "
+            f"{owner[wrong['source_image'].iloc[0]]!r}"
+        )
     chosen = _balanced(manifest, copies, seed)
     images = np.stack([_read_rgb(Path(dataset) / f) for f in chosen["file"]])
     return images, chosen.reset_index(drop=True)
@@ -77,7 +84,8 @@ def _balanced(manifest: pd.DataFrame, copies: int, seed: int) -> pd.DataFrame:
     manifest = manifest.sort_values(["source_image", "edited_attribute", "_draw"])
     manifest["_turn"] = manifest.groupby(["source_image", "edited_attribute"]).cumcount()
     manifest["_attr"] = manifest.groupby("source_image")["edited_attribute"].transform(
-        lambda s: s.map({a: i for i, a in enumerate(rng.permutation(sorted(s.unique())))}))
+        lambda s: s.map({a: i for i, a in enumerate(rng.permutation(sorted(s.unique())))})
+    )
     ordered = manifest.sort_values(["source_image", "_turn", "_attr"])
     return ordered.groupby("source_image").head(copies).drop(columns=["_draw", "_turn", "_attr"])
 

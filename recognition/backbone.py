@@ -56,15 +56,19 @@ def load_backbone(pretrained: str) -> nn.Module:
         return InceptionResnetV1(classify=False).eval()
     path = Path(pretrained)
     if not path.is_file():
-        raise BackboneUnavailable(f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, "
-                                  f"and no such backbone file (run `dvc repro pretrain_backbone` for models/backbone.pt)")
+        raise BackboneUnavailable(
+            f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, "
+            f"and no such backbone file (run `dvc repro pretrain_backbone` for models/backbone.pt)"
+        )
     try:
         state = load_checkpoint(path, "facegen backbone checkpoint", ("backbone",))
     except CheckpointError as err:
         raise BackboneUnavailable(str(err)) from None
     if state.get("meta", {}).get("pretrained") == TEACHER:
-        raise BackboneUnavailable(f"{path}: holds no network but names the dlib teacher (recognition.pretrained: dlib); "
-                                  "read it with recognition.embeddings.load_embedder")
+        raise BackboneUnavailable(
+            f"{path}: holds no network but names the dlib teacher (recognition.pretrained: dlib); "
+            "read it with recognition.embeddings.load_embedder"
+        )
     weights = state["backbone"]
     model = DistilledFacenet(weights["head.weight"].shape[0]) if "head.weight" in weights else InceptionResnetV1()
     model.load_state_dict(weights)
@@ -94,7 +98,8 @@ def _facenet_pretrained(name: str) -> nn.Module:
             f"({type(err).__name__}: {err}). Either put {FACENET_WEIGHTS[name]} (from "
             f"https://github.com/timesler/facenet-pytorch/releases/tag/v2.2.9) into {cached.parent} "
             f"(it follows $TORCH_HOME), or set recognition.pretrained: none "
-            f"to pretrain the backbone in this project (stage pretrain_backbone)") from None
+            f"to pretrain the backbone in this project (stage pretrain_backbone)"
+        ) from None
 
 
 def standardize(images: np.ndarray | torch.Tensor, input_size: int) -> torch.Tensor:
@@ -108,8 +113,9 @@ def standardize(images: np.ndarray | torch.Tensor, input_size: int) -> torch.Ten
 
 
 @torch.no_grad()
-def embed_images(model: nn.Module, images: np.ndarray, input_size: int, batch_size: int = 64,
-                 progress: bool = False) -> np.ndarray:
+def embed_images(
+    model: nn.Module, images: np.ndarray, input_size: int, batch_size: int = 64, progress: bool = False
+) -> np.ndarray:
     """N x D float32 L2-normalised embeddings of N x R x R x 3 uint8 images (model in eval mode)."""
     if input_size < MIN_INPUT_SIZE:
         raise ValueError(f"recognition.input_size={input_size}: InceptionResnetV1 needs at least {MIN_INPUT_SIZE}")
@@ -123,10 +129,11 @@ def embed_images(model: nn.Module, images: np.ndarray, input_size: int, batch_si
     starts = range(0, len(images), batch_size)
     if progress:
         from tqdm import tqdm
+
         starts = tqdm(starts, desc=f"embed {len(images)} images", unit="batch")
     try:
         for start in starts:
-            out.append(F.normalize(model(standardize(images[start:start + batch_size], input_size)), dim=1))
+            out.append(F.normalize(model(standardize(images[start : start + batch_size], input_size)), dim=1))
     finally:
         model.train(was_training)
         if classify:

@@ -94,14 +94,25 @@ def resolve_device(device: str) -> torch.device:
 class Distiller:
     """Trains a `DistilledFacenet` on uint8 faces, their teacher descriptors and integer identity labels."""
 
-    def __init__(self, settings: DistillSettings, images: np.ndarray, teacher: np.ndarray, labels: np.ndarray,
-                 work: Path, loader_workers: int = 0) -> None:
+    def __init__(
+        self,
+        settings: DistillSettings,
+        images: np.ndarray,
+        teacher: np.ndarray,
+        labels: np.ndarray,
+        work: Path,
+        loader_workers: int = 0,
+    ) -> None:
         if len(images) != len(teacher) or len(images) != len(labels):
             raise ValueError(f"distill: {len(images)} images, {len(teacher)} teacher descriptors, {len(labels)} labels")
         if np.isnan(teacher).any():
-            raise ValueError("distill: teacher descriptors contain NaN rows (faces the teacher skipped): drop them first")
+            raise ValueError(
+                "distill: teacher descriptors contain NaN rows (faces the teacher skipped): drop them first"
+            )
         if settings.margin_epochs > settings.epochs:
-            raise ValueError(f"recognition.distill.margin_epochs={settings.margin_epochs} exceeds epochs={settings.epochs}")
+            raise ValueError(
+                f"recognition.distill.margin_epochs={settings.margin_epochs} exceeds epochs={settings.epochs}"
+            )
         self.settings, self.work = settings, Path(work)
         self.device = resolve_device(settings.device)
         self.images, self.labels = images, labels.astype(np.int64)
@@ -110,15 +121,24 @@ class Distiller:
         self.model = DistilledFacenet(self.targets.shape[1]).to(self.device)
         self.margin = _margin_loss(settings.margin_loss, self.targets, self.labels).to(self.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.loader = DataLoader(_Faces(images, self.targets, self.labels), batch_size=settings.batch_size,
-                                 shuffle=True, drop_last=True, generator=self.generator, num_workers=loader_workers,
-                                 pin_memory=self.device.type == "cuda", persistent_workers=loader_workers > 0)
+        self.loader = DataLoader(
+            _Faces(images, self.targets, self.labels),
+            batch_size=settings.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=self.generator,
+            num_workers=loader_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=loader_workers > 0,
+        )
         if len(self.loader) == 0:
             raise ValueError(f"distill: {len(images)} faces make no batch of {settings.batch_size}")
-        self.optimizer = torch.optim.AdamW([*self.model.parameters(), *self.margin.parameters()], lr=settings.lr,
-                                           weight_decay=settings.weight_decay)
-        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=settings.lr,
-                                                            total_steps=settings.epochs * len(self.loader))
+        self.optimizer = torch.optim.AdamW(
+            [*self.model.parameters(), *self.margin.parameters()], lr=settings.lr, weight_decay=settings.weight_decay
+        )
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=settings.lr, total_steps=settings.epochs * len(self.loader)
+        )
         self.epoch = 0
         self.history: list[dict[str, float]] = []
         self.fingerprint = settings.fingerprint(self.targets, self.labels)
@@ -163,8 +183,11 @@ class Distiller:
             self.epoch += 1
             if self.epoch == self.settings.epochs - self.settings.margin_epochs and self.settings.margin_epochs:
                 self._set_centre()
-                save_backbone(self.model, self.before_margin_path, {"pretrained": "distilled", "margin": False,
-                                                                    "epochs": self.epoch})
+                save_backbone(
+                    self.model,
+                    self.before_margin_path,
+                    {"pretrained": "distilled", "margin": False, "epochs": self.epoch},
+                )
             self._save_checkpoint()
         self._set_centre()
         return self.history
@@ -180,8 +203,11 @@ class Distiller:
         with_margin = self.epoch >= s.epochs - s.margin_epochs and s.margin_weight > 0
         self.model.train()
         start, sums, n = time.perf_counter(), np.zeros(3), 0
-        bar = tqdm(self.loader, desc=f"distill epoch {self.epoch + 1}/{s.epochs}" + (" (+margin)" if with_margin else ""),
-                   unit="batch")
+        bar = tqdm(
+            self.loader,
+            desc=f"distill epoch {self.epoch + 1}/{s.epochs}" + (" (+margin)" if with_margin else ""),
+            unit="batch",
+        )
         for images, targets, labels in bar:
             x = standardize(images.to(self.device, non_blocking=True), s.input_size)  # resized where it trains
             flip = (torch.rand(len(x), generator=self.generator) < 0.5).to(self.device)  # mirrored: same person
@@ -202,24 +228,43 @@ class Distiller:
             n += len(x)
             bar.set_postfix(cos=f"{cosine.mean().item():.3f}")
         distill_loss, margin_loss, teacher_cosine = sums / n
-        return {"epoch": self.epoch + 1, "distill_loss": round(distill_loss, 5), "margin_loss": round(margin_loss, 5),
-                "teacher_cosine": round(teacher_cosine, 5), "lr": self.schedule.get_last_lr()[0],
-                "seconds": round(time.perf_counter() - start, 1)}
+        return {
+            "epoch": self.epoch + 1,
+            "distill_loss": round(distill_loss, 5),
+            "margin_loss": round(margin_loss, 5),
+            "teacher_cosine": round(teacher_cosine, 5),
+            "lr": self.schedule.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - start, 1),
+        }
 
     @torch.no_grad()
     def _set_centre(self) -> None:
         self.model.eval()
-        rows = np.sort(torch.randperm(len(self.images), generator=torch.Generator().manual_seed(self.settings.seed))
-                       [:CENTRE_SAMPLE].numpy())
-        features = [self.model.features(standardize(self.images[rows[i:i + 256]], self.settings.input_size)
-                                        .to(self.device)).float() for i in range(0, len(rows), 256)]
+        rows = np.sort(
+            torch.randperm(len(self.images), generator=torch.Generator().manual_seed(self.settings.seed))[
+                :CENTRE_SAMPLE
+            ].numpy()
+        )
+        features = [
+            self.model.features(
+                standardize(self.images[rows[i : i + 256]], self.settings.input_size).to(self.device)
+            ).float()
+            for i in range(0, len(rows), 256)
+        ]
         self.model.centre.copy_(torch.cat(features).mean(0))
 
     def _save_checkpoint(self) -> None:
-        state = {"model": self.model.state_dict(), "margin": self.margin.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": self.epoch, "history": json.dumps(self.history), "fingerprint": self.fingerprint}
+        state = {
+            "model": self.model.state_dict(),
+            "margin": self.margin.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "history": json.dumps(self.history),
+            "fingerprint": self.fingerprint,
+        }
         with atomic_file(self.checkpoint_path) as f:
             torch.save(state, f)
 

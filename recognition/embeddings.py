@@ -64,7 +64,7 @@ class EmbeddingCache:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """N x D embeddings of `images`, read from the cache or computed and stored, chunk by chunk."""
-        chunks = [images[i:i + self.chunk_size] for i in range(0, len(images), self.chunk_size)] or [images]
+        chunks = [images[i : i + self.chunk_size] for i in range(0, len(images), self.chunk_size)] or [images]
         return np.concatenate([self._embed_chunk(chunk) for chunk in chunks])
 
     def _embed_chunk(self, images: np.ndarray) -> np.ndarray:

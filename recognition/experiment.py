@@ -20,15 +20,18 @@ from recognition.metrics import SeedOutcome, outcome_metrics
 from recognition.sets import attendance_sets
 
 
-def run_condition(params: Params, condition: str, backbone: Path, prepared: Path,
-                  cache_root: Path) -> tuple[list[SeedOutcome], dict]:
+def run_condition(
+    params: Params, condition: str, backbone: Path, prepared: Path, cache_root: Path
+) -> tuple[list[SeedOutcome], dict]:
     """Outcomes per seed and a summary (metrics per seed and their mean, sizes, timings)."""
     rec = params.recognition
     start = time.perf_counter()
-    sets = attendance_sets(prepared, params.attendance, rec.calibration_people,
-                           names=("calibration", "enrol", "checkin", "visitor"))
-    cache = EmbeddingCache(cache_root, load_embedder(backbone, rec.input_size, rec.embed_batch_size,
-                                                     rec.teacher.workers))
+    sets = attendance_sets(
+        prepared, params.attendance, rec.calibration_people, names=("calibration", "enrol", "checkin", "visitor")
+    )
+    cache = EmbeddingCache(
+        cache_root, load_embedder(backbone, rec.input_size, rec.embed_batch_size, rec.teacher.workers)
+    )
     enrol, checkin = sets["enrol"], sets["checkin"]
     real = cache.embed(enrol.images)
     calibration = cache.embed(sets["calibration"].images)
@@ -48,9 +51,15 @@ def run_condition(params: Params, condition: str, backbone: Path, prepared: Path
         classifier = NearestClassMean(np.concatenate(embeddings), np.concatenate(identities))
         threshold = threshold_at_far(classifier.predict(calibration).score, rec.far)
         found = classifier.predict(checkin_embeddings)
-        outcome = SeedOutcome(classifier.labels_of(checkin.annotations["identity"].to_numpy()), found.label,
-                              found.score, classifier.predict(visitor_embeddings).score, groups, threshold,
-                              len(classifier.classes))
+        outcome = SeedOutcome(
+            classifier.labels_of(checkin.annotations["identity"].to_numpy()),
+            found.label,
+            found.score,
+            classifier.predict(visitor_embeddings).score,
+            groups,
+            threshold,
+            len(classifier.classes),
+        )
         outcomes.append(outcome)
         per_seed.append({"seed": seed, "threshold": threshold, **outcome_metrics(outcome, rec.far)})
         extra_counts.append(sum(len(e) for e in embeddings[1:]))

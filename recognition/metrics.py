@@ -32,9 +32,15 @@ class SeedOutcome:
     num_classes: int
 
     def subset(self, checkins: np.ndarray, visitors: np.ndarray) -> SeedOutcome:
-        return SeedOutcome(self.true[checkins], self.pred[checkins], self.score[checkins],
-                           self.visitor_score[visitors], {a: g[checkins] for a, g in self.groups.items()},
-                           self.threshold, self.num_classes)
+        return SeedOutcome(
+            self.true[checkins],
+            self.pred[checkins],
+            self.score[checkins],
+            self.visitor_score[visitors],
+            {a: g[checkins] for a, g in self.groups.items()},
+            self.threshold,
+            self.num_classes,
+        )
 
 
 def top1_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
@@ -42,8 +48,7 @@ def top1_accuracy(true: np.ndarray, pred: np.ndarray) -> float:
 
 
 def macro_f1(true: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
-    return float(multiclass_f1_score(torch.tensor(pred), torch.tensor(true), num_classes=num_classes,
-                                     average="macro"))
+    return float(multiclass_f1_score(torch.tensor(pred), torch.tensor(true), num_classes=num_classes, average="macro"))
 
 
 def tar_at_threshold(correct: np.ndarray, score: np.ndarray, threshold: float) -> float:
@@ -74,8 +79,9 @@ def mean_over_seeds(outcomes: Sequence[SeedOutcome], far: float) -> dict[str, fl
     return {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
 
 
-def bootstrap_ci(outcomes: Sequence[SeedOutcome], far: float, samples: int, seed: int = 0,
-                 level: float = 0.95) -> dict[str, tuple[float, float]]:
+def bootstrap_ci(
+    outcomes: Sequence[SeedOutcome], far: float, samples: int, seed: int = 0, level: float = 0.95
+) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the seed-averaged metrics when check-ins and visitors are resampled (the same
     resample for every seed, since all seeds are tested on the same photos)."""
     rng = np.random.default_rng(seed)
@@ -85,5 +91,10 @@ def bootstrap_ci(outcomes: Sequence[SeedOutcome], far: float, samples: int, seed
         checkins, visitors = rng.integers(0, n_checkins, n_checkins), rng.integers(0, n_visitors, n_visitors)
         draws.append(mean_over_seeds([o.subset(checkins, visitors) for o in outcomes], far))
     tail = (1 - level) / 2 * 100
-    return {k: (float(np.nanpercentile([d[k] for d in draws], tail)),
-                float(np.nanpercentile([d[k] for d in draws], 100 - tail))) for k in draws[0]}
+    return {
+        k: (
+            float(np.nanpercentile([d[k] for d in draws], tail)),
+            float(np.nanpercentile([d[k] for d in draws], 100 - tail)),
+        )
+        for k in draws[0]
+    }

@@ -16,10 +16,26 @@ def write_outcomes(path: Path, outcomes: Sequence[SeedOutcome], seeds: Sequence[
     """One row per seed and test photo: kind (checkin/visitor), true, pred, score, threshold, group columns."""
     frames = []
     for seed, o in zip(seeds, outcomes):
-        checkins = pd.DataFrame({"seed": seed, "kind": "checkin", "true": o.true, "pred": o.pred, "score": o.score,
-                                 **{f"group_{a}": g for a, g in o.groups.items()}})
-        visitors = pd.DataFrame({"seed": seed, "kind": "visitor", "true": -1, "pred": -1, "score": o.visitor_score,
-                                 **{f"group_{a}": -1 for a in o.groups}})
+        checkins = pd.DataFrame(
+            {
+                "seed": seed,
+                "kind": "checkin",
+                "true": o.true,
+                "pred": o.pred,
+                "score": o.score,
+                **{f"group_{a}": g for a, g in o.groups.items()},
+            }
+        )
+        visitors = pd.DataFrame(
+            {
+                "seed": seed,
+                "kind": "visitor",
+                "true": -1,
+                "pred": -1,
+                "score": o.visitor_score,
+                **{f"group_{a}": -1 for a in o.groups},
+            }
+        )
         frames.append(pd.concat([checkins, visitors]).assign(threshold=o.threshold, num_classes=o.num_classes))
     with atomic_file(path) as f:
         pd.concat(frames, ignore_index=True).to_parquet(f, index=False)
@@ -34,8 +50,15 @@ def read_outcomes(path: Path) -> list[SeedOutcome]:
     outcomes = []
     for _, rows in table.groupby("seed", sort=True):
         checkins, visitors = rows[rows["kind"] == "checkin"], rows[rows["kind"] == "visitor"]
-        outcomes.append(SeedOutcome(checkins["true"].to_numpy(), checkins["pred"].to_numpy(),
-                                    checkins["score"].to_numpy(), visitors["score"].to_numpy(),
-                                    {a: checkins[f"group_{a}"].to_numpy() for a in attributes},
-                                    float(rows["threshold"].iloc[0]), int(rows["num_classes"].iloc[0])))
+        outcomes.append(
+            SeedOutcome(
+                checkins["true"].to_numpy(),
+                checkins["pred"].to_numpy(),
+                checkins["score"].to_numpy(),
+                visitors["score"].to_numpy(),
+                {a: checkins[f"group_{a}"].to_numpy() for a in attributes},
+                float(rows["threshold"].iloc[0]),
+                int(rows["num_classes"].iloc[0]),
+            )
+        )
     return outcomes

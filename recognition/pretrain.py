@@ -104,7 +104,7 @@ class BackbonePretrainer:
         self.model.train()
         start, total_loss, correct = time.perf_counter(), 0.0, 0
         order = torch.randperm(len(self.images), generator=self.generator).numpy()
-        batches = [order[i:i + self.settings.batch_size] for i in range(0, len(order), self.settings.batch_size)]
+        batches = [order[i : i + self.settings.batch_size] for i in range(0, len(order), self.settings.batch_size)]
         if len(batches) > 1 and len(batches[-1]) < 2:
             batches[-2] = np.concatenate(batches[-2:])  # batch norm cannot train on a batch of one
             batches.pop()
@@ -123,13 +123,23 @@ class BackbonePretrainer:
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{loss.item():.3f}")
         n = len(self.images)
-        return {"epoch": self.epoch + 1, "loss": round(total_loss / n, 5), "accuracy": round(correct / n, 5),
-                "seconds": round(time.perf_counter() - start, 2)}
+        return {
+            "epoch": self.epoch + 1,
+            "loss": round(total_loss / n, 5),
+            "accuracy": round(correct / n, 5),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
 
     def _save_checkpoint(self) -> None:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                 "epoch": self.epoch, "history": json.dumps(self.history), "fingerprint": self.fingerprint}
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "history": json.dumps(self.history),
+            "fingerprint": self.fingerprint,
+        }
         with atomic_file(self.checkpoint_path) as f:
             torch.save(state, f)
 

@@ -27,8 +27,13 @@ class FaceSet:
     rows: np.ndarray  # each image's row in the prepared cache (to look up per-face data such as teacher descriptors)
 
 
-def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_people: int,
-                    names: tuple[str, ...] = SET_NAMES, pretrain_people: int = 0) -> dict[str, FaceSet]:
+def attendance_sets(
+    prepared: Path,
+    attendance: AttendanceConfig,
+    calibration_people: int,
+    names: tuple[str, ...] = SET_NAMES,
+    pretrain_people: int = 0,
+) -> dict[str, FaceSet]:
     """The named sets (``pretrain``, ``calibration``, ``enrol``, ``checkin``, ``visitor``) of the prepared faces;
     ``pretrain_people`` > 0 keeps only that many (seeded choice) of the pretraining people."""
     faces = PreparedFaces(prepared)
@@ -36,8 +41,10 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
     roles = np.array(assign_roles(table, attendance), dtype=object)
     background = np.sort(table.loc[roles == "background", "identity"].unique())
     if len(background) <= calibration_people:
-        raise ValueError(f"recognition.calibration_people={calibration_people}, but only {len(background)} background "
-                         f"people are left after the roster and visitors (attendance.*): some must remain to pretrain on")
+        raise ValueError(
+            f"recognition.calibration_people={calibration_people}, but only {len(background)} background "
+            f"people are left after the roster and visitors (attendance.*): some must remain to pretrain on"
+        )
     held_out, pretrain = split_background(background, attendance.seed, calibration_people, pretrain_people)
     roles[(roles == "background") & table["identity"].isin(held_out).to_numpy()] = "calibration"
     roles[(roles == "background") & table["identity"].isin(pretrain).to_numpy()] = "pretrain"
@@ -45,14 +52,17 @@ def attendance_sets(prepared: Path, attendance: AttendanceConfig, calibration_pe
     sets = {}
     for name in names:
         rows = np.flatnonzero(roles == name)
-        sets[name] = FaceSet(np.ascontiguousarray(all_images[rows]),
-                             table.iloc[rows].drop(columns="_row").reset_index(drop=True),
-                             table["_row"].to_numpy()[rows])
+        sets[name] = FaceSet(
+            np.ascontiguousarray(all_images[rows]),
+            table.iloc[rows].drop(columns="_row").reset_index(drop=True),
+            table["_row"].to_numpy()[rows],
+        )
     return sets
 
 
-def split_background(people: np.ndarray, seed: int, calibration_people: int,
-                     pretrain_people: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def split_background(
+    people: np.ndarray, seed: int, calibration_people: int, pretrain_people: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(calibration people, pretraining people) drawn from the background people, seeded."""
     shuffled = np.random.default_rng(seed).permutation(np.sort(people))
     rest = shuffled[calibration_people:]

@@ -27,8 +27,9 @@ class SplitScore:
     skipped: dict[str, int]  # per set: faces the recognizer could not embed
 
 
-def score_split(embeddings: Mapping[str, np.ndarray], sets: Mapping[str, FaceSet], gap_attributes: Sequence[str],
-                far: float) -> SplitScore:
+def score_split(
+    embeddings: Mapping[str, np.ndarray], sets: Mapping[str, FaceSet], gap_attributes: Sequence[str], far: float
+) -> SplitScore:
     """Metrics of `outcome_metrics` (top1, top1_with_<attr>, tar_at_far, visitor_far, ...) for one recognizer."""
     skipped = {name: int(np.isnan(embeddings[name]).any(axis=1).sum()) for name in SPLIT_SETS}
     enrol, usable = embeddings["enrol"], ~np.isnan(embeddings["enrol"]).any(axis=1)

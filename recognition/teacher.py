@@ -81,10 +81,14 @@ class DlibTeacher:
         """N x 128 float32 descriptors, L2-normalised; a crop without usable landmarks gives a row of NaN
         (``skip_reasons`` says why)."""
         check_crops(images)
-        chunks = [images[i:i + self.chunk_size] for i in range(0, len(images), self.chunk_size)]
+        chunks = [images[i : i + self.chunk_size] for i in range(0, len(images), self.chunk_size)]
         parts = []
-        with tqdm(total=len(images), desc=f"teacher: embed {len(images)} faces", unit="face",
-                  disable=len(images) <= self.chunk_size) as bar:
+        with tqdm(
+            total=len(images),
+            desc=f"teacher: embed {len(images)} faces",
+            unit="face",
+            disable=len(images) <= self.chunk_size,
+        ) as bar:
             for part in self._map(chunks):
                 parts.append(part)
                 bar.update(len(part))
@@ -108,11 +112,15 @@ class DlibTeacher:
 def check_crops(images: np.ndarray) -> None:
     """Refuse what cannot be a batch of colour face crops, naming what is wrong."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-        raise ValueError(f"teacher: face crops must be N x S x S x 3 uint8 RGB, got {images.shape} {images.dtype} "
-                         "(grayscale crops: repeat the channel; 16-bit: scale to 8 bits first)")
+        raise ValueError(
+            f"teacher: face crops must be N x S x S x 3 uint8 RGB, got {images.shape} {images.dtype} "
+            "(grayscale crops: repeat the channel; 16-bit: scale to 8 bits first)"
+        )
     if images.shape[1] < MIN_CROP_SIZE or images.shape[2] < MIN_CROP_SIZE:
-        raise ValueError(f"teacher: crops of {images.shape[1]} x {images.shape[2]} px are too small for landmarks "
-                         f"(at least {MIN_CROP_SIZE} x {MIN_CROP_SIZE}); prepare the faces at a larger image_size")
+        raise ValueError(
+            f"teacher: crops of {images.shape[1]} x {images.shape[2]} px are too small for landmarks "
+            f"(at least {MIN_CROP_SIZE} x {MIN_CROP_SIZE}); prepare the faces at a larger image_size"
+        )
 
 
 def cache_folder(embeddings: Path) -> Path:
@@ -139,8 +147,10 @@ def read_teacher_embeddings(folder: Path, expected: int) -> np.ndarray:
     except (OSError, ValueError) as err:
         raise ValueError(f"{path}: unreadable teacher embeddings ({err}); delete it and run the stage again") from None
     if embeddings.shape != (expected, EMBEDDING_SIZE):
-        raise ValueError(f"{path}: {embeddings.shape} embeddings for {expected} prepared faces; "
-                         "the prepared faces changed since: run `dvc repro teacher_embeddings`")
+        raise ValueError(
+            f"{path}: {embeddings.shape} embeddings for {expected} prepared faces; "
+            "the prepared faces changed since: run `dvc repro teacher_embeddings`"
+        )
     return embeddings
 
 

@@ -23,8 +23,10 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 def _shared(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
-        pytest.skip(f"{path} is missing: these tests read the real data in ../shared, or in the folder that "
-                    "FACEGEN_SHARED names (see ../shared/README.md)")
+        pytest.skip(
+            f"{path} is missing: these tests read the real data in ../shared, or in the folder that "
+            "FACEGEN_SHARED names (see ../shared/README.md)"
+        )
     return path
 
 

@@ -9,8 +9,16 @@ import pandas as pd
 import pytest
 import torch
 
-from facegen.data.annotations import (CELEBA_ATTRIBUTES, AnnotationError, read_attributes, read_identities,
-                                      read_partition, select_attributes, set_attribute, write_attributes)
+from facegen.data.annotations import (
+    CELEBA_ATTRIBUTES,
+    AnnotationError,
+    read_attributes,
+    read_identities,
+    read_partition,
+    select_attributes,
+    set_attribute,
+    write_attributes,
+)
 
 ROW = "000001.jpg " + " ".join(["-1"] * 39) + "  1"
 
@@ -35,14 +43,20 @@ def test_real_identity_and_partition_files(shared_celeba: Path) -> None:
 
 def _attr_file(tmp_path: Path, *rows: str, count: int | None = None) -> Path:
     path = tmp_path / "list_attr_celeba.txt"
-    path.write_text(f"{len(rows) if count is None else count}\n{' '.join(CELEBA_ATTRIBUTES)} \n" + "\n".join(rows) + "\n")
+    path.write_text(
+        f"{len(rows) if count is None else count}\n{' '.join(CELEBA_ATTRIBUTES)} \n" + "\n".join(rows) + "\n"
+    )
     return path
 
 
 @pytest.mark.parametrize(
     "rows, count, message",
     [
-        ((ROW, ROW.replace("000001", "000002").rsplit(" ", 1)[0]), None, r"list_attr_celeba.txt:4: expected an image name and 40 values, got 40"),
+        (
+            (ROW, ROW.replace("000001", "000002").rsplit(" ", 1)[0]),
+            None,
+            r"list_attr_celeba.txt:4: expected an image name and 40 values, got 40",
+        ),
         ((ROW.replace(" 1", " 2", 1),), None, r":3: attribute values must be 1 or -1, got '2'"),
         ((ROW,), 2, r"line 1 says 2 rows but the file has 1"),
         ((ROW, ROW), None, r"image '000001.jpg' is listed more than once"),
@@ -66,8 +80,12 @@ def test_malformed_identity_and_partition_lines(tmp_path: Path) -> None:
 
 
 def test_write_then_read_round_trip(tmp_path: Path) -> None:
-    frame = pd.DataFrame([[0, 1], [1, 0]], index=pd.Index(["000001.jpg", "000002.jpg"], name="image_id"),
-                         columns=["Male", "Smiling"], dtype="int8")
+    frame = pd.DataFrame(
+        [[0, 1], [1, 0]],
+        index=pd.Index(["000001.jpg", "000002.jpg"], name="image_id"),
+        columns=["Male", "Smiling"],
+        dtype="int8",
+    )
     write_attributes(tmp_path / "attrs.txt", frame)
     raw = (tmp_path / "attrs.txt").read_bytes()
     assert raw.startswith(b"2\r\nMale Smiling \r\n000001.jpg -1  1\r\n")
@@ -76,7 +94,9 @@ def test_write_then_read_round_trip(tmp_path: Path) -> None:
 
 def test_unknown_attribute_lists_valid_names() -> None:
     assert select_attributes(["Eyeglasses", "Male"]) == ["Eyeglasses", "Male"]
-    with pytest.raises(ValueError, match=r"unknown attribute\(s\) \['Glasses'\]; valid names are: 5_o_Clock_Shadow.*Young"):
+    with pytest.raises(
+        ValueError, match=r"unknown attribute\(s\) \['Glasses'\]; valid names are: 5_o_Clock_Shadow.*Young"
+    ):
         select_attributes(["Glasses"])
 
 

@@ -13,13 +13,15 @@ from facegen.data.attendance import assign_roles
 def _table(people: int = 30, photos: int = 8, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = people * photos
-    return pd.DataFrame({
-        "image_id": [f"{i:06d}.jpg" for i in range(n)],
-        "identity": np.repeat([str(p) for p in range(people)], photos),
-        "split": "train",
-        "Eyeglasses": (rng.random(n) < 0.4).astype(int),
-        "Smiling": (rng.random(n) < 0.5).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "image_id": [f"{i:06d}.jpg" for i in range(n)],
+            "identity": np.repeat([str(p) for p in range(people)], photos),
+            "split": "train",
+            "Eyeglasses": (rng.random(n) < 0.4).astype(int),
+            "Smiling": (rng.random(n) < 0.5).astype(int),
+        }
+    )
 
 
 def test_roles_partition_people_and_photos() -> None:

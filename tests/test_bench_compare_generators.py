@@ -8,9 +8,18 @@ import pytest
 
 from bench.compare_generators import END, START, parse_variant, table, write_between_markers
 
-METRICS = {"control_sampled": {"mean": 0.9}, "fid": 12.3456, "kid_mean": 0.01, "precision": 0.8, "recall": 0.7,
-           "density": 0.9, "coverage": 0.85, "latent_diversity": {"ratio": 0.95}, "identity": {"measured": 0},
-           "detector": {"accuracy": 0.61}}
+METRICS = {
+    "control_sampled": {"mean": 0.9},
+    "fid": 12.3456,
+    "kid_mean": 0.01,
+    "precision": 0.8,
+    "recall": 0.7,
+    "density": 0.9,
+    "coverage": 0.85,
+    "latent_diversity": {"ratio": 0.95},
+    "identity": {"measured": 0},
+    "detector": {"accuracy": 0.61},
+}
 
 
 def test_variants_parse_and_bad_ones_are_refused() -> None:

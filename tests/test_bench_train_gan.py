@@ -18,8 +18,15 @@ def _cache(root: Path, n: int = 16, size: int = 32) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir()
     np.save(root / "images.npy", rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8))
-    rows = [{"image_id": f"{i:06d}.jpg", "identity": str(i % 4), "split": "train",
-             **{a: int(rng.integers(0, 2)) for a in GanConfig().attributes}} for i in range(n)]
+    rows = [
+        {
+            "image_id": f"{i:06d}.jpg",
+            "identity": str(i % 4),
+            "split": "train",
+            **{a: int(rng.integers(0, 2)) for a in GanConfig().attributes},
+        }
+        for i in range(n)
+    ]
     pd.DataFrame(rows).to_parquet(root / "annotations.parquet")
     (root / "meta.json").write_text("{}")
     return root

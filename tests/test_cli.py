@@ -24,10 +24,24 @@ def test_info_summarises_a_folder_dataset(shared_faces64: Path) -> None:
 def test_prepare_then_info_on_the_cache(tmp_path: Path, shared_faces64: Path) -> None:
     people = copy_people(shared_faces64, tmp_path / "people", n_people=2, per_person=3)
     repo = Path(__file__).resolve().parents[1]
-    result = _facegen("data", "prepare", "--params", str(repo / "params.yaml"), "--set", "data.source=folder",
-                      "--set", f"data.folder.root={people}", "--set", "data.folder.celeba_root=null",
-                      "--set", "data.image_size=32", "--set", f"prepare.out={tmp_path / 'cache'}",
-                      "--set", "prepare.workers=0")
+    result = _facegen(
+        "data",
+        "prepare",
+        "--params",
+        str(repo / "params.yaml"),
+        "--set",
+        "data.source=folder",
+        "--set",
+        f"data.folder.root={people}",
+        "--set",
+        "data.folder.celeba_root=null",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        f"prepare.out={tmp_path / 'cache'}",
+        "--set",
+        "prepare.workers=0",
+    )
     assert result.returncode == 0, result.stderr
     assert "6 of 6 faces written" in result.stdout
     assert "6 images of 2 identities" in _facegen("data", "info", str(tmp_path / "cache")).stdout
@@ -35,7 +49,9 @@ def test_prepare_then_info_on_the_cache(tmp_path: Path, shared_faces64: Path) ->
 
 def test_user_errors_are_one_line(tmp_path: Path, shared_celeba: Path) -> None:
     missing = _facegen("data", "info", str(tmp_path / "nowhere"))
-    assert missing.returncode == 2 and missing.stderr.strip().endswith("no such folder (expected <root>/<person>/<photo>.jpg)")
+    assert missing.returncode == 2 and missing.stderr.strip().endswith(
+        "no such folder (expected <root>/<person>/<photo>.jpg)"
+    )
     assert "Traceback" not in missing.stderr
     bad_attr = _facegen("data", "info", str(shared_celeba), "--attr", "Glasses")
     assert bad_attr.returncode == 2 and "unknown attribute(s) ['Glasses']; valid names are:" in bad_attr.stderr

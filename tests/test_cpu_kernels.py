@@ -13,18 +13,39 @@ from facegen.cpu_kernels import AVX2_KERNELS, X86_64
 
 pytestmark = pytest.mark.skipif(not X86_64, reason="x86-64 kernels only")
 
-STAGES = ("prepare", "train_gan", "evaluate_gan", "generate", "pretrain_backbone", "train_recognizer", "compare", "report")
+STAGES = (
+    "prepare",
+    "train_gan",
+    "evaluate_gan",
+    "generate",
+    "pretrain_backbone",
+    "train_recognizer",
+    "compare",
+    "report",
+)
 # A stage process: every stage module imported (no tensor op may run on import), then its command line.
-STAGE = "; ".join([*(f"import pipelines.{s}" for s in STAGES), "import sys", "sys.argv = ['stage']",
-                   "from pipelines import run_from_command_line", "run_from_command_line(lambda params_file: 0, None)"])
+STAGE = "; ".join(
+    [
+        *(f"import pipelines.{s}" for s in STAGES),
+        "import sys",
+        "sys.argv = ['stage']",
+        "from pipelines import run_from_command_line",
+        "run_from_command_line(lambda params_file: 0, None)",
+    ]
+)
 ENTRY_POINTS = {"stages": STAGE, "cli": "from pipelines import cli; cli._main(verbose=False)"}
 REPORT = "import torch, os; print(torch.backends.cpu.get_cpu_capability(), os.environ['ONEDNN_MAX_CPU_ISA'])"
 
 
 def _kernels(entry_point: str, **env: str) -> list[str]:
     clean = {k: v for k, v in os.environ.items() if k not in AVX2_KERNELS}
-    return subprocess.run([sys.executable, "-c", f"{ENTRY_POINTS[entry_point]}; {REPORT}"], env=clean | env,
-                          capture_output=True, text=True, check=True).stdout.split()
+    return subprocess.run(
+        [sys.executable, "-c", f"{ENTRY_POINTS[entry_point]}; {REPORT}"],
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
 
 
 @pytest.mark.parametrize("entry_point", ENTRY_POINTS)
@@ -41,9 +62,12 @@ def test_the_users_choice_of_kernels_wins(entry_point: str) -> None:
 def test_importing_the_stages_sets_nothing() -> None:
     """The kernels (and Prefect's settings) are chosen when a stage runs, not when its module is imported."""
     imports = "; ".join(f"import pipelines.{s}" for s in STAGES)
-    check = "import os; print(sorted(k for k in os.environ if k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA') " \
-            "or k.startswith('PREFECT_')))"
+    check = (
+        "import os; print(sorted(k for k in os.environ if k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA') "
+        "or k.startswith('PREFECT_')))"
+    )
     clean = {k: v for k, v in os.environ.items() if k not in AVX2_KERNELS and not k.startswith("PREFECT_")}
-    out = subprocess.run([sys.executable, "-c", f"{imports}; {check}"], env=clean, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", f"{imports}; {check}"], env=clean, capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["[]"]

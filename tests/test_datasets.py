@@ -57,7 +57,9 @@ def test_extracted_folder_and_zip_read_the_same(celeba_subset: Path) -> None:
 def test_identity_file_that_disagrees_is_an_error(celeba_subset: Path) -> None:
     lines = (celeba_subset / "identity_CelebA.txt").read_text().splitlines()
     (celeba_subset / "identity_CelebA.txt").write_text("\n".join(lines[:-1]) + "\n")
-    with pytest.raises(AnnotationError, match=r"identity_CelebA.txt and .*list_attr_celeba.txt list different images: 1 only in"):
+    with pytest.raises(
+        AnnotationError, match=r"identity_CelebA.txt and .*list_attr_celeba.txt list different images: 1 only in"
+    ):
         CelebA(celeba_subset)
 
 
@@ -92,14 +94,18 @@ def test_folder_with_attribute_csv(tmp_path: Path, shared_faces64: Path) -> None
     root = copy_people(shared_faces64, tmp_path / "people", prefix="person_")
     photos = sorted(str(p.relative_to(root)) for p in root.rglob("*.jpg"))
     csv = tmp_path / "attributes.csv"
-    csv.write_text("image,Eyeglasses,Smiling\n" + "".join(f"{p},{i % 2},{-1 if i % 3 else 1}\n" for i, p in enumerate(photos[:-1])))
+    csv.write_text(
+        "image,Eyeglasses,Smiling\n" + "".join(f"{p},{i % 2},{-1 if i % 3 else 1}\n" for i, p in enumerate(photos[:-1]))
+    )
     faces = FaceFolder(root, attributes_csv=csv)
     assert len(faces) == len(photos) - 1 and faces.unannotated_images == 1
     assert faces.annotations["Eyeglasses"].tolist() == [i % 2 for i in range(len(photos) - 1)]
     with pytest.raises(AnnotationError, match="have no row"):
         FaceFolder(root, attributes_csv=csv, strict=True)
     csv.write_text("image,Eyeglasses\n" + f"{photos[0]},1\n{photos[1]},yes\n")
-    with pytest.raises(AnnotationError, match=r"attributes.csv: row 3 column 'Eyeglasses': values must be 0/1 or -1/1, got 'yes'"):
+    with pytest.raises(
+        AnnotationError, match=r"attributes.csv: row 3 column 'Eyeglasses': values must be 0/1 or -1/1, got 'yes'"
+    ):
         FaceFolder(root, attributes_csv=csv)
 
 

@@ -11,11 +11,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facegen.data.annotations import (ATTR_FILE, CELEBA_ATTRIBUTES, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP,
-                                      PARTITION_FILE, read_attributes, read_identities, read_partition)
+from facegen.data.annotations import (
+    ATTR_FILE,
+    CELEBA_ATTRIBUTES,
+    IDENTITY_FILE,
+    IMAGES_DIR,
+    IMAGES_ZIP,
+    PARTITION_FILE,
+    read_attributes,
+    read_identities,
+    read_partition,
+)
 from facegen.data.celeba import CelebA
-from facegen.data.demo import (RENDERED_ATTRIBUTES, DemoSpec, View, make_demo_celeba, render_face,
-                               sample_people, sample_photo_attributes, sample_traits, sample_view)
+from facegen.data.demo import (
+    RENDERED_ATTRIBUTES,
+    DemoSpec,
+    View,
+    make_demo_celeba,
+    render_face,
+    sample_people,
+    sample_photo_attributes,
+    sample_traits,
+    sample_view,
+)
 from facegen.data.prepare import CenterCropResize
 
 FILES = (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE)
@@ -66,8 +84,11 @@ def test_rerun_on_a_complete_demo_does_nothing(small_demo: Path) -> None:
     before = {name: (small_demo / name).stat().st_mtime_ns for name in FILES}
     make_demo_celeba(small_demo, SPEC)
     assert {name: (small_demo / name).stat().st_mtime_ns for name in FILES} == before
-    assert json.loads((small_demo / "demo.json").read_text())["spec"] == {"identities": 30, "images_per_identity": 6,
-                                                                         "seed": 3}
+    assert json.loads((small_demo / "demo.json").read_text())["spec"] == {
+        "identities": 30,
+        "images_per_identity": 6,
+        "seed": 3,
+    }
 
 
 def test_another_spec_replaces_the_demo(tmp_path: Path) -> None:
@@ -85,8 +106,9 @@ def test_refuses_to_replace_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
     assert (tmp_path / "photos" / "mine.jpg").read_bytes() == b"precious"
 
 
-@pytest.mark.parametrize("field, value", [("identities", 0), ("images_per_identity", -2), ("identities", True),
-                                          ("seed", 1.5), ("seed", -1)])
+@pytest.mark.parametrize(
+    "field, value", [("identities", 0), ("images_per_identity", -2), ("identities", True), ("seed", 1.5), ("seed", -1)]
+)
 def test_invalid_spec_names_the_field(field: str, value) -> None:
     with pytest.raises(ValueError, match=f"DemoSpec.{field} must be"):
         DemoSpec(**{field: value})
@@ -94,8 +116,12 @@ def test_invalid_spec_names_the_field(field: str, value) -> None:
 
 # Each attribute is flipped on a plain face: a young man with brown hair, no beard, nothing worn. `context` is
 # set in both images (a mustache is tested on a bearded face); `change` only in the second.
-PLAIN = {name: False for name in RENDERED_ATTRIBUTES} | {"Male": True, "Young": True, "No_Beard": True,
-                                                         "Brown_Hair": True}
+PLAIN = {name: False for name in RENDERED_ATTRIBUTES} | {
+    "Male": True,
+    "Young": True,
+    "No_Beard": True,
+    "Brown_Hair": True,
+}
 FLIPS: dict[str, tuple[dict[str, bool], dict[str, bool]]] = {name: ({}, {name: True}) for name in RENDERED_ATTRIBUTES}
 FLIPS |= {name: ({}, {name: False}) for name in ("Male", "Young", "No_Beard", "Brown_Hair")}
 FLIPS |= {name: ({"Brown_Hair": False}, {name: True}) for name in ("Bald", "Black_Hair", "Blond_Hair", "Gray_Hair")}
@@ -104,11 +130,31 @@ FLIPS |= {name: ({"No_Beard": False}, {name: True}) for name in ("Goatee", "Must
 TOP, EYES, MOUTH = np.s_[0:28, 6:58], np.s_[22:42, 8:56], np.s_[40:60, 16:48]
 JAW, CHEEKS, EARS, FACE = np.s_[36:64, 6:58], np.s_[26:52, 4:60], np.s_[36:54, 0:64], np.s_[0:64, 0:64]
 REGIONS = {
-    "Bald": TOP, "Bangs": TOP, "Black_Hair": TOP, "Blond_Hair": TOP, "Brown_Hair": TOP, "Gray_Hair": TOP,
-    "Wearing_Hat": TOP, "Eyeglasses": EYES, "Narrow_Eyes": EYES, "Bushy_Eyebrows": EYES, "Heavy_Makeup": EYES,
-    "Smiling": MOUTH, "Mouth_Slightly_Open": MOUTH, "Wearing_Lipstick": MOUTH, "Mustache": MOUTH,
-    "No_Beard": JAW, "Goatee": JAW, "5_o_Clock_Shadow": JAW, "Sideburns": CHEEKS, "Rosy_Cheeks": CHEEKS,
-    "Wearing_Earrings": EARS, "Male": FACE, "Young": FACE, "Pale_Skin": FACE, "Blurry": FACE,
+    "Bald": TOP,
+    "Bangs": TOP,
+    "Black_Hair": TOP,
+    "Blond_Hair": TOP,
+    "Brown_Hair": TOP,
+    "Gray_Hair": TOP,
+    "Wearing_Hat": TOP,
+    "Eyeglasses": EYES,
+    "Narrow_Eyes": EYES,
+    "Bushy_Eyebrows": EYES,
+    "Heavy_Makeup": EYES,
+    "Smiling": MOUTH,
+    "Mouth_Slightly_Open": MOUTH,
+    "Wearing_Lipstick": MOUTH,
+    "Mustache": MOUTH,
+    "No_Beard": JAW,
+    "Goatee": JAW,
+    "5_o_Clock_Shadow": JAW,
+    "Sideburns": CHEEKS,
+    "Rosy_Cheeks": CHEEKS,
+    "Wearing_Earrings": EARS,
+    "Male": FACE,
+    "Young": FACE,
+    "Pale_Skin": FACE,
+    "Blurry": FACE,
 }
 CROP = CenterCropResize(64, 140)  # what the pipeline trains on
 
@@ -147,16 +193,36 @@ def test_photo_size_and_unposed_face_position() -> None:
 def population() -> pd.DataFrame:
     """One photo attribute row per (person, photo) of a 300 x 10 demo, without drawing anything."""
     spec = DemoSpec(identities=300, images_per_identity=10, seed=1)
-    rows = [sample_photo_attributes(person, np.random.default_rng([1, identity, k]))
-            for identity, person in sample_people(spec).items() for k in range(spec.images_per_identity)]
+    rows = [
+        sample_photo_attributes(person, np.random.default_rng([1, identity, k]))
+        for identity, person in sample_people(spec).items()
+        for k in range(spec.images_per_identity)
+    ]
     return pd.DataFrame(rows)
 
 
 # CelebA's marginals (list_attr_celeba.txt, all 202,599 images), rounded.
-CELEBA_SHARES = {"Male": 0.417, "Young": 0.774, "Smiling": 0.482, "Mouth_Slightly_Open": 0.483, "Eyeglasses": 0.065,
-                 "Black_Hair": 0.239, "Blond_Hair": 0.148, "Brown_Hair": 0.205, "Gray_Hair": 0.042, "Bald": 0.022,
-                 "Bangs": 0.152, "Mustache": 0.042, "No_Beard": 0.835, "Wearing_Hat": 0.048, "Pale_Skin": 0.043,
-                 "Wearing_Lipstick": 0.472, "Heavy_Makeup": 0.387, "Goatee": 0.063, "5_o_Clock_Shadow": 0.111}
+CELEBA_SHARES = {
+    "Male": 0.417,
+    "Young": 0.774,
+    "Smiling": 0.482,
+    "Mouth_Slightly_Open": 0.483,
+    "Eyeglasses": 0.065,
+    "Black_Hair": 0.239,
+    "Blond_Hair": 0.148,
+    "Brown_Hair": 0.205,
+    "Gray_Hair": 0.042,
+    "Bald": 0.022,
+    "Bangs": 0.152,
+    "Mustache": 0.042,
+    "No_Beard": 0.835,
+    "Wearing_Hat": 0.048,
+    "Pale_Skin": 0.043,
+    "Wearing_Lipstick": 0.472,
+    "Heavy_Makeup": 0.387,
+    "Goatee": 0.063,
+    "5_o_Clock_Shadow": 0.111,
+}
 
 
 @pytest.mark.parametrize("attribute", CELEBA_SHARES)

@@ -24,10 +24,12 @@ BBOX_FILE, LANDMARKS_FILE = "list_bbox_celeba.txt", "list_landmarks_align_celeba
 ANNOTATION_FILES = (ATTR_FILE, IDENTITY_FILE, PARTITION_FILE)
 N_IMAGES = 20
 OFFICIAL_MD5 = {f.name: f.md5 for f in CELEBA_FILES}
-QUOTA_PAGE = (b"\n<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Google Drive - Quota exceeded</title>"
-              b"</head><body><p class=\"uc-error-caption\">Sorry, you can't view or download this file at this "
-              b"time.</p><p class=\"uc-error-subcaption\">Too many users have viewed or downloaded this file "
-              b"recently. Please try accessing the file again later.</p></body></html>\n")
+QUOTA_PAGE = (
+    b'\n<!DOCTYPE html><html><head><meta charset="utf-8"><title>Google Drive - Quota exceeded</title>'
+    b'</head><body><p class="uc-error-caption">Sorry, you can\'t view or download this file at this '
+    b'time.</p><p class="uc-error-subcaption">Too many users have viewed or downloaded this file '
+    b"recently. Please try accessing the file again later.</p></body></html>\n"
+)
 
 
 def _jpeg(seed: int) -> bytes:
@@ -84,8 +86,14 @@ def test_mirror_download_verifies_extracts_and_is_idempotent(mirror: Mirror, tmp
     root = tmp_path / "celeba"
     report = download_celeba(root, _config(mirror))
     fetched = [*ANNOTATION_FILES, BBOX_FILE, IMAGES_ZIP]  # small files first, the zip last
-    assert report == {"fetched": fetched, "present": [], "skipped": [LANDMARKS_FILE], "checksums": "mirror",
-                      "bytes": sum((mirror.folder / n).stat().st_size for n in fetched), "extracted": N_IMAGES}
+    assert report == {
+        "fetched": fetched,
+        "present": [],
+        "skipped": [LANDMARKS_FILE],
+        "checksums": "mirror",
+        "bytes": sum((mirror.folder / n).stat().st_size for n in fetched),
+        "extracted": N_IMAGES,
+    }
     for name in fetched:
         assert md5sum(root / name) == md5sum(mirror.folder / name)
     assert sorted(p.name for p in (root / IMAGES_DIR).iterdir()) == [f"{i:06d}.jpg" for i in range(1, N_IMAGES + 1)]
@@ -104,10 +112,13 @@ def test_mirror_download_verifies_extracts_and_is_idempotent(mirror: Mirror, tmp
     assert md5sum(root / IDENTITY_FILE) == OFFICIAL_MD5[IDENTITY_FILE]
 
 
-@pytest.mark.parametrize(("page", "expected"), [
-    (QUOTA_PAGE, r"download quota for this file is exceeded: wait 24 h and retry, set data\.celeba\.mirror_url"),
-    (b"<html><body>Welcome to nginx!</body></html>", "returned a web page instead of img_align_celeba.zip"),
-])
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (QUOTA_PAGE, r"download quota for this file is exceeded: wait 24 h and retry, set data\.celeba\.mirror_url"),
+        (b"<html><body>Welcome to nginx!</body></html>", "returned a web page instead of img_align_celeba.zip"),
+    ],
+)
 def test_html_page_instead_of_the_zip_is_an_error(mirror: Mirror, tmp_path: Path, page: bytes, expected: str) -> None:
     mirror.html[IMAGES_ZIP] = page
     root = tmp_path / "celeba"
@@ -191,10 +202,17 @@ def _zip_with(path: Path, name: str, symlink: bool = False) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("member", "symlink"), [
-    ("../evil.txt", False), ("ok/../../evil.txt", False), ("/tmp/evil.txt", False), ("C:/evil.txt", False),
-    ("..\\evil.txt", False), ("ok/link", True),
-])
+@pytest.mark.parametrize(
+    ("member", "symlink"),
+    [
+        ("../evil.txt", False),
+        ("ok/../../evil.txt", False),
+        ("/tmp/evil.txt", False),
+        ("C:/evil.txt", False),
+        ("..\\evil.txt", False),
+        ("ok/link", True),
+    ],
+)
 def test_safe_extract_refuses_unsafe_members(tmp_path: Path, member: str, symlink: bool) -> None:
     archive = _zip_with(tmp_path / "bad.zip", member, symlink)
     dest = tmp_path / "out" / "dest"
@@ -261,8 +279,9 @@ def test_gdown_quota_error_is_explained(tmp_path: Path, monkeypatch: pytest.Monk
         download_celeba(tmp_path / "celeba", DownloadConfig())
 
 
-def test_gdown_download_is_verified_and_renamed(mirror_folder: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gdown_download_is_verified_and_renamed(
+    mirror_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import gdown
 
     names = {f.gdrive_id: f.name for f in CELEBA_FILES}
@@ -292,8 +311,15 @@ def test_celeba_source_from_params_downloads_and_prepares(mirror: Mirror, tmp_pa
     from facegen.data.sources import acquire, cropper_for, open_faces
     from tests.support.imports import ROOT as REPO
 
-    params = load_params(REPO / "params.yaml", {"data.source": "celeba", "data.celeba.root": str(tmp_path / "celeba"),
-                                                "data.celeba.mirror_url": mirror.url, "data.image_size": 32})
+    params = load_params(
+        REPO / "params.yaml",
+        {
+            "data.source": "celeba",
+            "data.celeba.root": str(tmp_path / "celeba"),
+            "data.celeba.mirror_url": mirror.url,
+            "data.image_size": 32,
+        },
+    )
     root = acquire(params.data)
     faces = open_faces(params.data, root)
     assert len(faces) == 20 and faces.missing_images == 202_599 - 20  # the test zip holds 20 images

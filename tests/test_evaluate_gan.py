@@ -29,8 +29,14 @@ def _prepared(shared_faces64: Path, annotations, root: Path) -> np.ndarray:
     for person in sorted(shared_faces64.iterdir())[:30]:
         for photo in sorted(person.iterdir())[:8]:
             images.append(np.asarray(Image.open(photo).convert("RGB").resize((32, 32), Image.BILINEAR)))
-            rows.append({"image_id": photo.name, "identity": person.name, "split": "train",
-                         **{a: int(table.loc[photo.name, a]) for a in ATTRIBUTES}})
+            rows.append(
+                {
+                    "image_id": photo.name,
+                    "identity": person.name,
+                    "split": "train",
+                    **{a: int(table.loc[photo.name, a]) for a in ATTRIBUTES},
+                }
+            )
     root.mkdir(parents=True)
     np.save(root / "images.npy", np.stack(images))
     pd.DataFrame(rows).to_parquet(root / "annotations.parquet")
@@ -38,17 +44,39 @@ def _prepared(shared_faces64: Path, annotations, root: Path) -> np.ndarray:
     return np.stack(images)
 
 
-def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, celeba_annotations, tmp_path,
-                                                             monkeypatch) -> None:
+def test_evaluate_command_writes_metrics_plots_and_classifier(
+    shared_faces64, celeba_annotations, tmp_path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     images = _prepared(shared_faces64, celeba_annotations, tmp_path / "prepared")
-    gan = GanConfig(attributes=ATTRIBUTES, base_channels=8, z_dim=8, editor_channels=8, editor_res_blocks=1,
-                    batch_size=4, steps=2, sample_every=2, checkpoint_every=2, out=tmp_path / "gan")
+    gan = GanConfig(
+        attributes=ATTRIBUTES,
+        base_channels=8,
+        z_dim=8,
+        editor_channels=8,
+        editor_res_blocks=1,
+        batch_size=4,
+        steps=2,
+        sample_every=2,
+        checkpoint_every=2,
+        out=tmp_path / "gan",
+    )
     GanTrainer(gan, torch.from_numpy(images), torch.randint(0, 2, (len(images), 2)).float(), gan.out).run()
     tiny = {"width": 8, "epochs": 2, "batch_size": 32, "holdout_fraction": 0.25}
-    params = {"prepare": {"out": "prepared"}, "gan": gan.model_dump(mode="json"),
-              "evaluate": {"classifier": tiny, "detector": tiny, "samples": 120, "control_samples": 20, "edits": 20,
-                           "kid_subsets": 5, "kid_subset_size": 50, "classifier_out": "models/classifier.pt"}}
+    params = {
+        "prepare": {"out": "prepared"},
+        "gan": gan.model_dump(mode="json"),
+        "evaluate": {
+            "classifier": tiny,
+            "detector": tiny,
+            "samples": 120,
+            "control_samples": 20,
+            "edits": 20,
+            "kid_subsets": 5,
+            "kid_subset_size": 50,
+            "classifier_out": "models/classifier.pt",
+        },
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     result = CliRunner().invoke(app, ["evaluate", "--params", "params.yaml"])
@@ -63,7 +91,9 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     # Two updates of a generator are nowhere near real faces, and every metric says so.
     assert metrics["detector"]["accuracy"] > 0.9 and metrics["detector"]["p_value"] < 1e-6
     assert metrics["fid"] > 0 and metrics["coverage"] < 0.5  # FID's scale is tested in test_evaluation_metrics
-    assert metrics["latent_diversity"]["attribute_rows"] == 4  # every Male/Smiling row; its scale: test_evaluation_metrics
+    assert (
+        metrics["latent_diversity"]["attribute_rows"] == 4
+    )  # every Male/Smiling row; its scale: test_evaluation_metrics
     assert AttributeClassifier.load(tmp_path / "models" / "classifier.pt").attributes == ATTRIBUTES
     control = pd.read_csv(tmp_path / "plots" / "evaluate" / "control_accuracy.csv")
     assert list(control["attribute"]) == list(ATTRIBUTES) and control["edited"].notna().all()
@@ -72,7 +102,11 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(shared_faces64, ce
     assert "attribute control, edited faces" in markdown(metrics)
     # The sampling settings the numbers were made with (params.yaml has none here: the plain defaults).
     assert {k: metrics["generator"][k] for k in ("candidates", "edit_strength", "refine", "refine_strength")} == {
-        "candidates": 1, "edit_strength": 1.0, "refine": False, "refine_strength": 1.0}
+        "candidates": 1,
+        "edit_strength": 1.0,
+        "refine": False,
+        "refine_strength": 1.0,
+    }
     assert "| 1 / 1.0 / False (1.0) |" in markdown(metrics)
 
 

@@ -71,7 +71,9 @@ def test_classifier_weighs_a_rare_attribute_as_much_as_a_common_one() -> None:
     # even odds for the 10% attribute (unweighted it would be 0.1: "never", right 90% of the time).
     images = noise(200, size=32, seed=1)
     rows = np.stack([np.arange(200) % 10 == 0, np.arange(200) % 2 == 0], axis=1).astype(np.float32)
-    model, _ = train_attribute_classifier(images, rows, ["Eyeglasses", "Smiling"], TINY.model_copy(update={"epochs": 8}))
+    model, _ = train_attribute_classifier(
+        images, rows, ["Eyeglasses", "Smiling"], TINY.model_copy(update={"epochs": 8})
+    )
     p = model.predict_proba(noise(100, size=32, seed=2)).mean(0)
     assert 0.3 < p[0] < 0.7 and 0.3 < p[1] < 0.7, p
 
@@ -180,7 +182,7 @@ def test_control_accuracy_follows_whether_the_request_is_met(classifier, real_fa
 
     base = rows[:300]
     met = attribute_control(model, ["Male", "Smiling"], base[:, :2], obedient, flip=False)
-    ignored = attribute_control(model, ["Male", "Smiling"], base[:, :2], lambda t: images[:len(t)], flip=False)
+    ignored = attribute_control(model, ["Male", "Smiling"], base[:, :2], lambda t: images[: len(t)], flip=False)
     for name in ("Male", "Smiling"):  # the classifier itself is right about 70-80% of the time here
         assert 0.3 < ignored.accuracy[name] < 0.7 and met.accuracy[name] > ignored.accuracy[name] + 0.1, (met, ignored)
     assert requests(np.zeros((4, 2)), ["Male", "Smiling"], 1, flip=True)[:, 1].tolist() == [1, 1, 1, 1]

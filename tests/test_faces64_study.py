@@ -14,8 +14,13 @@ from tests.support.faces import copy_people
 
 pytestmark = pytest.mark.slow
 
-RECOGNIZERS = ("dlib_teacher", "facenet_distilled", "facenet_distilled_no_margin", "facenet_trained_here",
-               "fisherfaces")
+RECOGNIZERS = (
+    "dlib_teacher",
+    "facenet_distilled",
+    "facenet_distilled_no_margin",
+    "facenet_trained_here",
+    "fisherfaces",
+)
 REQUIRED = ("top1", "top1_with_Eyeglasses", "top1_without_Eyeglasses", "tar_at_far", "visitor_far")
 
 
@@ -58,12 +63,35 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
 
     # The GPU check's bundle is made from this study and runs anywhere (here on CPU, tiny settings).
     bundle = tmp_path / "gpu" / "faces64.npz"
-    made = json.loads(run_in(work, "python", "-m", "bench.gpu_distill", "bundle", "--study", str(study),
-                             "--out", str(bundle)).stdout)
+    made = json.loads(
+        run_in(work, "python", "-m", "bench.gpu_distill", "bundle", "--study", str(study), "--out", str(bundle)).stdout
+    )
     assert made["photos"]["checkin"] == summary["split"]["checkins"] and made["background_people"] == 16
-    result = json.loads(run_in(work, "python", "-m", "bench.gpu_distill", "run", "--bundle", str(bundle), "--out",
-                               str(tmp_path / "gpu"), "--device", "cpu", "--input-size", "80", "--epochs", "2",
-                               "--margin-epochs", "1", "--batch-size", "16", "--loader-workers", "0").stdout)
+    result = json.loads(
+        run_in(
+            work,
+            "python",
+            "-m",
+            "bench.gpu_distill",
+            "run",
+            "--bundle",
+            str(bundle),
+            "--out",
+            str(tmp_path / "gpu"),
+            "--device",
+            "cpu",
+            "--input-size",
+            "80",
+            "--epochs",
+            "2",
+            "--margin-epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--loader-workers",
+            "0",
+        ).stdout
+    )
     assert result["teacher"]["top1"] == pytest.approx(summary["dlib_teacher"]["top1"], abs=1e-3)  # float16 descriptors
     assert 0 <= result["student"]["top1"] <= 1 and len(result["epochs"]) == 2
     assert (tmp_path / "gpu" / "gpu_check.json").is_file()

@@ -39,9 +39,13 @@ with distributed(torch.device("cpu")) as (rank, device):
 def test_two_gloo_processes_train_in_lockstep(tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
-    result = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
-                            capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-                            timeout=300)
+    result = subprocess.run(
+        [TORCHRUN, "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
@@ -55,4 +59,8 @@ def test_two_gloo_processes_train_in_lockstep(tmp_path: Path) -> None:
     assert checkpoint["step"] == 3
     assert all(torch.equal(checkpoint["G"][k], v) for k, v in ranks[0]["nets"]["G"].items())
     assert sorted(p.name for p in (tmp_path / "gan").iterdir() if not p.name.startswith(".")) == [
-        "checkpoint.pt", "edits_000003.png", "grid_000003.png", "metrics.csv"]
+        "checkpoint.pt",
+        "edits_000003.png",
+        "grid_000003.png",
+        "metrics.csv",
+    ]

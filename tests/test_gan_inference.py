@@ -12,9 +12,22 @@ from facegen.gan.training_loop import GanTrainer
 
 
 def _checkpoint(out, **changes):
-    config = GanConfig(**(dict(attributes=("Male", "Smiling"), base_channels=8, z_dim=8, editor_channels=4,
-                               editor_res_blocks=1, batch_size=4, steps=2, sample_every=2, checkpoint_every=2)
-                          | changes))
+    config = GanConfig(
+        **(
+            dict(
+                attributes=("Male", "Smiling"),
+                base_channels=8,
+                z_dim=8,
+                editor_channels=4,
+                editor_res_blocks=1,
+                batch_size=4,
+                steps=2,
+                sample_every=2,
+                checkpoint_every=2,
+            )
+            | changes
+        )
+    )
     images = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
     GanTrainer(config, images, torch.randint(0, 2, (16, 2)).float(), out).run()
     return out / "checkpoint.pt"
@@ -65,8 +78,9 @@ def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> Non
     assert ((p > 0) & (p < 1)).all() and torch.equal(plain.predict_attributes(faces), (p > 0.5).float())
     with torch.no_grad():  # the editor on the drawn faces, asked for the request at strength 1.5 from D's probabilities
         expected = to_uint8(plain.editor(to_tensor(faces), p + 1.5 * (wanted - p)))
-    refined = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=1, refine_strength=1.5, edit_strength=3,
-                                                                 refine=True))
+    refined = FaceModel.load(
+        checkpoint, sampling=SamplingConfig(candidates=1, refine_strength=1.5, edit_strength=3, refine=True)
+    )
     got = refined.sample(wanted, seed=3)
     assert np.array_equal(got, expected) and np.array_equal(got, plain.edit(faces, wanted, source_attributes=p))
     assert not np.array_equal(got, plain.edit(faces, wanted))  # not from D's 0/1 view
@@ -74,7 +88,9 @@ def test_refine_edits_each_candidate_before_they_are_compared(checkpoint) -> Non
     # At refine strength 1 the editor is asked for the request itself.
     with torch.no_grad():
         at_one = to_uint8(plain.editor(to_tensor(faces), wanted))
-    assert np.array_equal(FaceModel.load(checkpoint, sampling=SamplingConfig(refine=True)).sample(wanted, seed=3), at_one)
+    assert np.array_equal(
+        FaceModel.load(checkpoint, sampling=SamplingConfig(refine=True)).sample(wanted, seed=3), at_one
+    )
 
     # With candidates, every candidate is refined and the refined faces are compared.
     z = torch.randn(3, len(wanted), plain.config.z_dim, generator=torch.Generator().manual_seed(3))

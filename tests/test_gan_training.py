@@ -1,4 +1,5 @@
-"""The GAN training loop: seeded runs repeat exactly, a resumed run equals an uninterrupted one, outputs are complete."""
+"""The GAN training loop: seeded runs repeat exactly, a resumed run equals an uninterrupted one, outputs are
+complete."""
 
 from __future__ import annotations
 
@@ -28,8 +29,18 @@ def faces(shared_faces64: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _config(**changes) -> GanConfig:
-    base = dict(attributes=ATTRIBUTES, z_dim=8, base_channels=4, editor_channels=4, editor_res_blocks=1,
-                batch_size=8, steps=6, sample_every=3, checkpoint_every=3, seed=7)
+    base = dict(
+        attributes=ATTRIBUTES,
+        z_dim=8,
+        base_channels=4,
+        editor_channels=4,
+        editor_res_blocks=1,
+        batch_size=8,
+        steps=6,
+        sample_every=3,
+        checkpoint_every=3,
+        seed=7,
+    )
     return GanConfig(**(base | changes))
 
 
@@ -45,8 +56,11 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 
 
 # The editor runs once (hinge): the other adversarial losses change only how its loss is scored.
-@pytest.mark.parametrize("changes", [dict(loss="hinge"), dict(loss="wgan-gp", editor=False),
-                                     dict(loss="bce", editor=False), dict(model="cvae")], ids=str)
+@pytest.mark.parametrize(
+    "changes",
+    [dict(loss="hinge"), dict(loss="wgan-gp", editor=False), dict(loss="bce", editor=False), dict(model="cvae")],
+    ids=str,
+)
 def test_seeded_runs_repeat_exactly_and_write_their_outputs(faces, tmp_path: Path, changes: dict) -> None:
     runs = []
     for name in ("a", "b"):
@@ -54,16 +68,21 @@ def test_seeded_runs_repeat_exactly_and_write_their_outputs(faces, tmp_path: Pat
         trainer.run()
         runs.append(_weights(trainer))
     assert _same(*runs)
-    assert sorted(trainer.nets) == (["D", "G", "G_ema"] if changes.get("editor") is False
-                                    else ["D", "E", "E_ema", "G", "G_ema"] if "model" not in changes
-                                    else ["D", "G", "G_ema"])
+    assert sorted(trainer.nets) == (
+        ["D", "G", "G_ema"]
+        if changes.get("editor") is False
+        else ["D", "E", "E_ema", "G", "G_ema"]
+        if "model" not in changes
+        else ["D", "G", "G_ema"]
+    )
     other = GanTrainer(_config(**changes, seed=8), *faces, tmp_path / "c")
     other.run()
     assert not _same(runs[0], _weights(other))
     out = tmp_path / "a"
     strips = [] if changes.get("editor") is False else ["edits_000003.png", "edits_000006.png"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [GAN_CHECKPOINT_NAME, *strips, "grid_000003.png", "grid_000006.png", METRICS])
+        [GAN_CHECKPOINT_NAME, *strips, "grid_000003.png", "grid_000006.png", METRICS]
+    )
     rows = list(csv.DictReader(open(out / METRICS)))
     assert [int(r["step"]) for r in rows] == [3, 6] and all(np.isfinite(float(r["d_loss"])) for r in rows)
     grid = Image.open(out / "grid_000006.png")
@@ -114,8 +133,9 @@ def test_flip_term_trains_the_editor_only(faces, tmp_path: Path) -> None:
     steps = {flip: GanTrainer(_config(lambda_flip=flip), *faces, tmp_path / str(flip)) for flip in (0.0, 3.0)}
     for trainer in steps.values():
         trainer.train_step(trainer.sample_batch())
-    plain, flipped = ({name: [p.detach().clone() for p in t.nets[name].parameters()] for name in ("G", "E")}
-                      for t in steps.values())
+    plain, flipped = (
+        {name: [p.detach().clone() for p in t.nets[name].parameters()] for name in ("G", "E")} for t in steps.values()
+    )
     assert _same(plain["G"], flipped["G"]) and not _same(plain["E"], flipped["E"])
 
 
@@ -125,8 +145,9 @@ def test_identity_term_off_skips_the_identity_pass(faces, tmp_path: Path) -> Non
     sizes, weights = {}, {}
     for lambda_id in (1.0, 0.0):
         trainer = GanTrainer(_config(lambda_id=lambda_id), *faces, tmp_path / str(lambda_id))
-        trainer.nets["E"].register_forward_pre_hook(lambda m, inputs, k=lambda_id: sizes.setdefault(k, []).append(
-            len(inputs[0])))
+        trainer.nets["E"].register_forward_pre_hook(
+            lambda m, inputs, k=lambda_id: sizes.setdefault(k, []).append(len(inputs[0]))
+        )
         trainer.train_step(trainer.sample_batch())
         weights[lambda_id] = [p.detach().clone() for p in trainer.nets["E"].parameters()]
     batch = _config().batch_size
@@ -190,6 +211,8 @@ def test_ema_follows_the_generator_and_editor_from_the_start(faces, tmp_path: Pa
     initial = {name: [p.detach().clone() for p in trainer.nets[f"{name}_ema"].parameters()] for name in ("G", "E")}
     trainer.run()
     for name, start in initial.items():
-        moved = [(e - i).norm() / (g - i).norm().clamp_min(1e-12)
-                 for e, g, i in zip(trainer.nets[f"{name}_ema"].parameters(), trainer.nets[name].parameters(), start)]
+        moved = [
+            (e - i).norm() / (g - i).norm().clamp_min(1e-12)
+            for e, g, i in zip(trainer.nets[f"{name}_ema"].parameters(), trainer.nets[name].parameters(), start)
+        ]
         assert min(moved) > 0.5, name  # with a fixed 0.999 decay the EMA would have moved ~0.3% of the way

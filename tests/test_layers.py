@@ -33,9 +33,11 @@ def test_a_test_importing_another_test_or_bench_is_caught(tmp_path: Path) -> Non
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "__init__.py").write_text("")
     (tmp_path / "bench" / "speed.py").write_text("")
-    assert shared_helper_violations(tmp_path) == ["tests/test_x.py imports tests.conftest",
-                                                "tests/test_x.py imports tests.test_bench_y",
-                                                "tests/test_z.py imports bench.speed"]
+    assert shared_helper_violations(tmp_path) == [
+        "tests/test_x.py imports tests.conftest",
+        "tests/test_x.py imports tests.test_bench_y",
+        "tests/test_z.py imports bench.speed",
+    ]
 
 
 @pytest.fixture
@@ -46,20 +48,41 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(("file", "line", "expected"), [
-    ("facegen/metrics/evaluate.py", "from recognition.backbone import embed_images",
-     "facegen/metrics/evaluate.py (metrics, layer 3) imports recognition.backbone (recognition, layer 4)"),
-    ("facegen/synthetic/quality.py", "from facegen.metrics import convnet",
-     "facegen/synthetic/quality.py (synthetic, layer 3) imports facegen.metrics.convnet (metrics, layer 3)"),
-    ("facegen/gan/inference.py", "from facegen.gan.training_loop import GanTrainer",
-     "facegen/gan/inference.py imports facegen.gan.training_loop"),
-    ("facegen/metrics/convnet.py", "from facegen.gan.networks import _down",
-     "facegen/metrics/convnet.py imports private facegen.gan.networks._down"),
-    ("pipelines/compare.py", "import pipelines.train_recognizer",
-     "stage pipelines/compare.py imports stage pipelines.train_recognizer"),
-    ("facegen/config.py", "from pipelines import run_from_command_line",
-     "facegen/config.py (core, layer 0) imports pipelines (pipelines, layer 5)"),
-])
+@pytest.mark.parametrize(
+    ("file", "line", "expected"),
+    [
+        (
+            "facegen/metrics/evaluate.py",
+            "from recognition.backbone import embed_images",
+            "facegen/metrics/evaluate.py (metrics, layer 3) imports recognition.backbone (recognition, layer 4)",
+        ),
+        (
+            "facegen/synthetic/quality.py",
+            "from facegen.metrics import convnet",
+            "facegen/synthetic/quality.py (synthetic, layer 3) imports facegen.metrics.convnet (metrics, layer 3)",
+        ),
+        (
+            "facegen/gan/inference.py",
+            "from facegen.gan.training_loop import GanTrainer",
+            "facegen/gan/inference.py imports facegen.gan.training_loop",
+        ),
+        (
+            "facegen/metrics/convnet.py",
+            "from facegen.gan.networks import _down",
+            "facegen/metrics/convnet.py imports private facegen.gan.networks._down",
+        ),
+        (
+            "pipelines/compare.py",
+            "import pipelines.train_recognizer",
+            "stage pipelines/compare.py imports stage pipelines.train_recognizer",
+        ),
+        (
+            "facegen/config.py",
+            "from pipelines import run_from_command_line",
+            "facegen/config.py (core, layer 0) imports pipelines (pipelines, layer 5)",
+        ),
+    ],
+)
 def test_the_checker_finds_a_wrong_import(tree: Path, file: str, line: str, expected: str) -> None:
     path = tree / file
     path.write_text(f"{path.read_text()}\n\ndef _late() -> None:\n    {line}\n")

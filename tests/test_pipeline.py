@@ -16,8 +16,10 @@ pytestmark = pytest.mark.slow
 def test_dvc_repro_prepares_the_demo_once(tmp_path, monkeypatch) -> None:
     from pipelines.study import stale_stages
 
-    work = scratch_copy({"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0,
-                         "data.image_size": 64}, into=tmp_path)
+    work = scratch_copy(
+        {"data.demo.identities": 12, "data.demo.images_per_identity": 4, "prepare.workers": 0, "data.image_size": 64},
+        into=tmp_path,
+    )
     monkeypatch.chdir(work)
     assert stale_stages("prepare") == ["prepare"]  # what the study flow reads: DVC's JSON status
     run_in(work, "dvc", "repro", "prepare")
@@ -39,7 +41,8 @@ def test_dvc_repro_prepares_the_demo_once(tmp_path, monkeypatch) -> None:
 
 
 def test_prepare_flow_runs_standalone(tmp_path, monkeypatch) -> None:
-    work = scratch_copy({"data.demo.identities": 5, "data.demo.images_per_identity": 3, "prepare.workers": 1},
-                        into=tmp_path)
+    work = scratch_copy(
+        {"data.demo.identities": 5, "data.demo.images_per_identity": 3, "prepare.workers": 1}, into=tmp_path
+    )
     run_in(work, "python", "-m", "pipelines.prepare", "--params", "params.yaml")
     assert json.loads((work / "metrics" / "prepare.json").read_text())["images_written"] == 15

@@ -29,8 +29,10 @@ def test_prepare_celeba_layout_round_trips(celeba_subset: Path, tmp_path: Path) 
     pd.testing.assert_frame_equal(prepared.annotations.drop(columns="_row"), faces.annotations)
     expected = np.asarray(CenterCropResize(32, crop=140)(faces.load_image(7)))
     assert np.array_equal(prepared.images[7], expected)
-    assert prepared[7][1].tolist() == faces[7][1][[faces.attribute_names.index("Eyeglasses"),
-                                                   faces.attribute_names.index("Male")]].tolist()
+    assert (
+        prepared[7][1].tolist()
+        == faces[7][1][[faces.attribute_names.index("Eyeglasses"), faces.attribute_names.index("Male")]].tolist()
+    )
     train = PreparedFaces(out, split="train")
     assert len(train) == 40 and len(PreparedFaces(out, split="valid")) == 0
 
@@ -65,8 +67,9 @@ def test_corrupt_photo_is_counted_and_listed(people_with_a_corrupt_photo: Path, 
 
 def test_strict_run_stops_and_leaves_nothing(people_with_a_corrupt_photo: Path, tmp_path: Path) -> None:
     with pytest.raises(PrepareError, match=r"cannot decode image .*strict mode"):
-        prepare_faces(FaceFolder(people_with_a_corrupt_photo), tmp_path / "out", CenterCropResize(64),
-                      strict=True, workers=0)
+        prepare_faces(
+            FaceFolder(people_with_a_corrupt_photo), tmp_path / "out", CenterCropResize(64), strict=True, workers=0
+        )
     assert list(tmp_path.glob("*out*")) == []  # neither the output nor its temporary folder
 
 
@@ -81,7 +84,9 @@ def test_failed_rerun_keeps_the_previous_complete_output(people_with_a_corrupt_p
 def test_mtcnn_finds_a_face_in_a_wild_photo_and_counts_photos_without_one(shared_faces64: Path, tmp_path: Path) -> None:
     person = tmp_path / "wild" / "alice"
     person.mkdir(parents=True)
-    face = Image.open(sorted(sorted(shared_faces64.iterdir())[0].iterdir())[0]).resize((160, 160), Image.Resampling.BICUBIC)
+    face = Image.open(sorted(sorted(shared_faces64.iterdir())[0].iterdir())[0]).resize(
+        (160, 160), Image.Resampling.BICUBIC
+    )
     scene = Image.new("RGB", (480, 360), (90, 120, 90))
     scene.paste(face, (250, 90))
     scene.save(person / "classroom.jpg", quality=95)

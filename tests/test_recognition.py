@@ -155,9 +155,15 @@ def test_threshold_and_tar_at_far_on_a_constructed_case() -> None:
 
 
 def _outcome(true: np.ndarray, pred: np.ndarray, rng: np.random.Generator) -> SeedOutcome:
-    return SeedOutcome(true, pred, np.where(true == pred, 0.9, 0.2) + rng.random(len(true)) * 0.05,
-                       rng.random(200) * 0.5, {"Eyeglasses": (np.arange(len(true)) % 4 == 0).astype(int)},
-                       threshold=0.6, num_classes=10)
+    return SeedOutcome(
+        true,
+        pred,
+        np.where(true == pred, 0.9, 0.2) + rng.random(len(true)) * 0.05,
+        rng.random(200) * 0.5,
+        {"Eyeglasses": (np.arange(len(true)) % 4 == 0).astype(int)},
+        threshold=0.6,
+        num_classes=10,
+    )
 
 
 def test_metrics_perfect_chance_and_bootstrap() -> None:

@@ -27,8 +27,10 @@ def _raw_photos(shared_faces64: Path, root: Path, people: int = 9, photos: int =
         (root / person.name).mkdir(parents=True)
         for k, photo in enumerate(sorted(person.iterdir())[:photos]):
             scene = Image.new("RGB", (400, 300), tuple(int(c) for c in rng.integers(60, 200, 3)))
-            scene.paste(Image.open(photo).convert("RGB").resize((160, 160), Image.Resampling.BICUBIC),
-                        (int(rng.integers(0, 240)), int(rng.integers(0, 140))))
+            scene.paste(
+                Image.open(photo).convert("RGB").resize((160, 160), Image.Resampling.BICUBIC),
+                (int(rng.integers(0, 240)), int(rng.integers(0, 140))),
+            )
             scene.save(root / person.name / photo.name, quality=95)
             rows.append({"image": f"{person.name}/{photo.name}", "Eyeglasses": int(k >= 3), "Smiling": int(k == 4)})
     pd.DataFrame(rows).to_csv(root.parent / "attributes.csv", index=False)
@@ -43,13 +45,23 @@ def test_attendance_experiment_runs_on_raw_photos(shared_faces64: Path, tmp_path
 
     raw = _raw_photos(shared_faces64, tmp_path / "photos")
     params = {
-        "data": {"source": "folder", "image_size": 64,
-                 "folder": {"root": str(raw), "attributes_csv": str(tmp_path / "attributes.csv"),
-                            "detect_faces": True}},
+        "data": {
+            "source": "folder",
+            "image_size": 64,
+            "folder": {"root": str(raw), "attributes_csv": str(tmp_path / "attributes.csv"), "detect_faces": True},
+        },
         "prepare": {"workers": 0},
         "attendance": {"roster_size": 3, "enrol_per_person": 2, "min_checkins": 2, "visitors": 2},
-        "recognition": {"epochs": 1, "batch_size": 8, "calibration_people": 2, "seeds": [0, 1, 2],
-                        "classic_copies": 1, "gan_copies": 2, "bootstrap_samples": 50, "embed_batch_size": 32},
+        "recognition": {
+            "epochs": 1,
+            "batch_size": 8,
+            "calibration_people": 2,
+            "seeds": [0, 1, 2],
+            "classic_copies": 1,
+            "gan_copies": 2,
+            "bootstrap_samples": 50,
+            "embed_batch_size": 32,
+        },
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
@@ -76,7 +88,10 @@ def test_attendance_experiment_runs_on_raw_photos(shared_faces64: Path, tmp_path
     for condition, metrics in table.items():
         for name in ("top1", "macro_f1", "tar_at_far", "top1_with_Eyeglasses", "top1_without_Eyeglasses"):
             m = metrics[name]
-            assert 0 <= m["ci_low"] <= m["mean"] + 1e-9 and m["mean"] <= m["ci_high"] + 1e-9 <= 1 + 1e-9, (condition, name)
+            assert 0 <= m["ci_low"] <= m["mean"] + 1e-9 and m["mean"] <= m["ci_high"] + 1e-9 <= 1 + 1e-9, (
+                condition,
+                name,
+            )
         assert metrics["top1"]["mean"] == pytest.approx(summaries[condition]["mean"]["top1"])
     assert "| top-1 accuracy |" in Path("metrics/recognition.md").read_text()
     assert Path("plots/recognition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,42 +14,74 @@ from facegen.report.study import write_study_report
 
 
 def _params(tmp_path):
-    return load_params("params.yaml", {"gan.out": str(tmp_path / "models" / "gan"), "gan.base_channels": 8,
-                                       "gan.editor_channels": 8, "gan.batch_size": 4, "gan.steps": 2,
-                                       "gan.sample_every": 1, "gan.checkpoint_every": 2,
-                                       "generate.out": str(tmp_path / "data" / "synthetic")})
+    return load_params(
+        "params.yaml",
+        {
+            "gan.out": str(tmp_path / "models" / "gan"),
+            "gan.base_channels": 8,
+            "gan.editor_channels": 8,
+            "gan.batch_size": 4,
+            "gan.steps": 2,
+            "gan.sample_every": 1,
+            "gan.checkpoint_every": 2,
+            "generate.out": str(tmp_path / "data" / "synthetic"),
+        },
+    )
 
 
 def test_empty_study_names_what_is_missing(tmp_path, monkeypatch) -> None:
     params = _params(tmp_path)
     monkeypatch.chdir(tmp_path)
     html = write_study_report(params, tmp_path / "reports" / "index.html").read_text()
-    for missing in ("grid_*.png (stage train_gan)", "metrics/gan.json (stage evaluate_gan)",
-                    "enrolment_edits/datacard.md (stage generate)", "metrics/recognition.md (stage compare)"):
+    for missing in (
+        "grid_*.png (stage train_gan)",
+        "metrics/gan.json (stage evaluate_gan)",
+        "enrolment_edits/datacard.md (stage generate)",
+        "metrics/recognition.md (stage compare)",
+    ):
         assert missing in html
 
 
 def test_full_study_shows_every_section(tmp_path, monkeypatch) -> None:
     params = _params(tmp_path)
     attributes = list(params.gan.attributes)
-    GanTrainer(params.gan, torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8),
-               torch.randint(0, 2, (8, len(attributes))).float(), params.gan.out).run()
+    GanTrainer(
+        params.gan,
+        torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8),
+        torch.randint(0, 2, (8, len(attributes))).float(),
+        params.gan.out,
+    ).run()
     monkeypatch.chdir(tmp_path)
     per_attribute = {a: 0.9 for a in attributes}
     (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "gan.json").write_text(json.dumps({
-        "classifier": {"heldout_accuracy": per_attribute}, "control_sampled": {**per_attribute, "mean": 0.9},
-        "control_edited": {**per_attribute, "mean": 0.9}, "fid": 12.5, "kid_mean": 0.01, "precision": 0.8,
-        "recall": 0.7, "density": 0.9, "coverage": 0.8, "detector": {"accuracy": 0.61, "p_value": 0.003},
-        "identity": {"cosine_mean": 0.83, "verified_share": 0.77},
-        "generator": {"loss": "hinge", "candidates": 4, "edit_strength": 2.5, "refine": True}}))
+    (tmp_path / "metrics" / "gan.json").write_text(
+        json.dumps(
+            {
+                "classifier": {"heldout_accuracy": per_attribute},
+                "control_sampled": {**per_attribute, "mean": 0.9},
+                "control_edited": {**per_attribute, "mean": 0.9},
+                "fid": 12.5,
+                "kid_mean": 0.01,
+                "precision": 0.8,
+                "recall": 0.7,
+                "density": 0.9,
+                "coverage": 0.8,
+                "detector": {"accuracy": 0.61, "p_value": 0.003},
+                "identity": {"cosine_mean": 0.83, "verified_share": 0.77},
+                "generator": {"loss": "hinge", "candidates": 4, "edit_strength": 2.5, "refine": True},
+            }
+        )
+    )
     for dataset in params.generate.datasets:
         folder = params.generate.out / dataset.name
         folder.mkdir(parents=True)
-        (folder / "datacard.md").write_text(f"# {dataset.name}\n\n| cell | count |\n|---|---|\n| Eyeglasses=1 | 300 |\n")
+        (folder / "datacard.md").write_text(
+            f"# {dataset.name}\n\n| cell | count |\n|---|---|\n| Eyeglasses=1 | 300 |\n"
+        )
         Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "grid.png")
-    (tmp_path / "metrics" / "recognition.md").write_text("# table\n\n| metric | baseline | gan |\n|---|---|---|\n"
-                                                         "| top-1 accuracy | 0.70 | 0.74 |\n")
+    (tmp_path / "metrics" / "recognition.md").write_text(
+        "# table\n\n| metric | baseline | gan |\n|---|---|---|\n| top-1 accuracy | 0.70 | 0.74 |\n"
+    )
     (tmp_path / "plots").mkdir()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "plots" / "recognition.png")
 

@@ -13,8 +13,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from facegen.data.annotations import (ATTR_FILE, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP, PARTITION_FILE, AnnotationError,
-                                      write_attributes, write_identities, write_partition)
+from facegen.data.annotations import (
+    ATTR_FILE,
+    IDENTITY_FILE,
+    IMAGES_DIR,
+    IMAGES_ZIP,
+    PARTITION_FILE,
+    AnnotationError,
+    write_attributes,
+    write_identities,
+    write_partition,
+)
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.images import CorruptImageError, decode_image
@@ -51,7 +60,9 @@ def test_a_decompression_bomb_is_a_counted_skip_and_strict_names_it(tmp_path: Pa
 def test_the_pixel_limit_is_configurable(tmp_path: Path) -> None:
     data = _png(np.zeros((100, 100, 3), np.uint8))
     assert decode_image("ok.png", data, max_pixels=10_000).size == (100, 100)
-    with pytest.raises(CorruptImageError, match=r"big.png: too large: 10,000 pixels, more than data.max_image_pixels \(9,999\)"):
+    with pytest.raises(
+        CorruptImageError, match=r"big.png: too large: 10,000 pixels, more than data.max_image_pixels \(9,999\)"
+    ):
         decode_image("big.png", data, max_pixels=9_999)
     photos = make_people(tmp_path / "photos", per_person=1, size=24)
     faces = FaceFolder(photos, max_image_pixels=24 * 24 - 1)
@@ -80,10 +91,16 @@ def test_tif_and_gif_photos_are_read_and_heic_and_stray_files_listed(tmp_path: P
     assert (report.images_in, report.images_written, report.corrupt) == (7, 4, 3)
     skipped = pd.read_csv(tmp_path / "out" / "skipped.csv")
     assert dict(zip(skipped.image_id, skipped.reason)) == {
-        "loose.jpg": "not in a per-person folder", "person_1/2.heic": "unsupported format (.heic)",
-        "person_1/notes.txt": "unsupported format (.txt)"}
+        "loose.jpg": "not in a per-person folder",
+        "person_1/2.heic": "unsupported format (.heic)",
+        "person_1/notes.txt": "unsupported format (.txt)",
+    }
     assert sorted(PreparedFaces(tmp_path / "out").annotations.image_id) == [
-        "person_0/0.jpg", "person_0/1.tif", "person_1/0.jpg", "person_1/1.gif"]
+        "person_0/0.jpg",
+        "person_0/1.tif",
+        "person_1/0.jpg",
+        "person_1/1.gif",
+    ]
     with pytest.raises(AnnotationError, match=r"loose.jpg: not in a per-person folder \(strict mode; 3 such"):
         FaceFolder(photos, strict=True)
 
@@ -148,20 +165,35 @@ def test_html_saved_as_the_image_zip_is_a_clear_error(tmp_path: Path) -> None:  
 # --- the attributes CSV of a folder source ---------------------------------------------------------------
 
 CSV_CASES = {  # name: (csv text, the error it must give); the photos are person_0/0..2.jpg, person_1/0..2.jpg
-    "duplicate row": ("image,Smiling\nperson_0/0.jpg,1\nperson_0/1.jpg,0\nperson_0/0.jpg,0\n",
-                      r"row 4 column 'image': 'person_0/0.jpg' is listed again \(first at row 2\)"),
-    "unknown split": ("image,Smiling,split\nperson_0/0.jpg,1,train\nperson_0/1.jpg,0,banana\n",
-                      r"row 3 column 'split': values must be one of train, valid, test, got 'banana'"),
-    "mixed keys": ("image,Smiling\nperson_0/0.jpg,1\n1.jpg,0\n",
-                   r"row 3 column 'image': '1.jpg' is a bare file name but row 2 has a path"),
+    "duplicate row": (
+        "image,Smiling\nperson_0/0.jpg,1\nperson_0/1.jpg,0\nperson_0/0.jpg,0\n",
+        r"row 4 column 'image': 'person_0/0.jpg' is listed again \(first at row 2\)",
+    ),
+    "unknown split": (
+        "image,Smiling,split\nperson_0/0.jpg,1,train\nperson_0/1.jpg,0,banana\n",
+        r"row 3 column 'split': values must be one of train, valid, test, got 'banana'",
+    ),
+    "mixed keys": (
+        "image,Smiling\nperson_0/0.jpg,1\n1.jpg,0\n",
+        r"row 3 column 'image': '1.jpg' is a bare file name but row 2 has a path",
+    ),
     "empty file": ("", r"attributes.csv: empty file"),
     "header only": ("image,Smiling\n", r"attributes.csv: no rows under the header"),
     "no image column": ("photo,Smiling\nperson_0/0.jpg,1\n", r"row 1: needs an 'image' column"),
-    "repeated column": ("image,Smiling,Smiling\nperson_0/0.jpg,1,0\n", r"row 1: column 'Smiling' appears more than once"),
-    "bad value": ("image,Smiling\nperson_0/0.jpg,yes\n", r"row 2 column 'Smiling': values must be 0/1 or -1/1, got 'yes'"),
+    "repeated column": (
+        "image,Smiling,Smiling\nperson_0/0.jpg,1,0\n",
+        r"row 1: column 'Smiling' appears more than once",
+    ),
+    "bad value": (
+        "image,Smiling\nperson_0/0.jpg,yes\n",
+        r"row 2 column 'Smiling': values must be 0/1 or -1/1, got 'yes'",
+    ),
     "empty value": ("image,Smiling\nperson_0/0.jpg,\n", r"row 2 column 'Smiling': values must be 0/1 or -1/1, got ''"),
     "empty image": ("image,Smiling\n,1\n", r"row 2 column 'image': values must be a photo's path or file name"),
-    "ragged row": ("image,Smiling\nperson_0/0.jpg,1\nperson_0/1.jpg,1,1,1\n", r"row 3: expected 2 fields like the header, got 4"),
+    "ragged row": (
+        "image,Smiling\nperson_0/0.jpg,1\nperson_0/1.jpg,1,1,1\n",
+        r"row 3: expected 2 fields like the header, got 4",
+    ),
     "matches no photo": ("image,Smiling\nsomeone/else.jpg,1\n", r"no photo has a row"),
     "ambiguous bare name": ("image,Smiling\n0.jpg,1\n", r"the bare name '0.jpg' matches photos in several folders"),
 }
@@ -182,7 +214,9 @@ def test_a_good_csv_with_a_byte_order_mark_bare_names_and_splits_is_read(tmp_pat
     (tmp_path / "attributes.csv").write_bytes("\ufeffimage,Smiling,split\n0.jpg,1,train\n 1.jpg ,-1,test\n".encode())
     faces = FaceFolder(photos, attributes_csv=tmp_path / "attributes.csv")
     assert faces.annotations[["image_id", "Smiling", "split"]].values.tolist() == [
-        ["person_0/0.jpg", 1, "train"], ["person_0/1.jpg", 0, "test"]]
+        ["person_0/0.jpg", 1, "train"],
+        ["person_0/1.jpg", 0, "test"],
+    ]
     assert (faces.unannotated_images, faces.missing_images) == (1, 0)
     (tmp_path / "attributes.csv").write_text("image,Smiling\nperson_0/0.jpg,1\nperson_9/9.jpg,0\n")
     assert FaceFolder(photos, attributes_csv=tmp_path / "attributes.csv").missing_images == 1
@@ -200,8 +234,18 @@ def _synthetic(root: Path, files: list[str]) -> Path:
 
     (root / "images").mkdir(parents=True)
     Image.new("RGB", (8, 8), "red").save(root / "images" / "000000.png")
-    pd.DataFrame({"file": files, "Smiling": 1, "mode": "per_attribute", "seed": 0, "sample_index": 0,
-                  "source_image": "", "identity": "", "edited_attribute": ""}).to_parquet(root / MANIFEST_PARQUET)
+    pd.DataFrame(
+        {
+            "file": files,
+            "Smiling": 1,
+            "mode": "per_attribute",
+            "seed": 0,
+            "sample_index": 0,
+            "source_image": "",
+            "identity": "",
+            "edited_attribute": "",
+        }
+    ).to_parquet(root / MANIFEST_PARQUET)
     return root
 
 

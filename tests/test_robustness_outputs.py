@@ -41,8 +41,9 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("out", ["photos", ".", "photos/person_0", "photos/person_0/new"])
-def test_prepare_out_over_or_around_the_photos_is_refused_and_deletes_nothing(tmp_path: Path, monkeypatch,
-                                                                             out: str) -> None:
+def test_prepare_out_over_or_around_the_photos_is_refused_and_deletes_nothing(
+    tmp_path: Path, monkeypatch, out: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     photos = make_people(tmp_path / "photos")
     (tmp_path / "notes.txt").write_text("my only copy")
@@ -88,15 +89,26 @@ def test_other_outputs_must_not_overlap_their_inputs(tmp_path: Path) -> None:
     with pytest.raises(UnsafeOutputError, match="gan.out .* overlaps the input"):
         train_gan(GanConfig(out=tmp_path / "prepared" / "gan"), tmp_path / "prepared")
     with pytest.raises(UnsafeOutputError, match="generate.out"):
-        check_separate(tmp_path / "models", [tmp_path / "data", tmp_path / "models" / "gan" / "checkpoint.pt"],
-                       "generate.out")
+        check_separate(
+            tmp_path / "models", [tmp_path / "data", tmp_path / "models" / "gan" / "checkpoint.pt"], "generate.out"
+        )
     check_separate(tmp_path / "data" / "synthetic", [tmp_path / "data" / "prepared", None])  # siblings are fine
 
 
 def _job(out: Path, seed: int = 0) -> DatasetJob:
-    plan = pd.DataFrame({"Smiling": [0, 1, 0, 1], "mode": "per_attribute", "seed": seed, "sample_index": range(4),
-                         "source_image": "", "identity": "", "edited_attribute": "",
-                         "cell": ["Smiling=0", "Smiling=1"] * 2, "source_row": -1})
+    plan = pd.DataFrame(
+        {
+            "Smiling": [0, 1, 0, 1],
+            "mode": "per_attribute",
+            "seed": seed,
+            "sample_index": range(4),
+            "source_image": "",
+            "identity": "",
+            "edited_attribute": "",
+            "cell": ["Smiling=0", "Smiling=1"] * 2,
+            "source_row": -1,
+        }
+    )
     return DatasetJob("faces", out, plan, ("Smiling",), {"params_sha256": f"p{seed}", "generator_sha256": "g"}, 2, 1)
 
 
@@ -118,15 +130,21 @@ def test_a_synthetic_data_set_never_replaces_a_folder_it_did_not_write(tmp_path:
     assert (tmp_path / "faces" / "mine.jpg").read_bytes() == b"a photo"
     (tmp_path / "faces" / "mine.jpg").unlink()
     assert write_dataset(_job(tmp_path), _render, _describe)["images"] == 4
-    assert write_dataset(_job(tmp_path, seed=1), _render, _describe)["stamp"]["params_sha256"] == "p1"  # its own: replaced
+    assert (
+        write_dataset(_job(tmp_path, seed=1), _render, _describe)["stamp"]["params_sha256"] == "p1"
+    )  # its own: replaced
 
 
 # --- one run per output -----------------------------------------------------------------------------------
 
 
 def _hold_lock(output: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-m", "tests.interrupt_target", "lock", str(output)], cwd=REPO,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.interrupt_target", "lock", str(output)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
@@ -211,8 +229,12 @@ def _alive(pid: int) -> bool:
 def _start_prepare(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     """A prepare run whose two loader workers are busy, with its temporary folder in place."""
     photos = make_people(tmp_path / "photos", n_people=4, per_person=40)
-    run = subprocess.Popen([sys.executable, "-m", "tests.interrupt_target", "prepare", str(photos),
-                            str(tmp_path / "out")], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "tests.interrupt_target", "prepare", str(photos), str(tmp_path / "out")],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert run.stdout.readline().strip() == "started"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

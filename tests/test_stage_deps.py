@@ -22,8 +22,11 @@ def test_deps_cover_every_imported_project_file(where: tuple[str, str]) -> None:
     assert undeclared(EVERY_STAGE[where]) == [], "run `python -m tests.support.stage_deps` for the lists to declare"
 
 
-@pytest.mark.parametrize(("where", "dep"), [(w, d) for w, s in EVERY_STAGE.items() for d in code_deps(s)],
-                         ids=lambda x: x if isinstance(x, str) else f"{x[0]}:{x[1]}")
+@pytest.mark.parametrize(
+    ("where", "dep"),
+    [(w, d) for w, s in EVERY_STAGE.items() for d in code_deps(s)],
+    ids=lambda x: x if isinstance(x, str) else f"{x[0]}:{x[1]}",
+)
 def test_without_any_of_its_code_deps_a_stage_is_caught(where: tuple[str, str], dep: str) -> None:
     """Each code dep is needed (the stage imports what it names), so removing it is reported."""
     stage = copy.deepcopy(EVERY_STAGE[where])
@@ -52,8 +55,11 @@ def test_one_recognizer_stage_per_condition_and_compare_reads_them_all() -> None
 
 
 def _outputs(stage: dict) -> set[str]:
-    return {next(iter(o)) if isinstance(o, dict) else o for kind in ("outs", "metrics", "plots")
-            for o in stage.get(kind, [])}
+    return {
+        next(iter(o)) if isinstance(o, dict) else o
+        for kind in ("outs", "metrics", "plots")
+        for o in stage.get(kind, [])
+    }
 
 
 def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
@@ -63,8 +69,11 @@ def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
     expected = {
         "prepare": {params.prepare.out, paths.PREPARE_METRICS},
         "train_gan": {params.gan.out, paths.TRAIN_GAN_METRICS, paths.TRAIN_GAN_CONFIG},
-        "evaluate_gan": {params.evaluate.classifier_out, paths.GAN_METRICS, *(paths.GAN_PLOTS / f for f in (
-            "control_accuracy.csv", "classifier_training.csv", paths.CONTROL_SAMPLES))},
+        "evaluate_gan": {
+            params.evaluate.classifier_out,
+            paths.GAN_METRICS,
+            *(paths.GAN_PLOTS / f for f in ("control_accuracy.csv", "classifier_training.csv", paths.CONTROL_SAMPLES)),
+        },
         "generate": {params.generate.out, paths.GENERATE_METRICS},
         "pretrain_backbone": {paths.BACKBONE, paths.BACKBONE_TRAINING, paths.PRETRAIN_METRICS, paths.PRETRAIN_CURVE},
         "train_recognizer": {paths.OUTCOMES / "${key}.parquet", paths.RECOGNITION_METRICS / "${key}.json"},
@@ -73,7 +82,11 @@ def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
     }
     assert declared == {name: {str(p) for p in files} for name, files in expected.items()}
     assert (params.prepare.out, params.gan.out, params.generate.out, params.report.out) == (
-        paths.PREPARED, paths.GAN_OUT, paths.SYNTHETIC, paths.REPORT)  # the config's defaults are the study's
+        paths.PREPARED,
+        paths.GAN_OUT,
+        paths.SYNTHETIC,
+        paths.REPORT,
+    )  # the config's defaults are the study's
     assert params.generate.checkpoint == params.gan.out / paths.GAN_CHECKPOINT_NAME
 
 
@@ -87,8 +100,13 @@ def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
     expected = {
         "prepare": {params.prepare.out, paths.PREPARE_METRICS},
         "teacher_embeddings": {rec.teacher.embeddings, f"{rec.teacher.embeddings}_cache", paths.TEACHER_METRICS},
-        "distill_backbone": {rec.distill.out, no_margin_path(rec.distill.out), paths.DISTILL_TRAINING,
-                             paths.DISTILL_METRICS, paths.DISTILL_CURVE},
+        "distill_backbone": {
+            rec.distill.out,
+            no_margin_path(rec.distill.out),
+            paths.DISTILL_TRAINING,
+            paths.DISTILL_METRICS,
+            paths.DISTILL_CURVE,
+        },
         "pretrain_backbone": {paths.BACKBONE, paths.BACKBONE_TRAINING, paths.PRETRAIN_METRICS, paths.PRETRAIN_CURVE},
         "compare_backbones": {paths.BACKBONES_SUMMARY, paths.BACKBONES_TABLE, paths.BACKBONES_PLOT},
     }

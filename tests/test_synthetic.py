@@ -12,8 +12,14 @@ import yaml
 from PIL import Image
 
 import facegen.synthetic.writer as writer
-from facegen.config import (GenerateConfig, ParamsError, QualityFilterConfig, SamplingConfig, SyntheticDatasetConfig,
-                            load_params)
+from facegen.config import (
+    GenerateConfig,
+    ParamsError,
+    QualityFilterConfig,
+    SamplingConfig,
+    SyntheticDatasetConfig,
+    load_params,
+)
 from facegen.data.attendance import assign_roles
 from facegen.data.prepared import PreparedFaces
 from facegen.datasets import SyntheticFaces, load_manifest
@@ -24,8 +30,18 @@ from facegen.synthetic.quality import QualityFilter
 from facegen.synthetic.run import SyntheticFactory
 from tests.support.synthetic import ATTENDANCE, ATTRIBUTES, files, prepare_demo, tiny_checkpoint
 
-CONTRACT_COLUMNS = ["file", *ATTRIBUTES, "mode", "seed", "sample_index", "source_image", "identity",
-                    "edited_attribute", "generator_sha256", "params_sha256"]
+CONTRACT_COLUMNS = [
+    "file",
+    *ATTRIBUTES,
+    "mode",
+    "seed",
+    "sample_index",
+    "source_image",
+    "identity",
+    "edited_attribute",
+    "generator_sha256",
+    "params_sha256",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +55,9 @@ def config(inputs, out: Path, *datasets: SyntheticDatasetConfig, chunk_size: int
     return GenerateConfig(checkpoint=inputs[1], out=out, chunk_size=chunk_size, datasets=datasets)
 
 
-PER_ATTRIBUTE = SyntheticDatasetConfig(name="balanced", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=25)
+PER_ATTRIBUTE = SyntheticDatasetConfig(
+    name="balanced", mode="per_attribute", attributes=("Eyeglasses", "Smiling"), n=25
+)
 EDITS = SyntheticDatasetConfig(name="edits", mode="edit", attributes="all", sources="enrol")
 
 
@@ -55,17 +73,29 @@ def test_per_attribute_and_combination_plans(inputs) -> None:
     assert plan.groupby(np.arange(len(plan)) // 16)["seed"].nunique().eq(1).all()
     assert plan["sample_index"].tolist() == [i % 16 for i in range(len(plan))]
 
-    combos = sampling_plan(SyntheticDatasetConfig(name="c", mode="combinations", attributes=("Male", "Eyeglasses"),
-                                                  n=7), ATTRIBUTES, real, chunk_size=16)
+    combos = sampling_plan(
+        SyntheticDatasetConfig(name="c", mode="combinations", attributes=("Male", "Eyeglasses"), n=7),
+        ATTRIBUTES,
+        real,
+        chunk_size=16,
+    )
     assert combos.groupby(["Male", "Eyeglasses"]).size().tolist() == [7, 7, 7, 7]
 
     # Attributes not balanced are drawn from the real marginals.
-    big = sampling_plan(SyntheticDatasetConfig(name="m", mode="per_attribute", attributes=("Smiling",), n=5000),
-                        ATTRIBUTES, real, chunk_size=256)
+    big = sampling_plan(
+        SyntheticDatasetConfig(name="m", mode="per_attribute", attributes=("Smiling",), n=5000),
+        ATTRIBUTES,
+        real,
+        chunk_size=256,
+    )
     assert abs(big["Male"].mean() - real_marginals(real, ["Male"])["Male"]) < 0.02
     with pytest.raises(ValueError, match=r"datasets\[x\].attributes: \['Bald'\] are not conditioned"):
-        sampling_plan(SyntheticDatasetConfig(name="x", mode="combinations", attributes=("Bald",), n=1),
-                      ATTRIBUTES, real, chunk_size=16)
+        sampling_plan(
+            SyntheticDatasetConfig(name="x", mode="combinations", attributes=("Bald",), n=1),
+            ATTRIBUTES,
+            real,
+            chunk_size=16,
+        )
 
 
 def test_edit_plan_flips_one_attribute_and_keeps_identity(inputs) -> None:
@@ -87,10 +117,15 @@ def test_a_requested_hair_colour_turns_the_other_hair_colours_off() -> None:
     hair = ("Black_Hair", "Blond_Hair", "Male")
     rng = np.random.default_rng(0)
     black = rng.random(400) < 0.5
-    real = pd.DataFrame({"Black_Hair": black, "Blond_Hair": ~black & (rng.random(400) < 0.5),
-                         "Male": rng.random(400) < 0.5}).astype(int)
-    plan = sampling_plan(SyntheticDatasetConfig(name="h", mode="per_attribute", attributes=("Blond_Hair",), n=400),
-                         hair, real, chunk_size=64)
+    real = pd.DataFrame(
+        {"Black_Hair": black, "Blond_Hair": ~black & (rng.random(400) < 0.5), "Male": rng.random(400) < 0.5}
+    ).astype(int)
+    plan = sampling_plan(
+        SyntheticDatasetConfig(name="h", mode="per_attribute", attributes=("Blond_Hair",), n=400),
+        hair,
+        real,
+        chunk_size=64,
+    )
     blond, not_blond = plan[plan["Blond_Hair"] == 1], plan[plan["Blond_Hair"] == 0]
     assert (blond["Black_Hair"] == 0).all() and 0.4 < not_blond["Black_Hair"].mean() < 0.6
     assert 0.4 < blond["Male"].mean() < 0.6
@@ -98,8 +133,11 @@ def test_a_requested_hair_colour_turns_the_other_hair_colours_off() -> None:
     edits = edit_plan(SyntheticDatasetConfig(name="e", mode="edit", attributes=("Blond_Hair", "Male")), hair, real)
     flipped_blond = edits[edits["edited_attribute"] == "Blond_Hair"].set_index("source_row")
     assert (flipped_blond.loc[flipped_blond["Blond_Hair"] == 1, "Black_Hair"] == 0).all()
-    assert flipped_blond.loc[real.index[real["Blond_Hair"] == 1], "Black_Hair"].eq(
-        real.loc[real["Blond_Hair"] == 1, "Black_Hair"]).all()  # blond removed: the rest as it was
+    assert (
+        flipped_blond.loc[real.index[real["Blond_Hair"] == 1], "Black_Hair"]
+        .eq(real.loc[real["Blond_Hair"] == 1, "Black_Hair"])
+        .all()
+    )  # blond removed: the rest as it was
     assert edits[edits["edited_attribute"] == "Male"]["Black_Hair"].tolist() == real["Black_Hair"].tolist()
 
 
@@ -121,7 +159,9 @@ def test_balanced_dataset_matches_the_contract(inputs, tmp_path) -> None:
     assert not list(tmp_path.glob(".*partial"))
     # Any face can be redrawn from the manifest alone: the rows sharing its seed, in sample_index order.
     rows = manifest[manifest["seed"] == manifest["seed"].iloc[40]].sort_values("sample_index")
-    redrawn = FaceModel.load(inputs[1]).sample(torch.tensor(rows[list(ATTRIBUTES)].to_numpy()), int(rows["seed"].iloc[0]))
+    redrawn = FaceModel.load(inputs[1]).sample(
+        torch.tensor(rows[list(ATTRIBUTES)].to_numpy()), int(rows["seed"].iloc[0])
+    )
     assert all(np.array_equal(redrawn[i], np.asarray(Image.open(folder / f))) for i, f in enumerate(rows["file"]))
 
 
@@ -150,8 +190,9 @@ def test_edits_are_redrawn_from_the_manifest_with_the_recorded_sampling(inputs, 
     edited = np.stack([np.asarray(Image.open(tmp_path / "edits" / f)) for f in manifest["file"]])
     model = FaceModel.load(inputs[1], sampling=strong)
     assert np.array_equal(edited, model.edit(sources, targets, source_attributes=source_attributes))
-    assert not np.array_equal(edited, FaceModel.load(inputs[1], sampling=SamplingConfig(edit_strength=1.0))
-                              .edit(sources, targets))
+    assert not np.array_equal(
+        edited, FaceModel.load(inputs[1], sampling=SamplingConfig(edit_strength=1.0)).edit(sources, targets)
+    )
     assert "edit_strength: 3.0" in (tmp_path / "edits" / "datacard.md").read_text()
 
 
@@ -210,11 +251,13 @@ def test_quality_filter_drops_disagreeing_faces_and_reports_them(inputs, tmp_pat
 
     with pytest.raises(ValueError, match=r"does not predict \['Male'\]"):
         QualityFilter(BrightnessPredictor(), ["Male"])
-    missing = spec.model_copy(update={"filter": QualityFilterConfig(
-        enabled=True, classifier=tmp_path / "models" / "attribute_classifier.pt")})  # not the repo's, if built
+    missing = spec.model_copy(
+        update={"filter": QualityFilterConfig(enabled=True, classifier=tmp_path / "models" / "attribute_classifier.pt")}
+    )  # not the repo's, if built
     with pytest.raises(FileNotFoundError, match="attribute_classifier.pt.*evaluate_gan"):
-        SyntheticFactory(config(inputs, tmp_path / "x", missing), ATTENDANCE, inputs[0],
-                         load_predictor=AttributeClassifier.load).make(missing)
+        SyntheticFactory(
+            config(inputs, tmp_path / "x", missing), ATTENDANCE, inputs[0], load_predictor=AttributeClassifier.load
+        ).make(missing)
     with pytest.raises(ValueError, match="filter is enabled, but no classifier loader"):
         SyntheticFactory(config(inputs, tmp_path / "x", spec), ATTENDANCE, inputs[0]).make(spec)
 
@@ -223,8 +266,9 @@ def test_loader_filters_on_attribute_values(inputs, tmp_path) -> None:
     factory = SyntheticFactory(config(inputs, tmp_path, PER_ATTRIBUTE, EDITS), ATTENDANCE, inputs[0])
     factory.make(PER_ATTRIBUTE), factory.make(EDITS)
     manifest = load_manifest(tmp_path / "balanced")
-    glasses = SyntheticFaces(tmp_path / "balanced", attributes={"Eyeglasses": 1, "Smiling": 0},
-                             transform=lambda im: np.asarray(im))
+    glasses = SyntheticFaces(
+        tmp_path / "balanced", attributes={"Eyeglasses": 1, "Smiling": 0}, transform=lambda im: np.asarray(im)
+    )
     assert len(glasses) == ((manifest["Eyeglasses"] == 1) & (manifest["Smiling"] == 0)).sum() > 0
     image, attributes, _ = glasses[0]
     assert image.shape == (32, 32, 3) and attributes[ATTRIBUTES.index("Eyeglasses")] == 1
@@ -249,7 +293,10 @@ def test_params_errors_name_the_parameter(tmp_path) -> None:
     with pytest.raises(ParamsError, match=r"names repeat: \['a'\]"):
         load_params(params)
     defaults = load_params("params.yaml").generate
-    assert {d.name: d.mode for d in defaults.datasets} == {"enrolment_edits": "edit", "balanced_attributes": "per_attribute"}
+    assert {d.name: d.mode for d in defaults.datasets} == {
+        "enrolment_edits": "edit",
+        "balanced_attributes": "per_attribute",
+    }
 
 
 def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
@@ -259,11 +306,19 @@ def test_cli_makes_the_named_data_sets(inputs, tmp_path) -> None:
 
     prepared, checkpoint = inputs
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
-        "attendance": ATTENDANCE.model_dump(mode="json"),
-        "prepare": {"out": str(prepared)},
-        "generate": {"checkpoint": str(checkpoint), "out": str(tmp_path / "out"),
-                     "datasets": [PER_ATTRIBUTE.model_dump(mode="json"), EDITS.model_dump(mode="json")]}}))
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "attendance": ATTENDANCE.model_dump(mode="json"),
+                "prepare": {"out": str(prepared)},
+                "generate": {
+                    "checkpoint": str(checkpoint),
+                    "out": str(tmp_path / "out"),
+                    "datasets": [PER_ATTRIBUTE.model_dump(mode="json"), EDITS.model_dump(mode="json")],
+                },
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["generate", "--params", str(params), "--only", "edits"])
     assert result.exit_code == 0, result.output
     assert "edits: 24 images (edit; 0 rejected" in result.output
@@ -281,8 +336,12 @@ def test_quality_filter_loads_the_evaluation_classifier(inputs, tmp_path) -> Non
     unfiltered.make(PER_ATTRIBUTE)
     every = load_manifest(tmp_path / "all" / "balanced")
     images = np.stack([np.asarray(Image.open(tmp_path / "all" / "balanced" / f)) for f in every["file"]])
-    classifier, _ = train_attribute_classifier(images, every[["Eyeglasses", "Smiling"]].to_numpy(),
-                                               ["Eyeglasses", "Smiling"], NetTraining(width=4, epochs=1, batch_size=32))
+    classifier, _ = train_attribute_classifier(
+        images,
+        every[["Eyeglasses", "Smiling"]].to_numpy(),
+        ["Eyeglasses", "Smiling"],
+        NetTraining(width=4, epochs=1, batch_size=32),
+    )
     classifier.save(tmp_path / "classifier.pt")
     settings = QualityFilterConfig(enabled=True, classifier=tmp_path / "classifier.pt")
     checker = QualityFilter.load(settings, ["Eyeglasses", "Smiling"], AttributeClassifier.load)

@@ -28,9 +28,14 @@ def commit(work: Path, message: str) -> str:
 
 
 def test_push_clone_pull_get_and_read_at_a_revision(tmp_path) -> None:
-    work = scratch_copy({"generate.chunk_size": 16, "generate.datasets": DATASETS,
-                         **{f"attendance.{k}": v for k, v in ATTENDANCE.model_dump().items() if k != "gap_attributes"}},
-                        into=tmp_path)
+    work = scratch_copy(
+        {
+            "generate.chunk_size": 16,
+            "generate.datasets": DATASETS,
+            **{f"attendance.{k}": v for k, v in ATTENDANCE.model_dump().items() if k != "gap_attributes"},
+        },
+        into=tmp_path,
+    )
     params = yaml.safe_load((work / "params.yaml").read_text())
     params.setdefault("gan", {"attributes": list(ATTRIBUTES)})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

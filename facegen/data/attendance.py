@@ -31,9 +31,11 @@ def assign_roles(annotations: pd.DataFrame, config: AttendanceConfig) -> pd.Seri
     counts = annotations["identity"].value_counts().sort_index()
     eligible = counts.index[counts >= config.enrol_per_person + config.min_checkins].to_numpy()
     if len(eligible) < config.roster_size:
-        raise ValueError(f"attendance.roster_size={config.roster_size}, but only {len(eligible)} identities have "
-                         f"the {config.enrol_per_person + config.min_checkins} photos a roster place needs "
-                         f"(attendance.enrol_per_person + attendance.min_checkins)")
+        raise ValueError(
+            f"attendance.roster_size={config.roster_size}, but only {len(eligible)} identities have "
+            f"the {config.enrol_per_person + config.min_checkins} photos a roster place needs "
+            f"(attendance.enrol_per_person + attendance.min_checkins)"
+        )
     roster = rng.permutation(eligible)[: config.roster_size]
     others = rng.permutation(np.setdiff1d(counts.index.to_numpy(), roster))
     if len(others) < config.visitors:
@@ -42,8 +44,11 @@ def assign_roles(annotations: pd.DataFrame, config: AttendanceConfig) -> pd.Seri
 
     roles = pd.Series("background", index=annotations.index, dtype=object)
     roles[annotations["identity"].isin(visitors)] = "visitor"
-    gap = (annotations[list(config.gap_attributes)].sum(axis=1) if config.gap_attributes
-           else pd.Series(0, index=annotations.index))
+    gap = (
+        annotations[list(config.gap_attributes)].sum(axis=1)
+        if config.gap_attributes
+        else pd.Series(0, index=annotations.index)
+    )
     for person in roster:
         photos = annotations.index[annotations["identity"] == person]
         # Fewest gap attributes first, ties broken at random: enrolment lacks what check-ins may show.

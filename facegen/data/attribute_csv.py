@@ -25,8 +25,10 @@ def read_attribute_csv(path: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, ValueError) as err:
         raise AnnotationError(f"{path}: not a readable CSV ({err})") from None
     if "image" not in table:
-        raise AnnotationError(f"{path}: row 1: needs an 'image' column (path relative to the folder root, or file "
-                              f"name); found {list(table.columns)}")
+        raise AnnotationError(
+            f"{path}: row 1: needs an 'image' column (path relative to the folder root, or file "
+            f"name); found {list(table.columns)}"
+        )
     if table.empty:
         raise AnnotationError(f"{path}: no rows under the header")
     table["image"] = table["image"].str.strip()
@@ -61,8 +63,9 @@ def _check_shape(path: Path, text: str) -> None:
         raise AnnotationError(f"{path}: row 1: column {repeated[0]!r} appears more than once")
     for row in reader:
         if row and len(row) != len(header):
-            raise AnnotationError(f"{path}: row {reader.line_num}: expected {len(header)} fields like the header, "
-                                  f"got {len(row)}")
+            raise AnnotationError(
+                f"{path}: row {reader.line_num}: expected {len(header)} fields like the header, got {len(row)}"
+            )
 
 
 def _check_images(path: Path, images: pd.Series) -> None:
@@ -71,19 +74,24 @@ def _check_images(path: Path, images: pd.Series) -> None:
     repeated = images[images.duplicated()]
     if len(repeated):
         row, first = repeated.index[0], images[images == repeated.iloc[0]].index[0]
-        raise AnnotationError(f"{path}: row {row + 2} column 'image': {repeated.iloc[0]!r} is listed again "
-                              f"(first at row {first + 2}); each photo takes one row")
+        raise AnnotationError(
+            f"{path}: row {row + 2} column 'image': {repeated.iloc[0]!r} is listed again "
+            f"(first at row {first + 2}); each photo takes one row"
+        )
     is_path = images.str.contains("/")
     if is_path.any() and not is_path.all():
         row = int((is_path != is_path.iloc[0]).idxmax())
-        raise AnnotationError(f"{path}: row {row + 2} column 'image': {images[row]!r} is a "
-                              f"{'path' if is_path[row] else 'bare file name'} but row 2 has "
-                              f"{'a path' if is_path.iloc[0] else 'a bare file name'} ({images.iloc[0]!r}); "
-                              f"use person/photo paths or bare names throughout")
+        raise AnnotationError(
+            f"{path}: row {row + 2} column 'image': {images[row]!r} is a "
+            f"{'path' if is_path[row] else 'bare file name'} but row 2 has "
+            f"{'a path' if is_path.iloc[0] else 'a bare file name'} ({images.iloc[0]!r}); "
+            f"use person/photo paths or bare names throughout"
+        )
 
 
 def _check_values(path: Path, table: pd.DataFrame, column: str, ok: pd.Series, expected: str) -> None:
     if not ok.all():
         row = int((~ok).idxmax())
-        raise AnnotationError(f"{path}: row {row + 2} column {column!r}: values must be {expected}, "
-                              f"got {table.at[row, column]!r}")
+        raise AnnotationError(
+            f"{path}: row {row + 2} column {column!r}: values must be {expected}, got {table.at[row, column]!r}"
+        )

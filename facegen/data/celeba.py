@@ -67,7 +67,10 @@ class CelebA(FaceDataset):
         if self.missing_images:
             log.warning(
                 "%s: %d of %d annotation rows have no image (a subset copy?); using the %d present",
-                self.root, self.missing_images, len(annotations), int(present.sum()),
+                self.root,
+                self.missing_images,
+                len(annotations),
+                int(present.sum()),
             )
         if self.unannotated_images:
             log.warning("%s: %d images have no annotation row; ignored", self.root, self.unannotated_images)
@@ -117,7 +120,9 @@ class _ImageStore:
         if archive.is_file():
             try:
                 with zipfile.ZipFile(archive) as zf:
-                    names = {Path(n).name for n in zf.namelist() if n.startswith(f"{IMAGES_DIR}/") and not n.endswith("/")}
+                    names = {
+                        Path(n).name for n in zf.namelist() if n.startswith(f"{IMAGES_DIR}/") and not n.endswith("/")
+                    }
             except zipfile.BadZipFile:
                 raise AnnotationError(f"{archive}: not a valid zip archive (truncated, or an HTML page?)") from None
             return cls(None, archive, names, max_pixels)
@@ -137,4 +142,3 @@ class _ImageStore:
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_zip": None, "_zip_pid": -1}
-

@@ -21,21 +21,55 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-from facegen.data.annotations import (ATTR_FILE, CELEBA_ATTRIBUTES, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP,
-                                      PARTITION_FILE, SPLIT_NAMES, write_attributes, write_identities,
-                                      write_partition)
+from facegen.data.annotations import (
+    ATTR_FILE,
+    CELEBA_ATTRIBUTES,
+    IDENTITY_FILE,
+    IMAGES_DIR,
+    IMAGES_ZIP,
+    PARTITION_FILE,
+    SPLIT_NAMES,
+    write_attributes,
+    write_identities,
+    write_partition,
+)
 from facegen.io import atomic_dir, md5sum, write_json
 
 RGB = tuple[int, int, int]
 
 RENDERED_ATTRIBUTES: tuple[str, ...] = (
-    "5_o_Clock_Shadow", "Bald", "Bangs", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
-    "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes",
-    "No_Beard", "Pale_Skin", "Rosy_Cheeks", "Sideburns", "Smiling", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Young",
+    "5_o_Clock_Shadow",
+    "Bald",
+    "Bangs",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Pale_Skin",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Young",
 )  # in the official column order
-HAIR_COLOURS: dict[str, RGB] = {"Black_Hair": (30, 26, 24), "Blond_Hair": (228, 196, 120),
-                                "Brown_Hair": (108, 66, 38), "Gray_Hair": (176, 176, 178)}
+HAIR_COLOURS: dict[str, RGB] = {
+    "Black_Hair": (30, 26, 24),
+    "Blond_Hair": (228, 196, 120),
+    "Brown_Hair": (108, 66, 38),
+    "Gray_Hair": (176, 176, 178),
+}
 
 # CelebA's rates (rounded) for young men, older men, young women and older women; for the draws fixed per person.
 GROUP_RATES: dict[str, tuple[float, float, float, float]] = {
@@ -53,7 +87,10 @@ GROUP_RATES: dict[str, tuple[float, float, float, float]] = {
     "earrings": (0.0, 0.0, 0.57, 0.57),
 }
 HAIR_RATES = (  # Black, Blond, Brown, Gray by group as above; the rest is red
-    (0.38, 0.02, 0.18, 0.0), (0.17, 0.02, 0.10, 0.26), (0.21, 0.23, 0.25, 0.0), (0.11, 0.29, 0.21, 0.09),
+    (0.38, 0.02, 0.18, 0.0),
+    (0.17, 0.02, 0.10, 0.26),
+    (0.21, 0.23, 0.25, 0.0),
+    (0.11, 0.29, 0.21, 0.09),
 )
 MALE_RATE = 0.417
 YOUNG_RATES = (0.633, 0.874)  # men, women
@@ -73,8 +110,14 @@ SPEC_FILE = "demo.json"
 SKIN_RANGE = ((246, 216, 194), (96, 62, 44))
 PALE_SKIN: RGB = (252, 240, 234)
 RED_HAIR_RANGE = ((204, 100, 48), (150, 52, 30))
-IRIS_COLOURS: tuple[RGB, ...] = ((72, 46, 26), (42, 28, 20), (112, 86, 46), (70, 112, 72), (72, 112, 164),
-                                  (112, 122, 132))
+IRIS_COLOURS: tuple[RGB, ...] = (
+    (72, 46, 26),
+    (42, 28, 20),
+    (112, 86, 46),
+    (70, 112, 72),
+    (72, 112, 164),
+    (112, 122, 132),
+)
 FRAME_COLOURS: tuple[RGB, ...] = ((22, 22, 26), (70, 42, 26), (30, 40, 80), (110, 24, 34))
 LIPSTICK_COLOURS: tuple[RGB, ...] = ((176, 24, 48), (204, 60, 96), (130, 30, 60))
 EYESHADOW_COLOURS: tuple[RGB, ...] = ((150, 80, 170), (90, 120, 200), (60, 150, 120), (200, 120, 70))
@@ -175,10 +218,14 @@ def sample_people(spec: DemoSpec) -> dict[int, Person]:
     rng = np.random.default_rng([spec.seed, 0])
     attributes = _fixed_attributes(spec.identities, rng)
     rates = _photo_rates(attributes, rng)
-    return {i: Person(sample_traits(np.random.default_rng([spec.seed, i])),
-                      {name: bool(values[i - 1]) for name, values in attributes.items()},
-                      {name: float(values[i - 1]) for name, values in rates.items()})
-            for i in range(1, spec.identities + 1)}
+    return {
+        i: Person(
+            sample_traits(np.random.default_rng([spec.seed, i])),
+            {name: bool(values[i - 1]) for name, values in attributes.items()},
+            {name: float(values[i - 1]) for name, values in rates.items()},
+        )
+        for i in range(1, spec.identities + 1)
+    }
 
 
 def _draw(chances: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -206,10 +253,19 @@ def _fixed_attributes(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]
     beard = _draw(rate("beard"), rng)
     styles = {name: _draw(share * beard, rng) for name, share in BEARD_STYLE_RATES.items()}
     full_beard = beard & ~styles["Goatee"]
-    return {"Male": male, "Young": young, "Bald": bald, **hair, "Bangs": _draw(rate("Bangs") * ~bald, rng),
-            "Pale_Skin": _draw(rate("Pale_Skin"), rng), "No_Beard": ~beard, **styles,
-            "5_o_Clock_Shadow": _draw(STUBBLE_RATE * (male & ~full_beard), rng),
-            "Bushy_Eyebrows": _draw(rate("Bushy_Eyebrows"), rng), "Narrow_Eyes": _draw(rate("Narrow_Eyes"), rng)}
+    return {
+        "Male": male,
+        "Young": young,
+        "Bald": bald,
+        **hair,
+        "Bangs": _draw(rate("Bangs") * ~bald, rng),
+        "Pale_Skin": _draw(rate("Pale_Skin"), rng),
+        "No_Beard": ~beard,
+        **styles,
+        "5_o_Clock_Shadow": _draw(STUBBLE_RATE * (male & ~full_beard), rng),
+        "Bushy_Eyebrows": _draw(rate("Bushy_Eyebrows"), rng),
+        "Narrow_Eyes": _draw(rate("Narrow_Eyes"), rng),
+    }
 
 
 def _hair_colours(group: np.ndarray, bald: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -227,9 +283,11 @@ def _photo_rates(attributes: Mapping[str, np.ndarray], rng: np.random.Generator)
     group = 2 * ~attributes["Male"] + ~attributes["Young"]
     wearer_rates = {name: np.asarray(GROUP_RATES[name])[group] for name in PHOTO_RATES}
     wearer_rates["hat"] = wearer_rates["hat"] * ~attributes["Bald"]  # CelebA: a hat hides whether one is bald
-    return {**{name: PHOTO_RATES[name] * _draw(wearer_rates[name], rng) for name in PHOTO_RATES},
-            "smiles": np.asarray(GROUP_RATES["smiles"])[group] + rng.uniform(-0.2, 0.2, len(group)),
-            "makeup": np.asarray(GROUP_RATES["makeup"])[group]}
+    return {
+        **{name: PHOTO_RATES[name] * _draw(wearer_rates[name], rng) for name in PHOTO_RATES},
+        "smiles": np.asarray(GROUP_RATES["smiles"])[group] + rng.uniform(-0.2, 0.2, len(group)),
+        "makeup": np.asarray(GROUP_RATES["makeup"])[group],
+    }
 
 
 def sample_traits(rng: np.random.Generator) -> IdentityTraits:
@@ -239,15 +297,30 @@ def sample_traits(rng: np.random.Generator) -> IdentityTraits:
         return options[int(rng.integers(len(options)))]
 
     return IdentityTraits(
-        face_w=rng.uniform(40, 46), skull=rng.uniform(58, 64), jaw=rng.random(), eye_gap=rng.uniform(16, 20),
-        eye_size=rng.uniform(6, 7.5), brow_gap=rng.uniform(9, 12), brow_tilt=rng.uniform(-1.5, 1.5),
-        nose_len=rng.uniform(22, 27), nose_w=rng.uniform(5, 7.5), mouth_gap=rng.uniform(10, 12.5),
-        mouth_w=rng.uniform(12, 16), lip=rng.uniform(2, 3.4), chin_gap=rng.uniform(17, 22),
+        face_w=rng.uniform(40, 46),
+        skull=rng.uniform(58, 64),
+        jaw=rng.random(),
+        eye_gap=rng.uniform(16, 20),
+        eye_size=rng.uniform(6, 7.5),
+        brow_gap=rng.uniform(9, 12),
+        brow_tilt=rng.uniform(-1.5, 1.5),
+        nose_len=rng.uniform(22, 27),
+        nose_w=rng.uniform(5, 7.5),
+        mouth_gap=rng.uniform(10, 12.5),
+        mouth_w=rng.uniform(12, 16),
+        lip=rng.uniform(2, 3.4),
+        chin_gap=rng.uniform(17, 22),
         skin=_mix(*SKIN_RANGE, rng.random() ** 2.2),  # mostly light, as in CelebA
-        iris=pick(IRIS_COLOURS), red_hair=_mix(*RED_HAIR_RANGE, rng.random()),
-        hair_tint=rng.uniform(-1, 1), hair_volume=rng.uniform(3, 9), hair_length=rng.uniform(0, 45),
-        hairline=rng.uniform(26, 34), frame=pick(FRAME_COLOURS), sunglasses=bool(rng.random() < 0.15),
-        lipstick=pick(LIPSTICK_COLOURS), eyeshadow=pick(EYESHADOW_COLOURS),
+        iris=pick(IRIS_COLOURS),
+        red_hair=_mix(*RED_HAIR_RANGE, rng.random()),
+        hair_tint=rng.uniform(-1, 1),
+        hair_volume=rng.uniform(3, 9),
+        hair_length=rng.uniform(0, 45),
+        hairline=rng.uniform(26, 34),
+        frame=pick(FRAME_COLOURS),
+        sunglasses=bool(rng.random() < 0.15),
+        lipstick=pick(LIPSTICK_COLOURS),
+        eyeshadow=pick(EYESHADOW_COLOURS),
     )
 
 
@@ -259,11 +332,16 @@ def sample_photo_attributes(person: Person, rng: np.random.Generator) -> dict[st
     lipstick = bool(u["lipstick"] < r["lipstick"])
     makeup = lipstick and bool(u["makeup"] < r["makeup"])
     return {
-        **person.attributes, "Smiling": smiling, "Mouth_Slightly_Open": bool(u["open"] < OPEN_RATE[smiling]),
-        "Eyeglasses": bool(u["glasses"] < r["glasses"]), "Wearing_Hat": bool(u["hat"] < r["hat"]),
-        "Wearing_Lipstick": lipstick, "Heavy_Makeup": makeup,
+        **person.attributes,
+        "Smiling": smiling,
+        "Mouth_Slightly_Open": bool(u["open"] < OPEN_RATE[smiling]),
+        "Eyeglasses": bool(u["glasses"] < r["glasses"]),
+        "Wearing_Hat": bool(u["hat"] < r["hat"]),
+        "Wearing_Lipstick": lipstick,
+        "Heavy_Makeup": makeup,
         "Rosy_Cheeks": female and bool(u["rosy"] < ROSY_RATE[makeup]),
-        "Wearing_Earrings": bool(u["earrings"] < r["earrings"]), "Blurry": bool(u["blurry"] < BLURRY_RATE),
+        "Wearing_Earrings": bool(u["earrings"] < r["earrings"]),
+        "Blurry": bool(u["blurry"] < BLURRY_RATE),
     }
 
 
@@ -292,8 +370,7 @@ class _Painter:
     """Draws the parts of a face back to front. Points are in face coordinates: px of the unposed photo,
     origin between the eyes, y down; one affine map applies the pose and the supersampling."""
 
-    def __init__(self, canvas: Image.Image, traits: IdentityTraits, attributes: Mapping[str, bool],
-                 view: View) -> None:
+    def __init__(self, canvas: Image.Image, traits: IdentityTraits, attributes: Mapping[str, bool], view: View) -> None:
         self.draw, self.t, self.a, self.view = ImageDraw.Draw(canvas), traits, attributes, view
         theta = np.deg2rad(view.angle)
         cos, sin = np.cos(theta) * view.scale, np.sin(theta) * view.scale
@@ -313,8 +390,11 @@ class _Painter:
         self.draw.polygon((points @ self.matrix + self.offset).ravel().tolist(), fill=colour)
 
     def ring(self, points: np.ndarray, colour: RGB, width: float) -> None:
-        self.draw.polygon((points @ self.matrix + self.offset).ravel().tolist(), outline=colour,
-                          width=max(1, round(width * SUPERSAMPLE * self.view.scale)))
+        self.draw.polygon(
+            (points @ self.matrix + self.offset).ravel().tolist(),
+            outline=colour,
+            width=max(1, round(width * SUPERSAMPLE * self.view.scale)),
+        )
 
     def paint(self) -> None:
         if self.has_hair and not self.male:
@@ -346,8 +426,10 @@ class _Painter:
             self.wrinkles()
         if self.a.get("Rosy_Cheeks"):
             for side in (-1, 1):
-                self.fill(_ellipse(side * (self.t.eye_gap + 3), self.t.nose_len * 0.72, 7.5, 5),
-                          _mix(self.skin, (226, 70, 96), 0.5))
+                self.fill(
+                    _ellipse(side * (self.t.eye_gap + 3), self.t.nose_len * 0.72, 7.5, 5),
+                    _mix(self.skin, (226, 70, 96), 0.5),
+                )
 
     def long_hair(self) -> None:
         """Hair behind the head, falling to the shoulders or below."""
@@ -372,8 +454,13 @@ class _Painter:
         for k in range(3):
             self.fill(_band(_arc(-self.w * 0.45, self.w * 0.45, -t.brow_gap - 6 - 4.5 * k, -1.5), 0.75), line)
         for side in (-1, 1):
-            fold = np.array([[side * (t.nose_w + 2), t.nose_len - 3], [side * (t.mouth_w + 2.5), self.mouth_y + 1],
-                             [side * (t.mouth_w + 3), self.mouth_y + 6]])
+            fold = np.array(
+                [
+                    [side * (t.nose_w + 2), t.nose_len - 3],
+                    [side * (t.mouth_w + 2.5), self.mouth_y + 1],
+                    [side * (t.mouth_w + 3), self.mouth_y + 6],
+                ]
+            )
             self.fill(_band(fold, 0.75), line)
             corner = side * (t.eye_gap + t.eye_size * 1.2)
             for dy in (-2.5, 0.5, 3.5):
@@ -385,8 +472,10 @@ class _Painter:
         if self.a.get("5_o_Clock_Shadow"):
             self.fill(lower, _mix(self.skin, self.beard, 0.45))
         if self.a.get("Goatee"):
-            self.fill(_ellipse(0, (self.mouth_y + self.chin) / 2 + 3, self.t.mouth_w * 0.72, self.t.chin_gap / 2 + 3),
-                      self.beard)
+            self.fill(
+                _ellipse(0, (self.mouth_y + self.chin) / 2 + 3, self.t.mouth_w * 0.72, self.t.chin_gap / 2 + 3),
+                self.beard,
+            )
         elif not self.a.get("No_Beard", True):
             self.fill(lower * [1.05, 1.04], self.beard)
         if self.a.get("Sideburns"):
@@ -396,7 +485,7 @@ class _Painter:
     def lower_face(self) -> np.ndarray:
         """Jaw and chin below the cheeks, up to the corners of the mouth: where a beard grows."""
         cheek, m, y = self.t.nose_len * 0.5, self.t.mouth_w + 3, self.mouth_y - 2
-        lower_half = self.outline[:len(self.outline) // 2]  # right to left
+        lower_half = self.outline[: len(self.outline) // 2]  # right to left
         jaw = lower_half[lower_half[:, 1] > cheek]
         return np.concatenate([jaw, [[-self.w * 0.9, cheek], [-m, y], [m, y], [self.w * 0.9, cheek]]])
 
@@ -436,8 +525,8 @@ class _Painter:
         m, lift = t.mouth_w * (1.12 if smiling else 1.0), 6.5 if smiling else 0.4
         x, taper = m * _steps(13), np.sqrt(1 - _steps(13) ** 2)
         centre = self.mouth_y - lift * _steps(13) ** 2
-        top = centre - (2.0 if open_ else 0.0) * taper ** 2
-        bottom = centre + ((8.5 if smiling else 6.5) if open_ else 0.0) * taper ** 2
+        top = centre - (2.0 if open_ else 0.0) * taper**2
+        bottom = centre + ((8.5 if smiling else 6.5) if open_ else 0.0) * taper**2
         lipstick = self.a.get("Wearing_Lipstick", False)
         lips = t.lipstick if lipstick else _mix(_darker(self.skin, 0.78), (180, 70, 70), 0.3)
         lip = t.lip * (1.25 if lipstick else 1.0) * taper
@@ -445,7 +534,7 @@ class _Painter:
         if open_:
             self.fill(_outline(x, top, bottom), (58, 16, 22))
             if smiling:
-                self.fill(_outline(x, top, top + 2.6 * taper ** 2), (236, 234, 226))
+                self.fill(_outline(x, top, top + 2.6 * taper**2), (236, 234, 226))
         else:
             self.fill(_band(np.column_stack([x, centre]), 0.5 * taper + 0.25), _mix(lips, (20, 8, 8), 0.6))
         for side in (-1, 1) if smiling else ():
@@ -649,7 +738,8 @@ def _write_images(path: Path, people: Mapping[int, Person], photos: Mapping[str,
             info.external_attr = 0o644 << 16
             buffer = io.BytesIO()
             render_face(people[photo.identity].traits, photo.attributes, photo.view).save(
-                buffer, "JPEG", quality=JPEG_QUALITY)
+                buffer, "JPEG", quality=JPEG_QUALITY
+            )
             archive.writestr(info, buffer.getvalue())
 
 

@@ -30,8 +30,10 @@ BACKOFF_S = 1.0  # delay before the first retry; doubled for each further one
 _CHUNK = 64 << 10  # a connection lost mid-chunk loses that chunk's bytes (urllib3 drops them): resumed from there
 _SNIFF = 64 << 10  # bytes read to recognise a web page saved in place of the data
 _QUOTA_MARKERS = (b"quota exceeded", b"too many users have viewed or downloaded")
-_ADVICE = ("wait 24 h and retry, set data.celeba.mirror_url to a mirror, "
-           "or point data.source=local at an existing copy (data.local.root)")
+_ADVICE = (
+    "wait 24 h and retry, set data.celeba.mirror_url to a mirror, "
+    "or point data.source=local at an existing copy (data.local.root)"
+)
 _MD5_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
 
 T = TypeVar("T")
@@ -64,8 +66,9 @@ def download_celeba(root: Path, config: DownloadConfig) -> dict:
         raise ValueError(f"checksums must be 'auto', 'official' or 'none', got {config.checksums!r}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    files = sorted((f for f in CELEBA_FILES if f.required or config.include_optional),
-                   key=lambda f: f.name == IMAGES_ZIP)
+    files = sorted(
+        (f for f in CELEBA_FILES if f.required or config.include_optional), key=lambda f: f.name == IMAGES_ZIP
+    )
     report: dict = {"fetched": [], "present": [], "skipped": [], "bytes": 0, "extracted": 0}
     with requests.Session() as session:
         session.headers["Accept-Encoding"] = "identity"  # byte offsets for Range must be those of the file
@@ -116,8 +119,10 @@ def _expected_md5s(session: requests.Session, config: DownloadConfig) -> tuple[d
             continue
         match = _MD5_LINE.match(line.strip())
         if match is None:
-            raise DownloadError(f"{url}:{lineno}: expected '<md5>  <file name>', got {line.strip()[:80]!r}; "
-                                "fix the mirror's MD5SUMS or set data.celeba.checksums: official")
+            raise DownloadError(
+                f"{url}:{lineno}: expected '<md5>  <file name>', got {line.strip()[:80]!r}; "
+                "fix the mirror's MD5SUMS or set data.celeba.checksums: official"
+            )
         mirror[match[2]] = (match[1].lower(), "the mirror's MD5SUMS")
     log.info("%s: using the mirror's md5s for %d files", url, len(mirror))
     return {**official, **mirror}, "mirror"
@@ -132,8 +137,9 @@ def _is_verified(path: Path, expected: tuple[str, str] | None) -> bool:
     return False
 
 
-def _fetch(session: requests.Session, file: CelebAFile, path: Path, expected: tuple[str, str] | None,
-           config: DownloadConfig) -> int:
+def _fetch(
+    session: requests.Session, file: CelebAFile, path: Path, expected: tuple[str, str] | None, config: DownloadConfig
+) -> int:
     """Download one file to `<name>.part`, check it, rename it into place; returns the bytes received."""
     part = path.with_name(path.name + ".part")
     if config.mirror_url is None:
@@ -172,13 +178,17 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float) -> 
         if response.status_code == 200:
             start = 0  # the server ignored the range: start over
         elif not response.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
-            raise DownloadError(f"{url}: asked for bytes {start}- but got {response.headers.get('Content-Range')!r}; "
-                                f"delete {part} and run again")
+            raise DownloadError(
+                f"{url}: asked for bytes {start}- but got {response.headers.get('Content-Range')!r}; "
+                f"delete {part} and run again"
+            )
         size = response.headers.get("Content-Length")
         total = start + int(size) if size is not None else None
         received = 0
-        with open(part, "ab" if start else "wb") as out, \
-                tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar:
+        with (
+            open(part, "ab" if start else "wb") as out,
+            tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
+        ):
             for chunk in response.iter_content(_CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -213,8 +223,10 @@ def _retrying(action: Callable[[], T], what: str, config: DownloadConfig) -> T:
             return action()
         except _RETRYABLE as err:
             if attempt >= config.retries:
-                raise DownloadError(f"{what} failed after {attempt + 1} attempt(s): {err}; check the network and "
-                                    "data.celeba.mirror_url, then run again (partial downloads resume)") from err
+                raise DownloadError(
+                    f"{what} failed after {attempt + 1} attempt(s): {err}; check the network and "
+                    "data.celeba.mirror_url, then run again (partial downloads resume)"
+                ) from err
             delay = BACKOFF_S * 2**attempt
             log.warning("%s failed (%s); retrying in %.1f s", what, err, delay)
             time.sleep(delay)

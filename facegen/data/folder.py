@@ -50,13 +50,21 @@ class FaceFolder(FaceDataset):
             raise FileNotFoundError(f"{self.root}: no such folder (expected <root>/<person>/<photo>.jpg)")
         frame, self.skipped_files = _scan(self.root)
         if frame.empty:
-            raise FileNotFoundError(f"{self.root}: no photos found in per-person subfolders ({', '.join(IMAGE_SUFFIXES)})")
+            raise FileNotFoundError(
+                f"{self.root}: no photos found in per-person subfolders ({', '.join(IMAGE_SUFFIXES)})"
+            )
         if strict and self.skipped_files:
-            raise AnnotationError(f"{self.root / self.skipped_files[0][0]}: {self.skipped_files[0][1]} (strict mode; "
-                                  f"{len(self.skipped_files)} such file(s))")
+            raise AnnotationError(
+                f"{self.root / self.skipped_files[0][0]}: {self.skipped_files[0][1]} (strict mode; "
+                f"{len(self.skipped_files)} such file(s))"
+            )
         if self.skipped_files:
-            log.warning("%s: %d file(s) are not usable photos, e.g. %s (%s); skipped", self.root,
-                        len(self.skipped_files), *self.skipped_files[0])
+            log.warning(
+                "%s: %d file(s) are not usable photos, e.g. %s (%s); skipped",
+                self.root,
+                len(self.skipped_files),
+                *self.skipped_files[0],
+            )
         self.unannotated_images = 0
         if attributes_csv is not None:
             table = read_attribute_csv(Path(attributes_csv))
@@ -93,8 +101,9 @@ def _scan(root: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
             if photo.name.lower().endswith(IMAGE_SUFFIXES):
                 rows.append((f"{entry.name}/{photo.name}", entry.name, photo.name))
             else:
-                skipped.append((f"{entry.name}/{photo.name}",
-                                f"unsupported format ({Path(photo.name).suffix or 'no extension'})"))
+                skipped.append(
+                    (f"{entry.name}/{photo.name}", f"unsupported format ({Path(photo.name).suffix or 'no extension'})")
+                )
     return pd.DataFrame(rows, columns=["image_id", "identity", "file"]), skipped
 
 
@@ -105,8 +114,10 @@ def _join_csv(frame: pd.DataFrame, table: pd.DataFrame, csv: Path, strict: bool)
         named = frame[frame["file"].isin(table["image"])]
         repeated = named[named["file"].duplicated(keep=False)]
         if len(repeated):
-            raise AnnotationError(f"{csv}: the bare name {repeated['file'].iloc[0]!r} matches photos in several "
-                                  f"folders ({', '.join(repeated['image_id'].iloc[:2])}); use person/photo paths")
+            raise AnnotationError(
+                f"{csv}: the bare name {repeated['file'].iloc[0]!r} matches photos in several "
+                f"folders ({', '.join(repeated['image_id'].iloc[:2])}); use person/photo paths"
+            )
     missing = int((~table["image"].isin(frame[key])).sum())
     if missing:
         example = table.loc[~table["image"].isin(frame[key]), "image"].iloc[0]
@@ -130,12 +141,16 @@ def _join(frame: pd.DataFrame, table: pd.DataFrame, key: str, source: Path, stri
     columns = list(table.columns)
     unannotated = ~joined[key].isin(table.index)
     if unannotated.all():
-        raise AnnotationError(f"{source}: no photo has a row (photos are like {frame[key].iloc[0]!r}, rows like "
-                              f"{table.index[0] if len(table) else None!r}); check the file names")
+        raise AnnotationError(
+            f"{source}: no photo has a row (photos are like {frame[key].iloc[0]!r}, rows like "
+            f"{table.index[0] if len(table) else None!r}); check the file names"
+        )
     if unannotated.any():
         example = joined.loc[unannotated, "image_id"].iloc[0]
         if strict:
-            raise AnnotationError(f"{source}: {int(unannotated.sum())} photos have no row, e.g. {example!r} (strict mode)")
+            raise AnnotationError(
+                f"{source}: {int(unannotated.sum())} photos have no row, e.g. {example!r} (strict mode)"
+            )
         log.warning("%s: %d photos have no annotation row (e.g. %s); skipped", source, int(unannotated.sum()), example)
     joined = joined[~unannotated].copy()
     attribute_columns = [c for c in columns if c != "split"]

@@ -41,10 +41,10 @@ def decode_image(where: Path | str, data: bytes, max_pixels: int = MAX_IMAGE_PIX
     except (OSError, SyntaxError, ValueError) as err:
         raise CorruptImageError(f"{where}: cannot decode image ({err})") from None
     if pixels > max_pixels:
-        raise CorruptImageError(f"{where}: too large: {pixels:,} pixels, more than data.max_image_pixels "
-                                f"({max_pixels:,})")
+        raise CorruptImageError(
+            f"{where}: too large: {pixels:,} pixels, more than data.max_image_pixels ({max_pixels:,})"
+        )
     if image.mode.startswith("I"):  # I;16, I;16B, I (16-bit PNG/TIFF greyscale): 0..65535
         grey = np.asarray(image, dtype=np.float64) / 257.0
         image = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
     return image.convert("RGB")
-

@@ -130,7 +130,10 @@ def prepare_faces(
     start = time.perf_counter()
     size = cropper.size
     loader = DataLoader(
-        _Cropped(faces, cropper), batch_size=batch_size, num_workers=workers, collate_fn=list,
+        _Cropped(faces, cropper),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=list,
         worker_init_fn=partial(_init_worker, os.getpid()),
         # spawn, not fork: callers such as Prefect flows run threads that a forked worker must not inherit
         multiprocessing_context="spawn" if workers else None,
@@ -152,8 +155,11 @@ def prepare_faces(
                         kept.append(i)
                 progress.update(len(batch))
         if not kept:
-            raise PrepareError(f"no usable face: all {len(skipped)} photos were skipped, e.g. {skipped[0][0]} "
-                               f"({skipped[0][1]})" if skipped else "no photos to prepare")
+            raise PrepareError(
+                f"no usable face: all {len(skipped)} photos were skipped, e.g. {skipped[0][0]} ({skipped[0][1]})"
+                if skipped
+                else "no photos to prepare"
+            )
         _finalise_images(tmp, staging, len(kept))
         columns = [c for c in faces.annotations.columns if not c.startswith("_")]
         faces.annotations.loc[kept, columns].reset_index(drop=True).to_parquet(tmp / ANNOTATIONS_FILE, index=False)
@@ -169,10 +175,17 @@ def prepare_faces(
             source=source or {},
         )
         timing = ("seconds", "images_per_second")  # kept out so that equal inputs give identical files
-        write_json(tmp / META_FILE, {"image_size": size, **{k: v for k, v in asdict(report).items() if k not in timing}})
+        write_json(
+            tmp / META_FILE, {"image_size": size, **{k: v for k, v in asdict(report).items() if k not in timing}}
+        )
     if skipped:
-        log.warning("%d of %d photos skipped (listed in %s): %s", len(skipped), len(faces),
-                    Path(out) / SKIPPED_FILE, skipped[:3])
+        log.warning(
+            "%d of %d photos skipped (listed in %s): %s",
+            len(skipped),
+            len(faces),
+            Path(out) / SKIPPED_FILE,
+            skipped[:3],
+        )
     return report
 
 
@@ -185,7 +198,7 @@ def _finalise_images(folder: Path, staging: np.memmap, count: int) -> None:
         return
     final = open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(count, *staging.shape[1:]))
     for start in range(0, count, 4096):
-        final[start:start + 4096] = staging[start:min(start + 4096, count)]
+        final[start : start + 4096] = staging[start : min(start + 4096, count)]
     final.flush()
     del staging
     (folder / "staging.npy").unlink()

@@ -43,8 +43,10 @@ class PreparedFaces(FaceDataset):
         annotations["_row"] = np.arange(len(annotations))
         self._all_images = np.load(self.root / IMAGES_FILE, mmap_mode="r")
         if len(self._all_images) != len(annotations):
-            raise ValueError(f"{self.root}: {IMAGES_FILE} has {len(self._all_images)} images "
-                             f"but {ANNOTATIONS_FILE} has {len(annotations)} rows")
+            raise ValueError(
+                f"{self.root}: {IMAGES_FILE} has {len(self._all_images)} images "
+                f"but {ANNOTATIONS_FILE} has {len(annotations)} rows"
+            )
         super().__init__(
             annotations,
             attributes=attributes,
@@ -61,4 +63,3 @@ class PreparedFaces(FaceDataset):
 
     def load_image(self, i: int) -> Image.Image:
         return Image.fromarray(np.asarray(self._all_images[self._rows[i]]))
-

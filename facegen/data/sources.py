@@ -17,14 +17,18 @@ def acquire(data: DataConfig) -> Path:
     if data.source == "demo":
         from facegen.data.demo import DemoSpec, make_demo_celeba
 
-        spec = DemoSpec(identities=data.demo.identities, images_per_identity=data.demo.images_per_identity,
-                        seed=data.demo.seed)
+        spec = DemoSpec(
+            identities=data.demo.identities, images_per_identity=data.demo.images_per_identity, seed=data.demo.seed
+        )
         return make_demo_celeba(data.demo.root, spec)
     if data.source == "celeba":
         from facegen.data.download import DownloadConfig, download_celeba
 
-        config = DownloadConfig(mirror_url=data.celeba.mirror_url, checksums=data.celeba.checksums,
-                                include_optional=data.celeba.include_optional)
+        config = DownloadConfig(
+            mirror_url=data.celeba.mirror_url,
+            checksums=data.celeba.checksums,
+            include_optional=data.celeba.include_optional,
+        )
         download_celeba(data.celeba.root, config)
         return data.celeba.root
     root = data.local.root if data.source == "local" else data.folder.root
@@ -36,8 +40,13 @@ def acquire(data: DataConfig) -> Path:
 def open_faces(data: DataConfig, root: Path) -> FaceDataset:
     """The dataset for an acquired source (all splits, all attributes)."""
     if data.source == "folder":
-        return FaceFolder(root, attributes_csv=data.folder.attributes_csv, celeba_root=data.folder.celeba_root,
-                          strict=data.strict, max_image_pixels=data.max_image_pixels)
+        return FaceFolder(
+            root,
+            attributes_csv=data.folder.attributes_csv,
+            celeba_root=data.folder.celeba_root,
+            strict=data.strict,
+            max_image_pixels=data.max_image_pixels,
+        )
     return CelebA(root, strict=data.strict, max_image_pixels=data.max_image_pixels)
 
 
@@ -61,5 +70,12 @@ def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> Prep
         "annotation_rows_without_image": faces.missing_images,
         "images_without_annotation": faces.unannotated_images,
     }
-    return prepare_faces(faces, prepare.out, cropper_for(data, prepare), strict=data.strict,
-                         workers=prepare.workers, batch_size=prepare.batch_size, source=source)
+    return prepare_faces(
+        faces,
+        prepare.out,
+        cropper_for(data, prepare),
+        strict=data.strict,
+        workers=prepare.workers,
+        batch_size=prepare.batch_size,
+        source=source,
+    )

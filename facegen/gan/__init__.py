@@ -10,8 +10,15 @@ from facegen.gan.loss import (
     mode_seeking_loss,
     reconstruction_loss,
 )
-from facegen.gan.networks import (ConditionalBatchNorm, ConditionalVAE, Discriminator, Editor, Generator, ema_update,
-                                  init_weights)
+from facegen.gan.networks import (
+    ConditionalBatchNorm,
+    ConditionalVAE,
+    Discriminator,
+    Editor,
+    Generator,
+    ema_update,
+    init_weights,
+)
 
 __all__ = [
     "ADVERSARIAL_LOSSES",

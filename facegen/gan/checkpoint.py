@@ -22,11 +22,15 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
     c = config
     discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
     if c.model == "cvae":
-        nets = {"G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels, c.conditional_norm),
-                "D": discriminator}
+        nets = {
+            "G": ConditionalVAE(n_attributes, resolution, c.z_dim, c.base_channels, c.conditional_norm),
+            "D": discriminator,
+        }
     else:
-        nets = {"G": Generator(c.z_dim, n_attributes, resolution, c.base_channels, c.conditional_norm),
-                "D": discriminator}
+        nets = {
+            "G": Generator(c.z_dim, n_attributes, resolution, c.base_channels, c.conditional_norm),
+            "D": discriminator,
+        }
         if c.editor:
             nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
     for name in [n for n in nets if n != "D"]:

@@ -41,8 +41,14 @@ def load_photos(paths: Sequence[Path], resolution: int) -> np.ndarray:
     """Photos centre-cropped to a square and resized to ``resolution``: N x R x R x 3 uint8."""
     from facegen.data.images import decode_image
 
-    return np.stack([np.asarray(ImageOps.fit(decode_image(p, Path(p).read_bytes()), (resolution, resolution),
-                                             Image.Resampling.LANCZOS)) for p in paths])
+    return np.stack(
+        [
+            np.asarray(
+                ImageOps.fit(decode_image(p, Path(p).read_bytes()), (resolution, resolution), Image.Resampling.LANCZOS)
+            )
+            for p in paths
+        ]
+    )
 
 
 def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
@@ -60,9 +66,17 @@ class FaceModel:
     under the attributes its classifier sees and decodes it under the targets.
     """
 
-    def __init__(self, config: GanConfig, resolution: int, generator: nn.Module, editor: nn.Module | None,
-                 checkpoint_sha256: str = "", device: torch.device | str = "cpu",
-                 classifier: nn.Module | None = None, sampling: SamplingConfig = SamplingConfig()) -> None:
+    def __init__(
+        self,
+        config: GanConfig,
+        resolution: int,
+        generator: nn.Module,
+        editor: nn.Module | None,
+        checkpoint_sha256: str = "",
+        device: torch.device | str = "cpu",
+        classifier: nn.Module | None = None,
+        sampling: SamplingConfig = SamplingConfig(),
+    ) -> None:
         self.config, self.resolution, self.checkpoint_sha256 = config, resolution, checkpoint_sha256
         self.sampling = sampling
         if sampling.candidates > 1 and classifier is None:
@@ -79,8 +93,9 @@ class FaceModel:
         return self.config.attributes
 
     @classmethod
-    def load(cls, path: Path | str, device: torch.device | str = "cpu",
-             sampling: SamplingConfig = SamplingConfig()) -> FaceModel:
+    def load(
+        cls, path: Path | str, device: torch.device | str = "cpu", sampling: SamplingConfig = SamplingConfig()
+    ) -> FaceModel:
         """Load the EMA generator (and editor, if any) of a `train_gan` checkpoint, used as ``sampling`` says."""
         path = Path(path)
         if not path.is_file():
@@ -117,8 +132,10 @@ class FaceModel:
         attributes = self._check(attributes)
         noise = torch.Generator().manual_seed(seed)
         z = torch.randn(self.sampling.candidates, len(attributes), self.config.z_dim, generator=noise)
-        out = [self._best_candidate(z[:, i:i + batch_size], attributes[i:i + batch_size], batch_size)
-               for i in range(0, len(attributes), batch_size)]
+        out = [
+            self._best_candidate(z[:, i : i + batch_size], attributes[i : i + batch_size], batch_size)
+            for i in range(0, len(attributes), batch_size)
+        ]
         return np.concatenate(out) if out else np.zeros((0, self.resolution, self.resolution, 3), np.uint8)
 
     def _best_candidate(self, z: Tensor, attributes: Tensor, batch_size: int) -> np.ndarray:
@@ -148,8 +165,9 @@ class FaceModel:
         return -F.binary_cross_entropy_with_logits(logits, attributes.float(), reduction="none").sum(1)
 
     @torch.no_grad()
-    def edit(self, images: np.ndarray, targets: Tensor, batch_size: int = 256, *,
-             source_attributes: Tensor | None = None) -> np.ndarray:
+    def edit(
+        self, images: np.ndarray, targets: Tensor, batch_size: int = 256, *, source_attributes: Tensor | None = None
+    ) -> np.ndarray:
         """Each image (N x R x R x 3 uint8) re-rendered with its row of ``targets`` (N x A, 0/1).
 
         ``source_attributes`` are the images' own (N x A, 0/1 or probabilities; default: what the discriminator
@@ -158,21 +176,31 @@ class FaceModel:
         """
         return self._edit(images, targets, batch_size, source_attributes, self.sampling.edit_strength)
 
-    def _edit(self, images: np.ndarray, targets: Tensor, batch_size: int, source_attributes: Tensor | None,
-              strength: float) -> np.ndarray:
+    def _edit(
+        self, images: np.ndarray, targets: Tensor, batch_size: int, source_attributes: Tensor | None, strength: float
+    ) -> np.ndarray:
         """:meth:`edit` at the given strength (refining uses ``sampling.refine_strength``)."""
         if self.editor is None:
             raise ValueError("this checkpoint has no attribute editor; train one with gan.editor: true")
         targets = self._check(targets)
         self._check_images(images, len(targets))
         if strength != 1:
-            source = (self.predict_attributes(images, batch_size) if source_attributes is None
-                      else self._check(source_attributes))
+            source = (
+                self.predict_attributes(images, batch_size)
+                if source_attributes is None
+                else self._check(source_attributes)
+            )
             if len(source) != len(targets):
                 raise ValueError(f"{len(source)} source attribute rows for {len(targets)} targets")
             targets = source + strength * (targets - source)
-        out = [to_uint8(self.editor(to_tensor(images[i:i + batch_size], self.device), targets[i:i + batch_size].to(self.device)))
-               for i in range(0, len(images), batch_size)]
+        out = [
+            to_uint8(
+                self.editor(
+                    to_tensor(images[i : i + batch_size], self.device), targets[i : i + batch_size].to(self.device)
+                )
+            )
+            for i in range(0, len(images), batch_size)
+        ]
         return np.concatenate(out) if out else images[:0].copy()
 
     def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
@@ -187,18 +215,24 @@ class FaceModel:
         if self.classifier is None:
             raise ValueError("this model has no attribute classifier (load it from a train_gan checkpoint)")
         self._check_images(images)
-        out = [torch.sigmoid(self.classifier(to_tensor(images[i:i + batch_size], self.device))[1].float()).cpu()
-               for i in range(0, len(images), batch_size)]
+        out = [
+            torch.sigmoid(self.classifier(to_tensor(images[i : i + batch_size], self.device))[1].float()).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros(0, len(self.attributes))
 
     def _check_images(self, images: np.ndarray, n: int | None = None) -> None:
         if images.shape[1:] != (self.resolution, self.resolution, 3) or (n is not None and len(images) != n):
-            raise ValueError(f"expected {len(images) if n is None else n} x {self.resolution} x "
-                             f"{self.resolution} x 3 uint8 images, got {images.shape}")
+            raise ValueError(
+                f"expected {len(images) if n is None else n} x {self.resolution} x "
+                f"{self.resolution} x 3 uint8 images, got {images.shape}"
+            )
 
     def _check(self, attributes: Tensor) -> Tensor:
         attributes = torch.as_tensor(attributes, dtype=torch.float32)
         if attributes.ndim != 2 or attributes.shape[1] != len(self.attributes):
-            raise ValueError(f"attributes must be N x {len(self.attributes)} ({', '.join(self.attributes)}), "
-                             f"got {tuple(attributes.shape)}")
+            raise ValueError(
+                f"attributes must be N x {len(self.attributes)} ({', '.join(self.attributes)}), "
+                f"got {tuple(attributes.shape)}"
+            )
         return attributes

@@ -100,8 +100,7 @@ def balancing_weight(targets: Tensor) -> Tensor:
     return (1 - positives) / positives
 
 
-def mode_seeking_loss(a: Tensor, b: Tensor, z_a: Tensor, z_b: Tensor, downsample: int = 1, eps: float = 1e-5
-                      ) -> Tensor:
+def mode_seeking_loss(a: Tensor, b: Tensor, z_a: Tensor, z_b: Tensor, downsample: int = 1, eps: float = 1e-5) -> Tensor:
     """Mode seeking (Mao et al. 2019, MSGAN): ``1 / (mean|a - b| / mean|z_a - z_b| + eps)`` for images ``a`` and
     ``b`` generated under the same attributes from latents ``z_a`` and ``z_b``. Minimising it keeps a conditional
     generator from ignoring z, which an attribute classification loss otherwise rewards (one face per request).
@@ -161,8 +160,9 @@ class GanObjective(ABC):
 
     trains: tuple[str, ...]
 
-    def __init__(self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
-                 autocast: Autocast) -> None:
+    def __init__(
+        self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+    ) -> None:
         self.config, self.nets, self.positive_weight, self.autocast = config, nets, positive_weight, autocast
 
     def attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -185,8 +185,9 @@ class ConditionalGanObjective(GanObjective):
     ``gan.ms_downsample``); E also maps its edit back to the source (cycle) and leaves an image with its own
     attributes unchanged (identity)."""
 
-    def __init__(self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
-                 autocast: Autocast) -> None:
+    def __init__(
+        self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+    ) -> None:
         super().__init__(config, nets, positive_weight, autocast)
         self.adversarial = adversarial_losses(config.loss)
         self.trains = ("G", "E") if "E" in nets else ("G",)
@@ -198,7 +199,7 @@ class ConditionalGanObjective(GanObjective):
         wanted = source[torch.randperm(n, device=real.device, generator=rng)]
         half = n // 2
         if c.lambda_ms > 0:  # samples i and half + i share attributes, not z: the mode-seeking term compares them
-            wanted[half:2 * half] = wanted[:half]
+            wanted[half : 2 * half] = wanted[:half]
         target = None
         with self.autocast():
             fakes, fake_attributes = G(z, wanted), wanted
@@ -208,8 +209,9 @@ class ConditionalGanObjective(GanObjective):
 
             real_adv, real_cls = D(real, source)
             fake_adv, _ = D(fakes.detach(), fake_attributes)
-            d_loss = (self.adversarial.d_loss(real_adv, fake_adv)
-                      + c.lambda_cls_real * self.attribute_loss(real_cls, source))
+            d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls_real * self.attribute_loss(
+                real_cls, source
+            )
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
@@ -224,27 +226,33 @@ class ConditionalGanObjective(GanObjective):
             fake_adv, fake_cls = D(fakes, phase.fake_attributes)
             g_loss = self.adversarial.g_loss(fake_adv[:n]) + c.lambda_cls * self.attribute_loss(fake_cls[:n], wanted)
             if c.lambda_ms > 0:
-                g_loss = g_loss + c.lambda_ms * mode_seeking_loss(fakes[:half], fakes[half:2 * half],
-                                                                  z[:half], z[half:2 * half], c.ms_downsample)
+                g_loss = g_loss + c.lambda_ms * mode_seeking_loss(
+                    fakes[:half], fakes[half : 2 * half], z[:half], z[half : 2 * half], c.ms_downsample
+                )
             metrics = {"d_loss": phase.d_loss.item(), "g_loss": g_loss.item()}
             if E is not None:
                 # Cycle (edit back to the source attributes) and identity (own attributes: no change), one batch;
                 # lambda_id 0 skips the identity pass (a third of the editor's work).
                 identity_pass = c.lambda_id > 0
-                back = E(torch.cat([fakes[n:], real] if identity_pass else [fakes[n:]]),
-                         torch.cat([source, source] if identity_pass else [source]))
+                back = E(
+                    torch.cat([fakes[n:], real] if identity_pass else [fakes[n:]]),
+                    torch.cat([source, source] if identity_pass else [source]),
+                )
                 changed = target != source  # the one flipped attribute per row
-                e_loss = (self.adversarial.g_loss(fake_adv[n:])
-                          + c.lambda_cls * self.attribute_loss(fake_cls[n:], target)
-                          + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
-                          + c.lambda_rec * reconstruction_loss(back[:n], real))
+                e_loss = (
+                    self.adversarial.g_loss(fake_adv[n:])
+                    + c.lambda_cls * self.attribute_loss(fake_cls[n:], target)
+                    + c.lambda_flip * attribute_loss(fake_cls[n:][changed], target[changed])
+                    + c.lambda_rec * reconstruction_loss(back[:n], real)
+                )
                 if identity_pass:
                     e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
                 g_loss = g_loss + e_loss
                 metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
-        return g_loss, metrics | {"d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
-                                  "g_fake_attribute_accuracy": _accuracy(fake_cls[:n], wanted)} | (
-            {"e_edit_attribute_accuracy": _accuracy(fake_cls[n:], target)} if E is not None else {})
+        return g_loss, metrics | {
+            "d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
+            "g_fake_attribute_accuracy": _accuracy(fake_cls[:n], wanted),
+        } | ({"e_edit_attribute_accuracy": _accuracy(fake_cls[n:], target)} if E is not None else {})
 
 
 class ConditionalVaeObjective(GanObjective):
@@ -271,13 +279,19 @@ class ConditionalVaeObjective(GanObjective):
             recon, kl = reconstruction_loss(decoded[:n], real), kl_divergence(mu[:n], logvar[:n])
             _, edit_cls = classifier(decoded[n:])
             g_loss = c.lambda_rec * recon + c.lambda_kl * kl + c.lambda_cls * self.attribute_loss(edit_cls, wanted)
-        return g_loss, {"d_loss": phase.d_loss.item(), "g_loss": g_loss.item(), "recon_l1": recon.item(),
-                        "kl": kl.item(), "d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
-                        "g_edit_attribute_accuracy": _accuracy(edit_cls, wanted)}
+        return g_loss, {
+            "d_loss": phase.d_loss.item(),
+            "g_loss": g_loss.item(),
+            "recon_l1": recon.item(),
+            "kl": kl.item(),
+            "d_real_attribute_accuracy": _accuracy(phase.real_cls, source),
+            "g_edit_attribute_accuracy": _accuracy(edit_cls, wanted),
+        }
 
 
-def objective(config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None,
-              autocast: Autocast) -> GanObjective:
+def objective(
+    config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+) -> GanObjective:
     """The objective of ``config.model``."""
     kind = ConditionalVaeObjective if config.model == "cvae" else ConditionalGanObjective
     return kind(config, nets, positive_weight, autocast)

@@ -116,8 +116,9 @@ class Generator(nn.Module):
     resolution is told what to draw (as in SNGAN/BigGAN generators).
     """
 
-    def __init__(self, z_dim: int, n_attributes: int, resolution: int, base_channels: int = 64,
-                 conditional_norm: bool = False) -> None:
+    def __init__(
+        self, z_dim: int, n_attributes: int, resolution: int, base_channels: int = 64, conditional_norm: bool = False
+    ) -> None:
         super().__init__()
         n = _n_blocks(resolution)
         self.z_dim = z_dim
@@ -230,8 +231,9 @@ class ConditionalVAE(nn.Module):
     ``encode`` and ``sample`` (the decoder) give the halves, for editing and for drawing from the prior.
     """
 
-    def __init__(self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64,
-                 conditional_norm: bool = False) -> None:
+    def __init__(
+        self, n_attributes: int, resolution: int, z_dim: int, base_channels: int = 64, conditional_norm: bool = False
+    ) -> None:
         super().__init__()
         features = base_channels * 2 ** (_n_blocks(resolution) - 1) * 16
         self.z_dim = z_dim

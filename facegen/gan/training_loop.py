@@ -61,14 +61,17 @@ def training_tensors(prepared: Path, attributes: Sequence[str], split: str = "tr
 class GanTrainer:
     """Owns the networks, optimizers and RNG of one training run; `run()` trains up to `config.steps`."""
 
-    def __init__(self, config: GanConfig, images: Tensor, attributes: Tensor, out: Path,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, config: GanConfig, images: Tensor, attributes: Tensor, out: Path, device: torch.device | str = "cpu"
+    ) -> None:
         """`images`: N x R x R x 3 uint8 (as in the prepared cache); `attributes`: N x A float 0/1."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
             raise ValueError(f"images must be N x R x R x 3 uint8, got {tuple(images.shape)} {images.dtype}")
         if attributes.shape != (len(images), len(config.attributes)):
-            raise ValueError(f"attributes must be {len(images)} x {len(config.attributes)} "
-                             f"(gan.attributes), got {tuple(attributes.shape)}")
+            raise ValueError(
+                f"attributes must be {len(images)} x {len(config.attributes)} "
+                f"(gan.attributes), got {tuple(attributes.shape)}"
+            )
         self.config, self.out, self.device = config, Path(out), torch.device(device)
         self.images, self.attributes = images, attributes.float()
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -81,13 +84,17 @@ class GanTrainer:
         if config.lambda_ms > 0 and resolution % config.ms_downsample:
             raise ValueError(f"gan.ms_downsample {config.ms_downsample} must divide the {resolution} px image size")
         torch.manual_seed(config.seed)  # the same initial weights in every process
-        self.nets = {name: net.to(self.device, memory_format=self.memory_format)
-                     for name, net in build_networks(config, n_attr, resolution).items()}
+        self.nets = {
+            name: net.to(self.device, memory_format=self.memory_format)
+            for name, net in build_networks(config, n_attr, resolution).items()
+        }
         self.trained = {name: self._parallel(net) for name, net in self.nets.items() if not name.endswith("_ema")}
         lr = {"D": config.lr_d}
-        self.optimizers = {f"opt_{name.lower()}": torch.optim.Adam(net.parameters(), lr=lr.get(name, config.lr_g),
-                                                                   betas=config.betas)
-                           for name, net in self.nets.items() if name in self.trained}
+        self.optimizers = {
+            f"opt_{name.lower()}": torch.optim.Adam(net.parameters(), lr=lr.get(name, config.lr_g), betas=config.betas)
+            for name, net in self.nets.items()
+            if name in self.trained
+        }
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp)
         # gan.balance_attributes: positives weigh negatives/positives, so D, G and E learn a rare attribute
         # (Eyeglasses: 7% of CelebA) as much as a common one instead of learning to say "no glasses".
@@ -150,8 +157,9 @@ class GanTrainer:
         writer = self.rank == 0
         if writer:
             self.out.mkdir(parents=True, exist_ok=True)
-        with tqdm(total=c.steps, initial=self.step, desc=f"train_gan ({c.model})", unit="step",
-                  disable=not writer) as progress:
+        with tqdm(
+            total=c.steps, initial=self.step, desc=f"train_gan ({c.model})", unit="step", disable=not writer
+        ) as progress:
             while self.step < c.steps:
                 losses = self.train_step(self.sample_batch())
                 progress.update(1)
@@ -194,7 +202,11 @@ class GanTrainer:
         targets = (source[:, None, :] - torch.eye(n_attr, device=self.device)).abs().reshape(-1, n_attr)
         images = self._to_model(self.images[self.strip_index])
         with _evaluating(editor) as editor:
-            edits = editor(images.repeat_interleave(n_attr, dim=0), targets).float().reshape(len(images), n_attr, *images.shape[1:])
+            edits = (
+                editor(images.repeat_interleave(n_attr, dim=0), targets)
+                .float()
+                .reshape(len(images), n_attr, *images.shape[1:])
+            )
         rows = torch.cat([images[:, None], edits], dim=1).flatten(0, 1)
         with atomic_file(path) as f:
             save_image(rows.add(1).div(2), f, nrow=n_attr + 1, format="png")
@@ -210,11 +222,13 @@ class GanTrainer:
 
     def state_dict(self) -> dict:
         return {
-            "step": self.step, "resolution": self.images.shape[1],
+            "step": self.step,
+            "resolution": self.images.shape[1],
             **{name: net.state_dict() for name, net in self.nets.items()},
             **{name: opt.state_dict() for name, opt in self.optimizers.items()},
             "scaler": self.scaler.state_dict(),
-            "data_rng": self.data_rng.get_state(), "noise_rng": self.noise_rng.get_state(),
+            "data_rng": self.data_rng.get_state(),
+            "noise_rng": self.noise_rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": self.config.model_dump(mode="json"),
         }
@@ -233,8 +247,10 @@ class GanTrainer:
         saved = state["config"]
         for key in ("model", "attributes", "editor"):
             if saved.get(key) != self.config.model_dump(mode="json")[key]:
-                raise ValueError(f"{path} was trained with {key} {saved.get(key)}, "
-                                 f"not gan.{key} {self.config.model_dump(mode='json')[key]}")
+                raise ValueError(
+                    f"{path} was trained with {key} {saved.get(key)}, "
+                    f"not gan.{key} {self.config.model_dump(mode='json')[key]}"
+                )
         for name, module in (self.nets | self.optimizers).items():
             module.load_state_dict(state[name])
         if state["scaler"]:
@@ -323,8 +339,12 @@ def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> Tra
         trainer.load_checkpoint(checkpoint, state)
     elif trainer.rank == 0 and Path(config.out).is_dir():
         log.info("%s: settings changed, training from scratch", checkpoint)
-        for old in [checkpoint, Path(config.out) / METRICS, *Path(config.out).glob("grid_*.png"),
-                    *Path(config.out).glob("edits_*.png")]:
+        for old in [
+            checkpoint,
+            Path(config.out) / METRICS,
+            *Path(config.out).glob("grid_*.png"),
+            *Path(config.out).glob("edits_*.png"),
+        ]:
             old.unlink(missing_ok=True)
     start, started = trainer.step, time.perf_counter()
     trainer.run()
@@ -334,12 +354,14 @@ def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> Tra
         with open(Path(config.out) / METRICS, newline="") as f:
             final = {k: float(v) for k, v in list(csv.DictReader(f))[-1].items() if k != "step"}
     rate = (trainer.step - start) / seconds if seconds > 0 else 0.0
-    return TrainReport(config.model, trainer.step, start, round(seconds, 1), round(rate, 3),
-                       round(rate * config.batch_size, 1), final)
+    return TrainReport(
+        config.model, trainer.step, start, round(seconds, 1), round(rate, 3), round(rate * config.batch_size, 1), final
+    )
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:
     """Whether a checkpoint made with settings ``saved`` may be continued under ``config``."""
     current = config.model_dump(mode="json")
-    return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == \
-        {k: v for k, v in current.items() if k not in RESUMABLE_CHANGES}
+    return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == {
+        k: v for k, v in current.items() if k not in RESUMABLE_CHANGES
+    }

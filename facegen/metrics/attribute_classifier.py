@@ -23,8 +23,14 @@ from facegen.weights import load_checkpoint
 class AttributeClassifier:
     """P(attribute = 1) for each of ``attributes``, from R x R faces; ``report`` holds its held-out scores."""
 
-    def __init__(self, attributes: Sequence[str], resolution: int, width: int, net: ConvNet | None = None,
-                 report: dict | None = None) -> None:
+    def __init__(
+        self,
+        attributes: Sequence[str],
+        resolution: int,
+        width: int,
+        net: ConvNet | None = None,
+        report: dict | None = None,
+    ) -> None:
         self.attributes, self.resolution, self.width = tuple(attributes), resolution, width
         self.net = (net or ConvNet(resolution, len(self.attributes), width)).eval()
         self.report = report or {}
@@ -36,10 +42,10 @@ class AttributeClassifier:
 
     @torch.no_grad()
     def features(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """N x R x R x 3 uint8 -> N x D features: every conv block globally pooled (the last is the penultimate layer)."""
+        """N x R x R x 3 uint8 -> N x D features: every conv block globally pooled (the last: the penultimate layer)."""
         images = self._check(images)
         self.net.eval()
-        out = [self.net.features(to_tensor(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+        out = [self.net.features(to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
         return torch.cat(out).numpy() if out else np.zeros((0, self.net.num_features), np.float32)
 
     def feature_extractor(self) -> Uint8Features:
@@ -47,8 +53,13 @@ class AttributeClassifier:
         return Uint8Features(self.net)
 
     def save(self, path: Path | str) -> None:
-        state = {"attributes": list(self.attributes), "resolution": self.resolution, "width": self.width,
-                 "state_dict": self.net.state_dict(), "report": self.report}
+        state = {
+            "attributes": list(self.attributes),
+            "resolution": self.resolution,
+            "width": self.width,
+            "state_dict": self.net.state_dict(),
+            "report": self.report,
+        }
         with atomic_file(Path(path)) as f:
             torch.save(state, f)
 
@@ -57,8 +68,11 @@ class AttributeClassifier:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no attribute classifier; run `dvc repro evaluate_gan` first")
-        state = load_checkpoint(path, "facegen attribute classifier (evaluate_gan)",
-                                ("attributes", "resolution", "width", "report", "state_dict"))
+        state = load_checkpoint(
+            path,
+            "facegen attribute classifier (evaluate_gan)",
+            ("attributes", "resolution", "width", "report", "state_dict"),
+        )
         classifier = cls(state["attributes"], state["resolution"], state["width"], report=state["report"])
         classifier.net.load_state_dict(state["state_dict"])
         return classifier
@@ -66,14 +80,20 @@ class AttributeClassifier:
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1:] != (self.resolution, self.resolution, 3) or images.dtype != np.uint8:
-            raise ValueError(f"the attribute classifier takes N x {self.resolution} x {self.resolution} x 3 uint8 "
-                             f"images, got {images.shape} {images.dtype}")
+            raise ValueError(
+                f"the attribute classifier takes N x {self.resolution} x {self.resolution} x 3 uint8 "
+                f"images, got {images.shape} {images.dtype}"
+            )
         return images
 
 
-def train_attribute_classifier(images: np.ndarray, attributes_matrix: np.ndarray, attribute_names: Sequence[str],
-                               config: NetTraining, identities: np.ndarray | None = None,
-                               ) -> tuple[AttributeClassifier, dict[str, float]]:
+def train_attribute_classifier(
+    images: np.ndarray,
+    attributes_matrix: np.ndarray,
+    attribute_names: Sequence[str],
+    config: NetTraining,
+    identities: np.ndarray | None = None,
+) -> tuple[AttributeClassifier, dict[str, float]]:
     """Train on ``images`` (N x R x R x 3 uint8) with their 0/1 ``attributes_matrix`` (N x A); hold out
     ``config.holdout_fraction`` of the identities (of the images if ``identities`` is None).
 
@@ -83,8 +103,9 @@ def train_attribute_classifier(images: np.ndarray, attributes_matrix: np.ndarray
     """
     attributes_matrix = np.asarray(attributes_matrix, dtype=np.float32)
     if attributes_matrix.shape != (len(images), len(attribute_names)):
-        raise ValueError(f"attributes_matrix must be {len(images)} x {len(attribute_names)}, "
-                         f"got {attributes_matrix.shape}")
+        raise ValueError(
+            f"attributes_matrix must be {len(images)} x {len(attribute_names)}, got {attributes_matrix.shape}"
+        )
     if not np.isin(attributes_matrix, (0, 1)).all():
         raise ValueError("attributes_matrix must hold 0/1 values (attributes the source does not annotate are -1)")
     train, held_out = holdout_split(len(images), config.holdout_fraction, config.seed, identities)
@@ -95,8 +116,9 @@ def train_attribute_classifier(images: np.ndarray, attributes_matrix: np.ndarray
     accuracy = {name: round(float(v), 4) for name, v in zip(attribute_names, (predicted == truth).mean(0))}
     classifier.report = {
         "heldout_accuracy": accuracy,
-        "heldout_balanced_accuracy": {name: round(v, 4) for name, v in
-                                      zip(attribute_names, balanced_accuracy(predicted, truth))},
+        "heldout_balanced_accuracy": {
+            name: round(v, 4) for name, v in zip(attribute_names, balanced_accuracy(predicted, truth))
+        },
         "heldout_images": int(len(held_out)),
         "history": history,
     }

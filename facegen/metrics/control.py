@@ -27,13 +27,22 @@ def requests(base_rows: np.ndarray, attributes: Sequence[str], attribute: int, f
     (edits) or alternately on/off (samples). Where it is turned on, the attributes it excludes (the other hair
     colours) are turned off: the request must be one a face can meet."""
     targets = np.array(base_rows, dtype=np.float32)
-    set_attribute(targets, attributes, attributes[attribute],
-                  1 - targets[:, attribute] if flip else np.arange(len(targets)) % 2 == 0)
+    set_attribute(
+        targets,
+        attributes,
+        attributes[attribute],
+        1 - targets[:, attribute] if flip else np.arange(len(targets)) % 2 == 0,
+    )
     return targets
 
 
-def attribute_control(classifier: AttributeClassifier, attributes: Sequence[str], base_rows: np.ndarray,
-                      make: Callable[[np.ndarray], np.ndarray], flip: bool) -> ControlResult:
+def attribute_control(
+    classifier: AttributeClassifier,
+    attributes: Sequence[str],
+    base_rows: np.ndarray,
+    make: Callable[[np.ndarray], np.ndarray],
+    flip: bool,
+) -> ControlResult:
     """For each of the generator's ``attributes``: ``make(requests)`` -> faces, scored by ``classifier``.
 
     ``make`` is e.g. ``lambda t: model.sample(torch.from_numpy(t), seed)`` or
@@ -41,7 +50,9 @@ def attribute_control(classifier: AttributeClassifier, attributes: Sequence[str]
     """
     missing = [name for name in attributes if name not in classifier.attributes]
     if missing:
-        raise ValueError(f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}")
+        raise ValueError(
+            f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}"
+        )
     result = ControlResult({}, [], [])
     for a, name in enumerate(attributes):
         targets = requests(base_rows, attributes, a, flip)

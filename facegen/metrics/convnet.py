@@ -56,7 +56,9 @@ class Uint8Features(nn.Module):
         return self.net.eval().features(images.float().div(127.5).sub(1))
 
 
-def holdout_split(n: int, fraction: float, seed: int, groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    n: int, fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, held out) with about ``fraction`` held out; whole groups (e.g. identities) stay together."""
     rng = np.random.default_rng(seed)
     if groups is None:
@@ -75,12 +77,19 @@ def holdout_split(n: int, fraction: float, seed: int, groups: np.ndarray | None 
 @torch.no_grad()
 def predict_logits(net: ConvNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     net.eval()
-    out = [net(to_tensor(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+    out = [net(to_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, net.head.out_features), np.float32)
 
 
-def fit(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray, held_out: np.ndarray,
-        config: BaseModel, desc: str) -> list[dict[str, float]]:
+def fit(
+    net: ConvNet,
+    images: np.ndarray,
+    targets: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray,
+    config: BaseModel,
+    desc: str,
+) -> list[dict[str, float]]:
     """Train ``net`` from fresh weights drawn with ``config.seed`` on rows ``train`` (binary cross-entropy per
     output, positives weighed by negatives/positives, random horizontal flips); after each epoch record the training
     loss and the held-out accuracy (all outputs averaged). Returns those rows. The result depends on the seed and
@@ -93,8 +102,15 @@ def fit(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray
         return _train(net, images, targets, train, held_out, config, desc)
 
 
-def _train(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndarray, held_out: np.ndarray,
-           config: BaseModel, desc: str) -> list[dict[str, float]]:
+def _train(
+    net: ConvNet,
+    images: np.ndarray,
+    targets: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray,
+    config: BaseModel,
+    desc: str,
+) -> list[dict[str, float]]:
     order = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     targets_t = torch.tensor(targets, dtype=torch.float32)
@@ -120,5 +136,7 @@ def _train(net: ConvNet, images: np.ndarray, targets: np.ndarray, train: np.ndar
                 progress.set_postfix(loss=f"{loss.item():.3f}")
             predicted = predict_logits(net, images[held_out]) > 0
             accuracy = float((predicted == (targets[held_out] > 0.5)).mean())
-            history.append({"epoch": epoch, "train_loss": round(total / seen, 5), "heldout_accuracy": round(accuracy, 5)})
+            history.append(
+                {"epoch": epoch, "train_loss": round(total / seen, 5), "heldout_accuracy": round(accuracy, 5)}
+            )
     return history

@@ -17,14 +17,18 @@ def real_vs_synthetic(real: np.ndarray, fake: np.ndarray, config: NetTraining) -
     """Train on part of ``real`` + ``fake`` (N x R x R x 3 uint8, equal counts used), test on the rest."""
     n = min(len(real), len(fake))
     if real.shape[1:] != fake.shape[1:] or n < 4:
-        raise ValueError(f"the detector needs at least 4 real and 4 generated images of one size, "
-                         f"got {real.shape} and {fake.shape}")
+        raise ValueError(
+            f"the detector needs at least 4 real and 4 generated images of one size, got {real.shape} and {fake.shape}"
+        )
     images = np.concatenate([real[:n], fake[:n]])
     labels = np.concatenate([np.zeros(n), np.ones(n)]).astype(np.float32)[:, None]
     train, held_out = holdout_split(len(images), config.holdout_fraction, config.seed)
     net = ConvNet(images.shape[1], 1, config.width)
     history = fit(net, images, labels, train, held_out, config, desc="real-vs-synthetic detector")
     correct = int(((predict_logits(net, images[held_out])[:, 0] > 0) == (labels[held_out, 0] > 0.5)).sum())
-    return {"accuracy": round(correct / len(held_out), 5), "heldout_images": int(len(held_out)),
-            "p_value": float(binomtest(correct, len(held_out), 0.5, alternative="greater").pvalue),
-            "train_loss": history[-1]["train_loss"]}
+    return {
+        "accuracy": round(correct / len(held_out), 5),
+        "heldout_images": int(len(held_out)),
+        "p_value": float(binomtest(correct, len(held_out), 0.5, alternative="greater").pvalue),
+        "train_loss": history[-1]["train_loss"],
+    }

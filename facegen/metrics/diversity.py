@@ -16,9 +16,15 @@ import numpy as np
 import torch
 
 
-def latent_diversity(features: Callable[[np.ndarray], np.ndarray], images: np.ndarray, rows: np.ndarray,
-                     sample: Callable[[np.ndarray], np.ndarray], per_row: int = 8, max_rows: int = 20,
-                     seed: int = 0) -> dict[str, float]:
+def latent_diversity(
+    features: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    rows: np.ndarray,
+    sample: Callable[[np.ndarray], np.ndarray],
+    per_row: int = 8,
+    max_rows: int = 20,
+    seed: int = 0,
+) -> dict[str, float]:
     """``features``: N x R x R x 3 uint8 -> N x F; ``images``/``rows``: real faces and their N x A 0/1 attributes;
     ``sample``: M x A attribute rows -> M faces (fresh z each). Uses up to ``max_rows`` attribute rows held by at
     least ``per_row`` real faces, ``per_row`` real and generated faces each. Returns the two mean distances and
@@ -35,8 +41,12 @@ def latent_diversity(features: Callable[[np.ndarray], np.ndarray], images: np.nd
     requests = np.repeat(rows[real[:, 0]], per_row, axis=0).astype(np.float32)
     real_distance = _mean_pairwise_distance(features(images[real.ravel()]), per_row)
     fake_distance = _mean_pairwise_distance(features(sample(requests)), per_row)
-    return {"real_distance": round(real_distance, 5), "generated_distance": round(fake_distance, 5),
-            "ratio": round(fake_distance / real_distance, 4), "attribute_rows": len(chosen)}
+    return {
+        "real_distance": round(real_distance, 5),
+        "generated_distance": round(fake_distance, 5),
+        "ratio": round(fake_distance / real_distance, 4),
+        "attribute_rows": len(chosen),
+    }
 
 
 def _mean_pairwise_distance(features: np.ndarray, per_row: int) -> float:

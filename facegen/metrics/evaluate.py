@@ -33,8 +33,12 @@ from facegen.paths import CONTROL_SAMPLES, GAN_CHECKPOINT_NAME, GAN_METRICS, GAN
 log = logging.getLogger(__name__)
 
 
-def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, metrics_file: Path = GAN_METRICS,
-                       plots_dir: Path = GAN_PLOTS) -> dict:
+def evaluate_generator(
+    params: Params,
+    identity: IdentityNetwork | None = None,
+    metrics_file: Path = GAN_METRICS,
+    plots_dir: Path = GAN_PLOTS,
+) -> dict:
     """Train the attribute classifier on the prepared faces, then score the `train_gan` generator with it; edits
     keep identity as ``identity`` sees it (None: as the attribute classifier's features do)."""
     start, e = time.perf_counter(), params.evaluate
@@ -45,8 +49,10 @@ def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, 
     rows = faces.annotations[attributes].to_numpy(np.float32)
     identities = faces.annotations["identity"].to_numpy()
     if images.shape[1] != model.resolution:
-        raise ValueError(f"{params.prepare.out} holds {images.shape[1]} px faces but the generator makes "
-                         f"{model.resolution} px ones; re-run train_gan after changing data.image_size")
+        raise ValueError(
+            f"{params.prepare.out} holds {images.shape[1]} px faces but the generator makes "
+            f"{model.resolution} px ones; re-run train_gan after changing data.image_size"
+        )
 
     classifier, accuracy = train_attribute_classifier(images, rows, attributes, e.classifier, identities)
     classifier.save(e.classifier_out)
@@ -56,16 +62,22 @@ def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, 
     real = images[np.sort(rng.choice(len(images), min(e.samples, len(images)), replace=False))]
     fake = model.sample(torch.from_numpy(rows[rng.choice(len(rows), e.samples)]), seed=e.seed)
     metrics: dict = {
-        "generator": {"loss": model.config.loss, "checkpoint_sha256": model.checkpoint_sha256,
-                      **params.sampling.model_dump()},
-        "classifier": {"heldout_accuracy": accuracy,
-                       "heldout_accuracy_mean": _mean(accuracy),
-                       "heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
-                       "heldout_images": classifier.report["heldout_images"]},
+        "generator": {
+            "loss": model.config.loss,
+            "checkpoint_sha256": model.checkpoint_sha256,
+            **params.sampling.model_dump(),
+        },
+        "classifier": {
+            "heldout_accuracy": accuracy,
+            "heldout_accuracy_mean": _mean(accuracy),
+            "heldout_balanced_accuracy": classifier.report["heldout_balanced_accuracy"],
+            "heldout_images": classifier.report["heldout_images"],
+        },
         **fid_kid(classifier.feature_extractor(), real, fake, e.kid_subset_size, e.kid_subsets, seed=e.seed),
         **precision_recall_density_coverage(classifier.features(real), classifier.features(fake), e.nearest_k),
-        "latent_diversity": latent_diversity(classifier.features, images, rows,
-                                             lambda t: model.sample(torch.from_numpy(t), seed=e.seed + 2), seed=e.seed),
+        "latent_diversity": latent_diversity(
+            classifier.features, images, rows, lambda t: model.sample(torch.from_numpy(t), seed=e.seed + 2), seed=e.seed
+        ),
     }
 
     sampled, edited, sources = control(model, classifier, images, rows, held_out, e, rng)
@@ -77,8 +89,13 @@ def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, 
         metrics["control_edited"] = edited.accuracy | {"mean": _mean(edited.accuracy)}
         embed, embedding = identity_embedding(identity, classifier)
         threshold = far_threshold(embed(images[held_out]), identities[held_out], e.identity_far)
-        metrics["identity"] = {"measured": 1, "embedding": embedding, **identity_preservation(
-            embed, np.concatenate([sources] * len(attributes)), np.concatenate(edited.images), threshold)}
+        metrics["identity"] = {
+            "measured": 1,
+            "embedding": embedding,
+            **identity_preservation(
+                embed, np.concatenate([sources] * len(attributes)), np.concatenate(edited.images), threshold
+            ),
+        }
 
     metrics["detector"] = real_vs_synthetic(real, fake, e.detector)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
@@ -87,21 +104,37 @@ def evaluate_generator(params: Params, identity: IdentityNetwork | None = None, 
     return metrics
 
 
-def control(model: FaceModel, classifier: AttributeClassifier, images: np.ndarray, rows: np.ndarray,
-            held_out: np.ndarray, config: EvaluateConfig, rng: np.random.Generator,
-            ) -> tuple[ControlResult, ControlResult | None, np.ndarray]:
+def control(
+    model: FaceModel,
+    classifier: AttributeClassifier,
+    images: np.ndarray,
+    rows: np.ndarray,
+    held_out: np.ndarray,
+    config: EvaluateConfig,
+    rng: np.random.Generator,
+) -> tuple[ControlResult, ControlResult | None, np.ndarray]:
     """Attribute control of ``config.control_samples`` sampled faces per attribute (the other attributes from
     real ``rows``) and, when the model has an editor, of ``config.edits`` held-out real faces edited to flip
     each attribute. Returns (sampled, edited or None, the edited source faces)."""
     attributes = list(model.attributes)
-    sampled = attribute_control(classifier, attributes, rows[rng.choice(len(rows), config.control_samples)],
-                                lambda t: model.sample(torch.from_numpy(t), seed=config.seed + 1), flip=False)
+    sampled = attribute_control(
+        classifier,
+        attributes,
+        rows[rng.choice(len(rows), config.control_samples)],
+        lambda t: model.sample(torch.from_numpy(t), seed=config.seed + 1),
+        flip=False,
+    )
     if model.editor is None:
         return sampled, None, images[:0]
     chosen = held_out[rng.choice(len(held_out), config.edits)]
     sources, source_attributes = images[chosen], torch.from_numpy(rows[chosen])
-    edited = attribute_control(classifier, attributes, rows[chosen], lambda t: model.edit(
-        sources, torch.from_numpy(t), source_attributes=source_attributes), flip=True)
+    edited = attribute_control(
+        classifier,
+        attributes,
+        rows[chosen],
+        lambda t: model.edit(sources, torch.from_numpy(t), source_attributes=source_attributes),
+        flip=True,
+    )
     return sampled, edited, sources
 
 
@@ -110,8 +143,10 @@ def identity_embedding(identity: IdentityNetwork | None, classifier: AttributeCl
     a line saying which."""
     if identity is not None:
         return identity.load(), identity.name
-    log.warning("no recognition backbone: identity is measured on attribute-classifier features, "
-                "which know attributes rather than people")
+    log.warning(
+        "no recognition backbone: identity is measured on attribute-classifier features, "
+        "which know attributes rather than people"
+    )
     return classifier.features, "attribute classifier features (no backbone)"
 
 
@@ -119,10 +154,18 @@ def _mean(values: dict[str, float]) -> float:
     return round(float(np.mean(list(values.values()))), 4)
 
 
-def _write_plots(plots_dir: Path, classifier: AttributeClassifier, sampled: dict[str, float],
-                 edited: dict[str, float], sampled_images: list[np.ndarray]) -> None:
-    _write_csv(plots_dir / "control_accuracy.csv", ["attribute", "sampled", "edited"],
-               [[name, value, edited.get(name, "")] for name, value in sampled.items()])
+def _write_plots(
+    plots_dir: Path,
+    classifier: AttributeClassifier,
+    sampled: dict[str, float],
+    edited: dict[str, float],
+    sampled_images: list[np.ndarray],
+) -> None:
+    _write_csv(
+        plots_dir / "control_accuracy.csv",
+        ["attribute", "sampled", "edited"],
+        [[name, value, edited.get(name, "")] for name, value in sampled.items()],
+    )
     history = classifier.report["history"]
     _write_csv(plots_dir / "classifier_training.csv", list(history[0]), [list(row.values()) for row in history])
     grid = np.concatenate([images[:8] for images in sampled_images])

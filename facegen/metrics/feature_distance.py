@@ -17,9 +17,17 @@ from torchmetrics.image.kid import KernelInceptionDistance
 
 
 @torch.no_grad()
-def fid_kid(extractor: nn.Module, real: np.ndarray, fake: np.ndarray, kid_subset_size: int = 500,
-            kid_subsets: int = 20, batch_size: int = 256, seed: int = 0) -> dict[str, float]:
-    """FID, KID (mean and standard deviation over ``kid_subsets`` random subsets) of ``fake`` against ``real`` (N x R x R x 3 uint8).
+def fid_kid(
+    extractor: nn.Module,
+    real: np.ndarray,
+    fake: np.ndarray,
+    kid_subset_size: int = 500,
+    kid_subsets: int = 20,
+    batch_size: int = 256,
+    seed: int = 0,
+) -> dict[str, float]:
+    """FID, KID (mean and standard deviation over ``kid_subsets`` random subsets) of ``fake`` against ``real``
+    (N x R x R x 3 uint8).
 
     ``extractor`` maps B x 3 x R x R uint8 tensors to B x D features (e.g. ``AttributeClassifier.feature_extractor()``).
     """
@@ -32,11 +40,14 @@ def fid_kid(extractor: nn.Module, real: np.ndarray, fake: np.ndarray, kid_subset
         kid = KernelInceptionDistance(feature=extractor, subsets=kid_subsets, subset_size=subset)
     for images, is_real in ((real, True), (fake, False)):
         for i in range(0, len(images), batch_size):
-            batch = torch.as_tensor(np.ascontiguousarray(images[i:i + batch_size])).permute(0, 3, 1, 2)
+            batch = torch.as_tensor(np.ascontiguousarray(images[i : i + batch_size])).permute(0, 3, 1, 2)
             fid.update(batch, real=is_real)
             kid.update(batch, real=is_real)
     with torch.random.fork_rng():  # KID draws its subsets with torch's global generator
         torch.manual_seed(seed)
         kid_mean, kid_std = kid.compute()
-    return {"fid": round(float(fid.compute()), 5), "kid_mean": round(float(kid_mean), 6),
-            "kid_std": round(float(kid_std), 6)}
+    return {
+        "fid": round(float(fid.compute()), 5),
+        "kid_mean": round(float(kid_mean), 6),
+        "kid_std": round(float(kid_std), 6),
+    }

@@ -46,5 +46,8 @@ def identity_preservation(embed: Embed, sources: np.ndarray, edits: np.ndarray, 
     if len(sources) != len(edits) or not len(sources):
         raise ValueError(f"need as many edits as sources (and some), got {len(sources)} and {len(edits)}")
     cosine = np.sum(_normalise(embed(sources)) * _normalise(embed(edits)), axis=1)
-    return {"cosine_mean": round(float(cosine.mean()), 5), "verified_share": round(float((cosine >= threshold).mean()), 5),
-            "threshold": round(threshold, 5)}
+    return {
+        "cosine_mean": round(float(cosine.mean()), 5),
+        "verified_share": round(float((cosine >= threshold).mean()), 5),
+        "threshold": round(threshold, 5),
+    }

@@ -79,8 +79,10 @@ def _image_uri(path: Path) -> str:
 def _block_html(block: Block) -> str:
     escape = jinja2.filters.escape
     if isinstance(block, Figure):
-        return (f'<figure><img src="{_image_uri(block.path)}" alt="{escape(block.caption)}">'
-                f"<figcaption>{escape(block.caption)}</figcaption></figure>")
+        return (
+            f'<figure><img src="{_image_uri(block.path)}" alt="{escape(block.caption)}">'
+            f"<figcaption>{escape(block.caption)}</figcaption></figure>"
+        )
     if isinstance(block, Table):
         caption = f"<caption>{escape(block.caption)}</caption>" if block.caption else ""
         return block.frame.to_html(index=False, border=0, na_rep="–").replace(">\n  <thead>", f">{caption}<thead>", 1)
@@ -90,8 +92,12 @@ def _block_html(block: Block) -> str:
 def render_page(title: str, lead: str, sections: list[Section], footer: str = "") -> str:
     """The page as one HTML string; `lead` and section intros are markdown."""
     rendered = [
-        {"title": s.title, "intro": markdown_html(s.intro), "blocks": [_block_html(b) for b in s.blocks],
-         "missing": s.missing}
+        {
+            "title": s.title,
+            "intro": markdown_html(s.intro),
+            "blocks": [_block_html(b) for b in s.blocks],
+            "missing": s.missing,
+        }
         for s in sections
     ]
     return _TEMPLATE.render(title=title, lead=markdown_html(lead), sections=rendered, footer=footer)

@@ -45,8 +45,9 @@ def _training_curves(metrics_csv: Path, png: Path) -> Path:
     fig = matplotlib.figure.Figure(figsize=(11, 3.6))  # no pyplot: no GUI backend, no global figure state
     left, right = fig.subplots(1, 2)
     frame.plot(x="step", y=losses, ax=left, title="losses")
-    frame.plot(x="step", y=accuracies, ax=right, title="attribute accuracy (discriminator's classifier)",
-               ylim=(0, 1.02))
+    frame.plot(
+        x="step", y=accuracies, ax=right, title="attribute accuracy (discriminator's classifier)", ylim=(0, 1.02)
+    )
     fig.tight_layout()
     with atomic_file(png) as f:
         fig.savefig(f, format="png", dpi=90)
@@ -55,12 +56,19 @@ def _training_curves(metrics_csv: Path, png: Path) -> Path:
 
 def gan_section(params: Params, assets: Path) -> Section:
     out = params.gan.out
-    section = Section("1. The generator: new faces and edits",
-                      f"Model `{params.gan.model}`, loss `{params.gan.loss}`, conditioned on "
-                      f"{', '.join(f'`{a}`' for a in params.gan.attributes)}.")
+    section = Section(
+        "1. The generator: new faces and edits",
+        f"Model `{params.gan.model}`, loss `{params.gan.loss}`, conditioned on "
+        f"{', '.join(f'`{a}`' for a in params.gan.attributes)}.",
+    )
     if grid := _latest(out, "grid_*.png"):
-        section.blocks.append(Figure(grid, "Sampled faces. Top row: no attribute; each further row turns one "
-                                           "attribute on; each column keeps the same noise z."))
+        section.blocks.append(
+            Figure(
+                grid,
+                "Sampled faces. Top row: no attribute; each further row turns one "
+                "attribute on; each column keeps the same noise z.",
+            )
+        )
     else:
         section.missing.append(f"{out}/grid_*.png (stage train_gan)")
     if edits := _latest(out, "edits_*.png"):
@@ -68,44 +76,76 @@ def gan_section(params: Params, assets: Path) -> Section:
     elif params.gan.model == "cgan" and params.gan.editor:
         section.missing.append(f"{out}/edits_*.png (stage train_gan)")
     if (out / "metrics.csv").is_file():
-        section.blocks.append(Figure(_training_curves(out / "metrics.csv", assets / "gan_training.png"),
-                                     "Training curves."))
+        section.blocks.append(
+            Figure(_training_curves(out / "metrics.csv", assets / "gan_training.png"), "Training curves.")
+        )
     else:
         section.missing.append(f"{out}/metrics.csv (stage train_gan)")
     return section
 
 
 def evaluation_section() -> Section:
-    section = Section("2. How good is it? (judged by networks trained here, no downloads)",
-                      "An attribute classifier trained on real faces checks that the requested attributes are "
-                      "there; FID/KID and precision/recall compare samples with real faces in that "
-                      "classifier's feature space; a detector tries to tell real from generated (50% = it "
-                      "cannot); identity preservation asks whether an edit is still the same person.")
+    section = Section(
+        "2. How good is it? (judged by networks trained here, no downloads)",
+        "An attribute classifier trained on real faces checks that the requested attributes are "
+        "there; FID/KID and precision/recall compare samples with real faces in that "
+        "classifier's feature space; a detector tries to tell real from generated (50% = it "
+        "cannot); identity preservation asks whether an edit is still the same person.",
+    )
     if not GAN_METRICS.is_file():
         section.missing.append(f"{GAN_METRICS} (stage evaluate_gan)")
         return section
     m = json.loads(GAN_METRICS.read_text())
-    control = pd.DataFrame({
-        "attribute": [a for a in m["control_sampled"] if a != "mean"],
-        "classifier held-out accuracy": [m["classifier"]["heldout_accuracy"].get(a) for a in m["control_sampled"] if a != "mean"],
-        "control, sampled faces": [m["control_sampled"][a] for a in m["control_sampled"] if a != "mean"],
-        "control, edited faces": [m.get("control_edited", {}).get(a) for a in m["control_sampled"] if a != "mean"],
-    })
+    control = pd.DataFrame(
+        {
+            "attribute": [a for a in m["control_sampled"] if a != "mean"],
+            "classifier held-out accuracy": [
+                m["classifier"]["heldout_accuracy"].get(a) for a in m["control_sampled"] if a != "mean"
+            ],
+            "control, sampled faces": [m["control_sampled"][a] for a in m["control_sampled"] if a != "mean"],
+            "control, edited faces": [m.get("control_edited", {}).get(a) for a in m["control_sampled"] if a != "mean"],
+        }
+    )
     section.blocks.append(Table(control.round(3), "How often the classifier finds the requested attribute"))
     identity, generator = m.get("identity", {}), m.get("generator", {})
-    summary = pd.DataFrame({"metric": ["sampling: candidates per sampled face", "sampling: edit strength",
-                                       "sampling: samples refined by the editor", "sampling: refine strength",
-                                       "FID (classifier features)", "KID", "precision", "recall", "density",
-                                       "coverage", "latent diversity (1: as varied as real faces alike in attributes)",
-                                       "real-vs-synthetic detector accuracy", "detector p-value",
-                                       "edits: mean cosine similarity to source", "edits verified as same person"],
-                            "value": [generator.get("candidates", 1), generator.get("edit_strength", 1.0),
-                                      generator.get("refine", False), generator.get("refine_strength", 1.0),
-                                      m.get("fid"), m.get("kid_mean"), m.get("precision"), m.get("recall"),
-                                      m.get("density"), m.get("coverage"),
-                                      m.get("latent_diversity", {}).get("ratio"), m["detector"]["accuracy"],
-                                      f"{m['detector']['p_value']:.2g}", identity.get("cosine_mean"),
-                                      identity.get("verified_share")]})
+    summary = pd.DataFrame(
+        {
+            "metric": [
+                "sampling: candidates per sampled face",
+                "sampling: edit strength",
+                "sampling: samples refined by the editor",
+                "sampling: refine strength",
+                "FID (classifier features)",
+                "KID",
+                "precision",
+                "recall",
+                "density",
+                "coverage",
+                "latent diversity (1: as varied as real faces alike in attributes)",
+                "real-vs-synthetic detector accuracy",
+                "detector p-value",
+                "edits: mean cosine similarity to source",
+                "edits verified as same person",
+            ],
+            "value": [
+                generator.get("candidates", 1),
+                generator.get("edit_strength", 1.0),
+                generator.get("refine", False),
+                generator.get("refine_strength", 1.0),
+                m.get("fid"),
+                m.get("kid_mean"),
+                m.get("precision"),
+                m.get("recall"),
+                m.get("density"),
+                m.get("coverage"),
+                m.get("latent_diversity", {}).get("ratio"),
+                m["detector"]["accuracy"],
+                f"{m['detector']['p_value']:.2g}",
+                identity.get("cosine_mean"),
+                identity.get("verified_share"),
+            ],
+        }
+    )
     section.blocks.append(Table(summary, "Distribution and identity metrics"))
     if (GAN_PLOTS / CONTROL_SAMPLES).is_file():
         section.blocks.append(Figure(GAN_PLOTS / CONTROL_SAMPLES, "Samples the control accuracy was measured on."))
@@ -113,9 +153,11 @@ def evaluation_section() -> Section:
 
 
 def datasets_section(params: Params) -> Section:
-    section = Section("3. Balanced synthetic datasets",
-                      "Each dataset below is DVC-tracked; pull it with `dvc get`/`dvc import` or load it with "
-                      "`facegen.datasets.SyntheticFaces`. Its data card proves the balance.")
+    section = Section(
+        "3. Balanced synthetic datasets",
+        "Each dataset below is DVC-tracked; pull it with `dvc get`/`dvc import` or load it with "
+        "`facegen.datasets.SyntheticFaces`. Its data card proves the balance.",
+    )
     for dataset in params.generate.datasets:
         folder = params.generate.out / dataset.name
         if not (folder / "datacard.md").is_file():
@@ -129,11 +171,13 @@ def datasets_section(params: Params) -> Section:
 
 
 def recognition_section() -> Section:
-    section = Section("4. Does it help recognition? The attendance experiment",
-                      "A roster of people enrols a few photos each (chosen, where possible, without eyeglasses "
-                      "or a smile); check-ins must be named, visitors rejected. `baseline` uses the photos "
-                      "alone, `classic` adds flips/crops/colour jitter, `gan` adds the editor's variants of "
-                      "each enrolment photo, `both` adds both. Intervals are 95% bootstrap intervals.")
+    section = Section(
+        "4. Does it help recognition? The attendance experiment",
+        "A roster of people enrols a few photos each (chosen, where possible, without eyeglasses "
+        "or a smile); check-ins must be named, visitors rejected. `baseline` uses the photos "
+        "alone, `classic` adds flips/crops/colour jitter, `gan` adds the editor's variants of "
+        "each enrolment photo, `both` adds both. Intervals are 95% bootstrap intervals.",
+    )
     if RECOGNITION_TABLE.is_file():
         section.blocks.append(Markdown(embedded_markdown(RECOGNITION_TABLE.read_text())))
     else:
@@ -147,6 +191,8 @@ def write_study_report(params: Params, out: Path) -> Path:
     """Write the one-page report (`out`, self-contained HTML) from whatever the stages have produced."""
     assets = out.parent / "assets"
     sections = [gan_section(params, assets), evaluation_section(), datasets_section(params), recognition_section()]
-    footer = (f"Data source: {params.data.source} at {params.data.image_size}x{params.data.image_size}. "
-              "Reproduce with `dvc repro`; compare runs with `dvc exp show` and `dvc metrics diff`.")
+    footer = (
+        f"Data source: {params.data.source} at {params.data.image_size}x{params.data.image_size}. "
+        "Reproduce with `dvc repro`; compare runs with `dvc exp show` and `dvc metrics diff`."
+    )
     return write_page(out, "facegen: does GAN augmentation help face recognition?", LEAD, sections, footer)

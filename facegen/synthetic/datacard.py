@@ -28,8 +28,7 @@ def attribute_counts(frame: pd.DataFrame, attributes: tuple[str, ...]) -> pd.Dat
     """Per attribute: how many rows have it 0 and 1, and the share with it."""
     values = frame[list(attributes)].astype(int)
     ones = values.sum()
-    return pd.DataFrame({"without": len(frame) - ones, "with": ones,
-                         "share": (ones / max(len(frame), 1)).round(4)})
+    return pd.DataFrame({"without": len(frame) - ones, "with": ones, "share": (ones / max(len(frame), 1)).round(4)})
 
 
 def cell_balance(rows: pd.DataFrame) -> pd.DataFrame:
@@ -66,11 +65,17 @@ class DataCard:
         spec = yaml.safe_dump(self.spec.model_dump(mode="json"), sort_keys=False).strip()
         settings = yaml.safe_dump(self.settings, sort_keys=False).strip()
         rejected = int((~rows["kept"]).sum())
-        verdict = ("every requested cell is within 1% of its target" if balance["balanced"].all()
-                   else f"{int((~balance['balanced']).sum())} cell(s) are more than 1% off their target")
-        filter_line = (f"Quality filter: on (classifier `{self.spec.filter.classifier}`, threshold "
-                       f"{self.spec.filter.threshold}): {rejected} of {len(rows)} faces dropped."
-                       if self.spec.filter.enabled else "Quality filter: off.")
+        verdict = (
+            "every requested cell is within 1% of its target"
+            if balance["balanced"].all()
+            else f"{int((~balance['balanced']).sum())} cell(s) are more than 1% off their target"
+        )
+        filter_line = (
+            f"Quality filter: on (classifier `{self.spec.filter.classifier}`, threshold "
+            f"{self.spec.filter.threshold}): {rejected} of {len(rows)} faces dropped."
+            if self.spec.filter.enabled
+            else "Quality filter: off."
+        )
         return f"""# Synthetic faces: `{self.spec.name}`
 
 {len(manifest)} images, {self.spec.mode} mode, {len(self.conditioned)} conditioned attributes. {filter_line}
@@ -89,9 +94,9 @@ class DataCard:
 
 ## How it was made
 
-- Generator checkpoint sha256: `{self.stamp['generator_sha256']}`
-- Prepared data sha256 (`annotations.parquet` and `images.npy`): `{self.stamp['prepared_sha256']}`
-- Params sha256 (the data set's entry and the settings below): `{self.stamp['params_sha256']}`
+- Generator checkpoint sha256: `{self.stamp["generator_sha256"]}`
+- Prepared data sha256 (`annotations.parquet` and `images.npy`): `{self.stamp["prepared_sha256"]}`
+- Params sha256 (the data set's entry and the settings below): `{self.stamp["params_sha256"]}`
 - Software: Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__},
   Pillow {PIL.__version__}
 - Command: `dvc repro generate` (or `facegen generate --only {self.spec.name}`); the same params and checkpoint
@@ -118,14 +123,19 @@ conditioned attribute, `mode`, `seed`, `sample_index`, `source_image`, `identity
 
 def _recipe(mode: str) -> str:
     if mode == "edit":
-        return ("Each image is `FaceModel.load(checkpoint, sampling=S).edit(source, target, "
-                "source_attributes=a)[0]`, with S the `sampling` settings below: the source photo "
-                "(`source_image`, prepared cache, annotated attributes a) re-rendered with the requested attribute "
-                "values, `edited_attribute` flipped; `identity` is the source person's.")
-    return ("Each image is `FaceModel.load(checkpoint, sampling=S).sample(A, seed)[sample_index]`, with S the "
-            "`sampling` settings below and A the requested attributes of all manifest rows with that `seed` in `sample_index` order "
-            "(rows the quality filter dropped included: see the plan). Attributes not balanced here "
-            "were drawn independently from the real data's marginals.")
+        return (
+            "Each image is `FaceModel.load(checkpoint, sampling=S).edit(source, target, "
+            "source_attributes=a)[0]`, with S the `sampling` settings below: the source photo "
+            "(`source_image`, prepared cache, annotated attributes a) re-rendered with the requested attribute "
+            "values, `edited_attribute` flipped; `identity` is the source person's."
+        )
+    return (
+        "Each image is `FaceModel.load(checkpoint, sampling=S).sample(A, seed)[sample_index]`, with S the "
+        "`sampling` settings below and A the requested attributes of all manifest rows with that `seed` in "
+        "`sample_index` order "
+        "(rows the quality filter dropped included: see the plan). Attributes not balanced here "
+        "were drawn independently from the real data's marginals."
+    )
 
 
 def write_grid(folder: Path, kept: pd.DataFrame) -> None:

@@ -30,13 +30,16 @@ def chosen_attributes(spec: SyntheticDatasetConfig, conditioned: Sequence[str]) 
     names = list(conditioned) if spec.attributes == "all" else list(spec.attributes)
     unknown = [a for a in names if a not in conditioned]
     if unknown:
-        raise ValueError(f"generate.datasets[{spec.name}].attributes: {unknown} are not conditioned on by this "
-                         f"generator (gan.attributes = {list(conditioned)})")
+        raise ValueError(
+            f"generate.datasets[{spec.name}].attributes: {unknown} are not conditioned on by this "
+            f"generator (gan.attributes = {list(conditioned)})"
+        )
     return names
 
 
-def sampling_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], real: pd.DataFrame,
-                  chunk_size: int) -> pd.DataFrame:
+def sampling_plan(
+    spec: SyntheticDatasetConfig, conditioned: Sequence[str], real: pd.DataFrame, chunk_size: int
+) -> pd.DataFrame:
     """Rows for the ``per_attribute`` or ``combinations`` modes; attributes not requested are drawn from
     ``real``'s marginals."""
     chosen = chosen_attributes(spec, conditioned)
@@ -58,8 +61,9 @@ def sampling_plan(spec: SyntheticDatasetConfig, conditioned: Sequence[str], real
         blocks.append(block)
     plan = pd.concat(blocks, ignore_index=True)
     position = np.arange(len(plan))
-    chunk_seeds = [int(np.random.SeedSequence([spec.seed, k]).generate_state(1)[0])
-                   for k in range(-(-len(plan) // chunk_size))]
+    chunk_seeds = [
+        int(np.random.SeedSequence([spec.seed, k]).generate_state(1)[0]) for k in range(-(-len(plan) // chunk_size))
+    ]
     plan["mode"] = spec.mode
     plan["seed"] = np.asarray(chunk_seeds, dtype=np.int64)[position // chunk_size]
     plan["sample_index"] = position % chunk_size

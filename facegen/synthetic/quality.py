@@ -30,16 +30,22 @@ class QualityFilter:
     def __init__(self, predictor: AttributePredictor, checked: Sequence[str], threshold: float = 0.5) -> None:
         unknown = [a for a in checked if a not in predictor.attributes]
         if unknown:
-            raise ValueError(f"the attribute classifier does not predict {unknown} "
-                             f"(it knows {list(predictor.attributes)}); retrain it or filter fewer attributes")
+            raise ValueError(
+                f"the attribute classifier does not predict {unknown} "
+                f"(it knows {list(predictor.attributes)}); retrain it or filter fewer attributes"
+            )
         self.predictor, self.checked, self.threshold = predictor, list(checked), threshold
 
     @classmethod
-    def load(cls, config: QualityFilterConfig, checked: Sequence[str], load_predictor: PredictorLoader) -> QualityFilter:
+    def load(
+        cls, config: QualityFilterConfig, checked: Sequence[str], load_predictor: PredictorLoader
+    ) -> QualityFilter:
         """The classifier saved by `evaluate_gan`, read by ``load_predictor``; a clear error when it is missing."""
         if not Path(config.classifier).is_file():
-            raise FileNotFoundError(f"{config.classifier}: no attribute classifier for the quality filter; run "
-                                    f"`dvc repro evaluate_gan` or set filter.enabled: false")
+            raise FileNotFoundError(
+                f"{config.classifier}: no attribute classifier for the quality filter; run "
+                f"`dvc repro evaluate_gan` or set filter.enabled: false"
+            )
         return cls(load_predictor(config.classifier), checked, config.threshold)
 
     def accept(self, images: np.ndarray, rows: pd.DataFrame) -> np.ndarray:

@@ -26,15 +26,16 @@ def load_manifest(path: Path | str) -> pd.DataFrame:
     """One row per image: file, the requested attributes, mode, seed, sample_index, source/identity, hashes."""
     manifest = Path(path) / MANIFEST_PARQUET
     if not manifest.is_file():
-        raise FileNotFoundError(f"{path}: not a finished synthetic data set (no {MANIFEST_PARQUET}); run "
-                                f"`dvc repro generate` or `dvc pull`")
+        raise FileNotFoundError(
+            f"{path}: not a finished synthetic data set (no {MANIFEST_PARQUET}); run `dvc repro generate` or `dvc pull`"
+        )
     return pd.read_parquet(manifest)
 
 
 def conditioned_attributes(manifest: pd.DataFrame) -> list[str]:
     """The attribute columns of a manifest (they sit between ``file`` and ``mode``)."""
     columns = list(manifest.columns)
-    return columns[columns.index("file") + 1:columns.index("mode")]
+    return columns[columns.index("file") + 1 : columns.index("mode")]
 
 
 def select_rows(manifest: pd.DataFrame, values: Mapping[str, int]) -> pd.DataFrame:
@@ -57,15 +58,22 @@ class SyntheticFaces(FaceDataset):
     source person for edits, and one made-up person per image for sampled faces.
     """
 
-    def __init__(self, path: Path | str, attributes: Mapping[str, int] | None = None, *,
-                 columns: Sequence[str] | None = None,
-                 transform: Callable[[Image.Image], Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        attributes: Mapping[str, int] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+        transform: Callable[[Image.Image], Any] | None = None,
+    ) -> None:
         self.root = Path(path)
         manifest = load_manifest(self.root)
         _check_inside(self.root, manifest["file"])
         self.manifest = select_rows(manifest, attributes or {}).reset_index(drop=True)
         names = conditioned_attributes(self.manifest)
-        identity = self.manifest["identity"].where(self.manifest["identity"] != "", "synthetic:" + self.manifest["file"])
+        identity = self.manifest["identity"].where(
+            self.manifest["identity"] != "", "synthetic:" + self.manifest["file"]
+        )
         annotations = pd.DataFrame({"image_id": self.manifest["file"], "identity": identity, "split": "train"})
         annotations[names] = self.manifest[names]
         super().__init__(annotations, attributes=list(columns) if columns else names, transform=transform)
@@ -79,10 +87,15 @@ def _check_inside(root: Path, files: pd.Series) -> None:
     no link out of it): a manifest from elsewhere must not make the reader open other files."""
     base = root.resolve()
     for row, file in files.items():
-        if not isinstance(file, str) or not file or Path(file).is_absolute() or \
-                not (base / file).resolve().is_relative_to(base):
-            raise ValueError(f"{root / MANIFEST_PARQUET}: row {row}: file {file!r} is not inside {root}; "
-                             f"refusing to read it")
+        if (
+            not isinstance(file, str)
+            or not file
+            or Path(file).is_absolute()
+            or not (base / file).resolve().is_relative_to(base)
+        ):
+            raise ValueError(
+                f"{root / MANIFEST_PARQUET}: row {row}: file {file!r} is not inside {root}; refusing to read it"
+            )
 
 
 def read_manifest(path: str, repo: str | None = None, rev: str | None = None) -> pd.DataFrame:

@@ -40,9 +40,15 @@ class DatasetReport:
 class SyntheticFactory:
     """The generator and the real data that every data set of one `generate` run is made from."""
 
-    def __init__(self, config: GenerateConfig, attendance: AttendanceConfig, prepared: Path,
-                 sampling: SamplingConfig = SamplingConfig(), model: FaceModel | None = None,
-                 load_predictor: PredictorLoader | None = None) -> None:
+    def __init__(
+        self,
+        config: GenerateConfig,
+        attendance: AttendanceConfig,
+        prepared: Path,
+        sampling: SamplingConfig = SamplingConfig(),
+        model: FaceModel | None = None,
+        load_predictor: PredictorLoader | None = None,
+    ) -> None:
         """``prepared``: the real faces (``prepare.out``); ``model`` (already loaded, with its own sampling settings)
         replaces loading ``config.checkpoint``; ``load_predictor`` reads the quality filter's classifier."""
         self.config, self.attendance, self.load_predictor = config, attendance, load_predictor
@@ -71,55 +77,92 @@ class SyntheticFactory:
             render = self._sampler()
         if quality is None and spec.filter.enabled:
             if self.load_predictor is None:
-                raise ValueError(f"generate.datasets[{spec.name}].filter is enabled, but no classifier loader was "
-                                 f"handed in (SyntheticFactory(load_predictor=AttributeClassifier.load))")
+                raise ValueError(
+                    f"generate.datasets[{spec.name}].filter is enabled, but no classifier loader was "
+                    f"handed in (SyntheticFactory(load_predictor=AttributeClassifier.load))"
+                )
             quality = QualityFilter.load(spec.filter, chosen_attributes(spec, conditioned), self.load_predictor)
-        settings = {"chunk_size": self.config.chunk_size, "png_compression": self.config.png_compression,
-                    "sampling": self.model.sampling.model_dump()}
+        settings = {
+            "chunk_size": self.config.chunk_size,
+            "png_compression": self.config.png_compression,
+            "sampling": self.model.sampling.model_dump(),
+        }
         if spec.mode == "edit":
             settings["attendance"] = self.attendance.model_dump(mode="json")
-        stamp = {"params_sha256": _json_sha256({"dataset": spec.model_dump(mode="json"), **settings}),
-                 "generator_sha256": self.model.checkpoint_sha256, "prepared_sha256": self.prepared_sha256}
-        job = DatasetJob(spec.name, self.config.out, plan, conditioned, stamp, self.config.chunk_size,
-                         self.config.png_compression)
-        card = DataCard(spec, conditioned, before, before_label, stamp,
-                        {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.prepared_path)})
+        stamp = {
+            "params_sha256": _json_sha256({"dataset": spec.model_dump(mode="json"), **settings}),
+            "generator_sha256": self.model.checkpoint_sha256,
+            "prepared_sha256": self.prepared_sha256,
+        }
+        job = DatasetJob(
+            spec.name, self.config.out, plan, conditioned, stamp, self.config.chunk_size, self.config.png_compression
+        )
+        card = DataCard(
+            spec,
+            conditioned,
+            before,
+            before_label,
+            stamp,
+            {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.prepared_path)},
+        )
         start = time.perf_counter()
         meta = write_dataset(job, render, card, quality)
-        return DatasetReport(spec.name, spec.mode, str(job.final), meta["images"], meta["planned"], meta["rejected"],
-                             meta["max_cell_deviation"], meta["balanced"], round(time.perf_counter() - start, 2))
+        return DatasetReport(
+            spec.name,
+            spec.mode,
+            str(job.final),
+            meta["images"],
+            meta["planned"],
+            meta["rejected"],
+            meta["max_cell_deviation"],
+            meta["balanced"],
+            round(time.perf_counter() - start, 2),
+        )
 
     def _sampler(self) -> Renderer:
         def render(rows: pd.DataFrame) -> np.ndarray:
             seeds = rows["seed"].unique()
             assert len(seeds) == 1, "a chunk of sampled faces shares one seed"
             return self.model.sample(_attributes(rows, self.model), seed=int(seeds[0]))
+
         return render
 
     def _editor(self) -> Renderer:
         images = self.prepared._all_images
         if images.shape[1] != self.model.resolution:
-            raise ValueError(f"{self.prepared_path}: {images.shape[1]}px faces, but the generator makes "
-                             f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size")
+            raise ValueError(
+                f"{self.prepared_path}: {images.shape[1]}px faces, but the generator makes "
+                f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size"
+            )
 
         def render(rows: pd.DataFrame) -> np.ndarray:
             sources = self.annotations.loc[rows["source_row"].to_numpy()]
-            return self.model.edit(np.asarray(images[rows["source_row"].to_numpy()]), _attributes(rows, self.model),
-                                   source_attributes=_attributes(sources, self.model))
+            return self.model.edit(
+                np.asarray(images[rows["source_row"].to_numpy()]),
+                _attributes(rows, self.model),
+                source_attributes=_attributes(sources, self.model),
+            )
+
         return render
 
 
-def generate_datasets(config: GenerateConfig, attendance: AttendanceConfig, prepared: Path,
-                      sampling: SamplingConfig = SamplingConfig(), only: Sequence[str] | None = None,
-                      load_predictor: PredictorLoader | None = None) -> list[DatasetReport]:
+def generate_datasets(
+    config: GenerateConfig,
+    attendance: AttendanceConfig,
+    prepared: Path,
+    sampling: SamplingConfig = SamplingConfig(),
+    only: Sequence[str] | None = None,
+    load_predictor: PredictorLoader | None = None,
+) -> list[DatasetReport]:
     """Every data set of ``config.datasets`` (or those named in ``only``), from the real faces in ``prepared``;
     ``load_predictor`` reads the quality filter's classifier (needed when a data set enables the filter)."""
     check_separate(config.out, [prepared, config.checkpoint], "generate.out")
     specs = [d for d in config.datasets if not only or d.name in only]
     unknown = sorted(set(only or ()) - {d.name for d in config.datasets})
     if unknown:
-        raise ValueError(f"no data set named {unknown} in generate.datasets "
-                         f"({', '.join(d.name for d in config.datasets)})")
+        raise ValueError(
+            f"no data set named {unknown} in generate.datasets ({', '.join(d.name for d in config.datasets)})"
+        )
     factory = SyntheticFactory(config, attendance, prepared, sampling, load_predictor=load_predictor)
     return [factory.make(spec) for spec in specs]
 

@@ -1,10 +1,10 @@
 """Write one synthetic data set chunk by chunk, resumably, into its final folder only when complete.
 
 Work happens in ``<out>/.<name>.partial/``, by one run at a time (it holds ``<out>/.<name>.lock``): each
-chunk's PNGs are written, then its rows are recorded in ``chunks/<k>.parquet``. A killed run leaves only that hidden folder; the next run with the same stamp
-(params, generator and data hashes) skips the recorded chunks. When every chunk is recorded the manifest,
-data card and finally ``meta.json`` are written and the folder is renamed to ``<out>/<name>/``. The same
-plan and generator give byte-identical files.
+chunk's PNGs are written, then its rows are recorded in ``chunks/<k>.parquet``. A killed run leaves only that
+hidden folder; the next run with the same stamp (params, generator and data hashes) skips the recorded
+chunks. When every chunk is recorded the manifest, data card and finally ``meta.json`` are written and the
+folder is renamed to ``<out>/<name>/``. The same plan and generator give byte-identical files.
 """
 
 from __future__ import annotations
@@ -64,8 +64,7 @@ def is_complete(job: DatasetJob) -> bool:
     return meta.is_file() and json.loads(meta.read_text()).get("stamp") == job.stamp
 
 
-def write_dataset(job: DatasetJob, render: Renderer, describe: Describer,
-                  quality: QualityFilter | None = None) -> dict:
+def write_dataset(job: DatasetJob, render: Renderer, describe: Describer, quality: QualityFilter | None = None) -> dict:
     """Generate the job's faces (resuming a killed run); returns the finished data set's meta.json.
 
     The run holds the data set's lock (a second run for it is refused) and replaces only a folder this
@@ -81,14 +80,16 @@ def _write(job: DatasetJob, render: Renderer, describe: Describer, quality: Qual
     _open_partial(job)
     n_chunks = -(-len(job.plan) // job.chunk_size)
     done = {int(p.stem) for p in (job.partial / CHUNKS_DIR).glob("*.parquet")}
-    with tqdm(total=len(job.plan), desc=job.name, unit="img",
-              initial=sum(len(_chunk_rows(job, k)) for k in done)) as bar:
+    with tqdm(
+        total=len(job.plan), desc=job.name, unit="img", initial=sum(len(_chunk_rows(job, k)) for k in done)
+    ) as bar:
         for k in range(n_chunks):
             if k not in done:
                 _write_chunk(job, k, render, quality)
                 bar.update(len(_chunk_rows(job, k)))
-    rows = pd.concat([pd.read_parquet(job.partial / CHUNKS_DIR / f"{k:06d}.parquet") for k in range(n_chunks)],
-                     ignore_index=True)
+    rows = pd.concat(
+        [pd.read_parquet(job.partial / CHUNKS_DIR / f"{k:06d}.parquet") for k in range(n_chunks)], ignore_index=True
+    )
     manifest = _manifest(job, rows[rows["kept"]])
     with atomic_file(job.partial / MANIFEST_PARQUET) as f:
         manifest.to_parquet(f, index=False)
@@ -98,10 +99,19 @@ def _write(job: DatasetJob, render: Renderer, describe: Describer, quality: Qual
     shutil.rmtree(job.partial / CHUNKS_DIR)
     (job.partial / STAMP_FILE).unlink()
     balance = cell_balance(rows)
-    write_json(job.partial / META_FILE, {
-        "name": job.name, "images": len(manifest), "planned": len(rows), "rejected": int((~rows["kept"]).sum()),
-        "max_cell_deviation": float(balance["deviation"].max()), "balanced": bool(balance["balanced"].all()),
-        "cells": balance.reset_index().to_dict(orient="records"), "stamp": job.stamp})
+    write_json(
+        job.partial / META_FILE,
+        {
+            "name": job.name,
+            "images": len(manifest),
+            "planned": len(rows),
+            "rejected": int((~rows["kept"]).sum()),
+            "max_cell_deviation": float(balance["deviation"].max()),
+            "balanced": bool(balance["balanced"].all()),
+            "cells": balance.reset_index().to_dict(orient="records"),
+            "stamp": job.stamp,
+        },
+    )
     if job.final.exists():
         shutil.rmtree(job.final)
     os.replace(job.partial, job.final)
@@ -119,7 +129,7 @@ def _open_partial(job: DatasetJob) -> None:
 
 
 def _chunk_rows(job: DatasetJob, k: int) -> pd.DataFrame:
-    return job.plan.iloc[k * job.chunk_size:(k + 1) * job.chunk_size]
+    return job.plan.iloc[k * job.chunk_size : (k + 1) * job.chunk_size]
 
 
 def _write_chunk(job: DatasetJob, k: int, render: Renderer, quality: QualityFilter | None) -> None:
@@ -145,8 +155,9 @@ def encode_png(image: np.ndarray, path: Path, compression: int) -> None:
 
 def _manifest(job: DatasetJob, rows: pd.DataFrame) -> pd.DataFrame:
     """Contract 4's columns, in order, one row per written image."""
-    manifest = rows[["file", *job.conditioned, "mode", "seed", "sample_index", "source_image", "identity",
-                     "edited_attribute"]].reset_index(drop=True)
+    manifest = rows[
+        ["file", *job.conditioned, "mode", "seed", "sample_index", "source_image", "identity", "edited_attribute"]
+    ].reset_index(drop=True)
     manifest[list(job.conditioned)] = manifest[list(job.conditioned)].astype(np.int64)
     manifest["generator_sha256"] = job.stamp["generator_sha256"]
     manifest["params_sha256"] = job.stamp["params_sha256"]

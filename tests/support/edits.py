@@ -9,8 +9,9 @@ import pandas as pd
 from PIL import Image
 
 
-def make_edits_dataset(root: Path, enrol: pd.DataFrame, images: np.ndarray,
-                       attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")) -> Path:
+def make_edits_dataset(
+    root: Path, enrol: pd.DataFrame, images: np.ndarray, attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")
+) -> Path:
     """A synthetic dataset in the exact on-disk format of contract 4, mode `edit`: for each source photo and
     attribute two 'edits' (here: the photo darkened or flipped, standing in for the editor's output)."""
     (root / "images").mkdir(parents=True)
@@ -20,9 +21,20 @@ def make_edits_dataset(root: Path, enrol: pd.DataFrame, images: np.ndarray,
             for variant in (image // 2, image[:, ::-1]):
                 file = f"images/{len(rows):06d}.png"
                 Image.fromarray(np.ascontiguousarray(variant)).save(root / file)
-                rows.append({"file": file, **{a: int(a == attribute) for a in attributes}, "mode": "edit",
-                             "seed": 0, "sample_index": len(rows), "source_image": image_id, "identity": identity,
-                             "edited_attribute": attribute, "generator_sha256": "0" * 64, "params_sha256": "0" * 64})
+                rows.append(
+                    {
+                        "file": file,
+                        **{a: int(a == attribute) for a in attributes},
+                        "mode": "edit",
+                        "seed": 0,
+                        "sample_index": len(rows),
+                        "source_image": image_id,
+                        "identity": identity,
+                        "edited_attribute": attribute,
+                        "generator_sha256": "0" * 64,
+                        "params_sha256": "0" * 64,
+                    }
+                )
     manifest = pd.DataFrame(rows)
     manifest.to_parquet(root / "manifest.parquet", index=False)
     manifest.to_csv(root / "manifest.csv", index=False)

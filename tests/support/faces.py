@@ -9,12 +9,22 @@ from pathlib import Path
 def make_celeba_subset(shared_celeba: Path, annotations, root: Path, n: int = 40, extra_rows: int = 0) -> Path:
     """A CelebA-layout folder with the first `n` real images and their annotation rows (+ `extra_rows`
     annotation rows whose images are absent), written with the project's own official-format writers."""
-    from facegen.data.annotations import (ATTR_FILE, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP, PARTITION_FILE,
-                                          write_attributes, write_identities, write_partition)
+    from facegen.data.annotations import (
+        ATTR_FILE,
+        IDENTITY_FILE,
+        IMAGES_DIR,
+        IMAGES_ZIP,
+        PARTITION_FILE,
+        write_attributes,
+        write_identities,
+        write_partition,
+    )
 
     import pandas as pd
 
-    rows = pd.concat([annotations[annotations["present"]].head(n), annotations[~annotations["present"]].tail(extra_rows)])
+    rows = pd.concat(
+        [annotations[annotations["present"]].head(n), annotations[~annotations["present"]].tail(extra_rows)]
+    )
     rows = rows.drop(columns="present").set_index("image_id")
     root.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(shared_celeba / IMAGES_ZIP) as src, zipfile.ZipFile(root / IMAGES_ZIP, "w") as dst:

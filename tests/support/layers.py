@@ -15,8 +15,20 @@ from tests.support.imports import ROOT, imported_modules, module_file
 
 # (component, layer, the paths it is made of: a file, or a folder ending in "/")
 COMPONENTS = (
-    ("core", 0, ("facegen/__init__.py", "facegen/config.py", "facegen/paths.py", "facegen/io.py",
-                 "facegen/cpu_kernels.py", "facegen/locks.py", "facegen/processes.py", "facegen/weights.py")),
+    (
+        "core",
+        0,
+        (
+            "facegen/__init__.py",
+            "facegen/config.py",
+            "facegen/paths.py",
+            "facegen/io.py",
+            "facegen/cpu_kernels.py",
+            "facegen/locks.py",
+            "facegen/processes.py",
+            "facegen/weights.py",
+        ),
+    ),
     ("data", 1, ("facegen/data/",)),
     ("gan", 2, ("facegen/gan/",)),
     ("synthetic", 3, ("facegen/synthetic/", "facegen/datasets.py")),
@@ -79,6 +91,10 @@ def shared_helper_violations(root: Path = ROOT) -> list[str]:
 
 def private_imports(path: Path) -> list[str]:
     """``module._name`` for each ``from module import _name`` in ``path`` (dunders are public)."""
-    return [f"{node.module}.{alias.name}" for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.ImportFrom) for alias in node.names
-            if alias.name.startswith("_") and not alias.name.startswith("__")]
+    return [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]

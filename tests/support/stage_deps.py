@@ -80,8 +80,9 @@ def shortest_deps(files: set[Path], root: Path = ROOT) -> list[str]:
     chosen: list[str] = []
     for path in sorted(files):
         relative = path.relative_to(root)
-        folder = next((p for p in reversed(relative.parents[:-1])
-                       if all(f in files for f in (root / p).rglob("*.py"))), None)
+        folder = next(
+            (p for p in reversed(relative.parents[:-1]) if all(f in files for f in (root / p).rglob("*.py"))), None
+        )
         entry = str(folder if folder is not None else relative)
         if entry not in chosen and not any(entry.startswith(c + "/") for c in chosen):
             chosen.append(entry)

@@ -15,8 +15,9 @@ ATTENDANCE = AttendanceConfig(roster_size=4, enrol_per_person=2, min_checkins=2,
 
 def prepare_demo(root: Path, out: Path | None = None, identities: int = 12, per_identity: int = 5) -> Path:
     """A prepared cache (in ``out``, default root/prepared) of drawn demo faces at 32x32 (seconds)."""
-    data = DataConfig(image_size=32, demo=DemoSource(root=root / "raw", identities=identities,
-                                                     images_per_identity=per_identity))
+    data = DataConfig(
+        image_size=32, demo=DemoSource(root=root / "raw", identities=identities, images_per_identity=per_identity)
+    )
     prepare = PrepareConfig(out=out or root / "prepared", workers=0)
     prepare_source(data, prepare, acquire(data))
     return prepare.out
@@ -24,8 +25,17 @@ def prepare_demo(root: Path, out: Path | None = None, identities: int = 12, per_
 
 def tiny_checkpoint(prepared: Path, out: Path) -> Path:
     """A 2-step generator and editor on the prepared faces (seconds; what `train_gan` writes, only tiny)."""
-    config = GanConfig(attributes=ATTRIBUTES, base_channels=8, z_dim=8, editor_channels=8, editor_res_blocks=1,
-                       batch_size=4, steps=2, sample_every=2, checkpoint_every=2)
+    config = GanConfig(
+        attributes=ATTRIBUTES,
+        base_channels=8,
+        z_dim=8,
+        editor_channels=8,
+        editor_res_blocks=1,
+        batch_size=4,
+        steps=2,
+        sample_every=2,
+        checkpoint_every=2,
+    )
     GanTrainer(config, *training_tensors(prepared, ATTRIBUTES, "all"), out).run()
     return out / GAN_CHECKPOINT_NAME
 
