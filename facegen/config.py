@@ -179,6 +179,10 @@ class GanConfig(_Section):
     amp: bool = True  # mixed precision (CUDA only; ignored on CPU)
     sample_every: int = Field(50, gt=0)  # image grid, edit strip and metrics row every N steps
     checkpoint_every: int = Field(50, gt=0)
+    # split: the prepared cache's `train` split. background: every photo of the attendance background people
+    # minus the calibration people (the distilled backbone's training people), so a generator that edits
+    # enrolment photos never saw the roster, the visitors or the people the threshold is set on.
+    train_people: Literal["split", "background"] = "split"
     seed: int = 0
     out: Path = paths.GAN_OUT
 
@@ -385,6 +389,29 @@ class RecognitionConfig(_Section):
     distill: DistillConfig = DistillConfig()
 
 
+class AugmentationConfig(_Section):
+    """Does GAN augmentation help the strong facenet model (issue 19; stages augment_faces and augmentation of
+    studies/faces64)? Every augmented condition adds ``budget`` images per enrolment photo; conditions are
+    compared by paired differences to the baseline over roster draws and training seeds."""
+
+    roster_draws: int = Field(3, ge=1)  # draw 0 is attendance.seed's split; draw k re-splits its roster and
+    #                                     visitor people with seed attendance.seed + k (the backbone saw none)
+    training_seeds: tuple[int, ...] = (0, 1)  # of everything trained per condition (and of classic copies)
+    budget: int = Field(4, ge=1)  # images added per enrolment photo in every augmented condition
+    primary_attribute: str = "Eyeglasses"  # primary endpoint: top-1 on check-ins wearing it
+    mixed_attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")  # the mixed GAN arm: edits of each in turn
+    edit_strengths: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # candidate edits per photo and attribute
+    background_edits: int = Field(2000, ge=0)  # background photos given the primary attribute (embedding arm)
+    synthetic_faces: int = Field(1000, ge=0)  # generator samples, half with the primary attribute (embedding arm)
+    finetune_epochs: int = Field(15, gt=0)  # roster fine-tune of the last block and a CosFace head
+    finetune_lr: float = Field(3e-4, gt=0)
+    embedding_epochs: int = Field(2, gt=0)  # last block retrained on the background people (+ synthetic faces)
+    embedding_lr: float = Field(2e-4, gt=0)
+    batch_size: int = Field(64, gt=1)
+    bootstrap_samples: int = Field(2000, ge=100)
+    out: Path = paths.AUGMENT_FACES
+
+
 class ReportConfig(_Section):
     """The one-page HTML report (stage `report`)."""
 
@@ -400,6 +427,7 @@ class Params(_Section):
     generate: GenerateConfig = GenerateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     recognition: RecognitionConfig = RecognitionConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
     report: ReportConfig = ReportConfig()
 
 

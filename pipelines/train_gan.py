@@ -17,6 +17,7 @@ from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
 from facegen.paths import TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
 from pipelines import run_from_command_line
+from recognition.sets import attendance_sets
 
 
 @task
@@ -24,7 +25,13 @@ def train(params_file: str, device: str) -> TrainReport:
     """Train, after writing the resolved settings (profile presets applied: every value the run uses)."""
     params = load_params(params_file)
     write_json(TRAIN_GAN_CONFIG, params.gan.model_dump(mode="json"))
-    return train_gan(params.gan, params.prepare.out, resolve_device(device))
+    people = None
+    if params.gan.train_people == "background":
+        sets = attendance_sets(
+            params.prepare.out, params.attendance, params.recognition.calibration_people, names=("pretrain",)
+        )
+        people = set(sets["pretrain"].annotations["identity"].astype(str))
+    return train_gan(params.gan, params.prepare.out, resolve_device(device), people)
 
 
 @flow(name="train_gan", log_prints=True)

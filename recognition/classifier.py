@@ -28,6 +28,13 @@ class NearestClassMean:
         np.add.at(sums, labels, embeddings)
         self.prototypes = sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
+    @classmethod
+    def from_prototypes(cls, classes: np.ndarray, prototypes: np.ndarray) -> NearestClassMean:
+        """A classifier whose class prototypes were learnt elsewhere (rows of ``prototypes``, L2-normalised)."""
+        classifier = cls.__new__(cls)
+        classifier.classes, classifier.prototypes = np.asarray(classes).astype(str), np.asarray(prototypes, np.float64)
+        return classifier
+
     def predict(self, embeddings: np.ndarray) -> Prediction:
         similarity = embeddings.astype(np.float64) @ self.prototypes.T
         return Prediction(similarity.argmax(1), similarity.max(1))

@@ -33,12 +33,21 @@ def attendance_sets(
     calibration_people: int,
     names: tuple[str, ...] = SET_NAMES,
     pretrain_people: int = 0,
+    draw: int = 0,
 ) -> dict[str, FaceSet]:
     """The named sets (``pretrain``, ``calibration``, ``enrol``, ``checkin``, ``visitor``) of the prepared faces;
-    ``pretrain_people`` > 0 keeps only that many (seeded choice) of the pretraining people."""
+    ``pretrain_people`` > 0 keeps only that many (seeded choice) of the pretraining people.
+
+    ``draw`` > 0 re-splits the people of draw 0's roster and visitors into a new roster, visitors and enrolment
+    photos (``assign_roles`` with seed ``attendance.seed + draw``). Background and calibration people stay as
+    they are, so a backbone trained on draw 0's background has seen nobody of any draw."""
     faces = PreparedFaces(prepared)
     table = faces.annotations
     roles = np.array(assign_roles(table, attendance), dtype=object)
+    if draw:
+        pool = (roles == "enrol") | (roles == "checkin") | (roles == "visitor")
+        redrawn = assign_roles(table[pool], attendance.model_copy(update={"seed": attendance.seed + draw}))
+        roles[pool] = redrawn.to_numpy()
     background = np.sort(table.loc[roles == "background", "identity"].unique())
     if len(background) <= calibration_people:
         raise ValueError(

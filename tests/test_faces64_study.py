@@ -35,6 +35,18 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
     params["recognition"].update(calibration_people=4, epochs=1, batch_size=16)
     # the study's own cache as an "extra" one: every held-out person in it must be left out again
     params["recognition"]["distill"].update(epochs=2, margin_epochs=1, batch_size=16, extra_prepared=["data/prepared"])
+    params["gan"].update(steps=4, batch_size=8, sample_every=2, checkpoint_every=2)
+    params["augmentation"].update(
+        roster_draws=2,
+        edit_strengths=[1.0, 2.0, 3.0],
+        budget=2,
+        background_edits=20,
+        synthetic_faces=8,
+        finetune_epochs=2,
+        embedding_epochs=1,
+        batch_size=16,
+        bootstrap_samples=200,
+    )
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     run_in(study, "dvc", "repro")
@@ -60,6 +72,7 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
     assert "dlib teacher" in (study / "metrics" / "backbones.md").read_text()
     assert (study / "plots" / "backbones.png").stat().st_size > 10_000
     assert "up to date" in run_in(study, "dvc", "status", "dvc.yaml").stdout  # nothing left to rebuild
+    _check_augmentation(study)
 
     # The GPU check's bundle is made from this study and runs anywhere (here on CPU, tiny settings).
     bundle = tmp_path / "gpu" / "faces64.npz"
@@ -95,3 +108,32 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
     assert result["teacher"]["top1"] == pytest.approx(summary["dlib_teacher"]["top1"], abs=1e-3)  # float16 descriptors
     assert 0 <= result["student"]["top1"] <= 1 and len(result["epochs"]) == 2
     assert (tmp_path / "gpu" / "gpu_check.json").is_file()
+
+
+def _check_augmentation(study: Path) -> None:
+    """The augmentation stages' outputs: every condition paired with its baseline, every endpoint, over people."""
+    made = json.loads((study / "metrics" / "augment_faces.json").read_text())
+    # every enrolment photo of both draws, edited towards each attribute at each strength
+    assert set(made["enrolment_edits"]) == {"Eyeglasses", "Smiling"}
+    assert set(made["enrolment_edits"]["Eyeglasses"]) == {"1", "2", "3"}
+    assert made["background_edit"]["made"] == 20 and made["sample"]["made"] == 8
+    assert 0 < made["teacher_threshold"] < 1
+    summary = json.loads((study / "metrics" / "augmentation.json").read_text())
+    effects = summary["effects"]
+    assert set(effects) == {"prototypes", "finetuned", "embedding"}
+    assert set(effects["prototypes"]) == set(effects["finetuned"]) == {"classic", "gan_Eyeglasses", "gan_mixed"}
+    assert set(effects["embedding"]) == {"gan_trained"}
+    for family in effects.values():
+        for condition in family.values():
+            assert set(condition) == {"top1_with_Eyeglasses", "top1", "tar_at_far", "visitor_far"}
+            for e in condition.values():
+                if e["photos"] == 0:  # e.g. no eyeglass-wearing check-in among these few people: no rate
+                    assert e["difference"] != e["difference"]
+                    continue
+                assert e["low"] <= e["difference"] <= e["high"] and e["mde"] >= 0
+                assert e["difference"] == pytest.approx(e["condition"] - e["baseline"], abs=2e-4)
+    overall = effects["prototypes"]["classic"]["top1"]
+    assert overall["photos"] == sum(summary["design"]["checkins_per_draw"])  # both draws, paired photo by photo
+    assert summary["design"]["roster_draws"] == 2 and summary["design"]["training_seeds"] == [0, 1]
+    assert "gan_mixed" in (study / "metrics" / "augmentation.md").read_text()
+    assert (study / "plots" / "augmentation.png").stat().st_size > 10_000

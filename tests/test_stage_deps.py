@@ -92,6 +92,7 @@ def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
 
 def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
     from recognition.distill import no_margin_path
+    from recognition.teacher import cache_folder
 
     study = "studies/faces64"
     declared = {name: _outputs(stage) for name, stage in read_stages(dvc_file=f"{study}/dvc.yaml").items()}
@@ -109,6 +110,21 @@ def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
         },
         "pretrain_backbone": {paths.BACKBONE, paths.BACKBONE_TRAINING, paths.PRETRAIN_METRICS, paths.PRETRAIN_CURVE},
         "compare_backbones": {paths.BACKBONES_SUMMARY, paths.BACKBONES_TABLE, paths.BACKBONES_PLOT},
+        "train_gan": {params.gan.out, paths.TRAIN_GAN_METRICS, paths.TRAIN_GAN_CONFIG},
+        "augment_faces": {
+            params.augmentation.out,
+            cache_folder(params.augmentation.out),
+            paths.AUGMENT_FACES_METRICS,
+            paths.AUGMENT_FACES_GRID,
+        },
+        "augmentation": {
+            paths.AUGMENTATION_OUTCOMES,
+            paths.AUGMENT_WORK,
+            paths.AUGMENTATION_SUMMARY,
+            paths.AUGMENTATION_TABLE,
+            paths.AUGMENTATION_PLOT,
+        },
+        "report": {params.report.out},
     }
     assert declared == {name: {str(p) for p in files} for name, files in expected.items()}
     assert (rec.teacher.embeddings, rec.distill.out) == (paths.TEACHER_EMBEDDINGS, paths.DISTILLED)

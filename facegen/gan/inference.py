@@ -166,15 +166,23 @@ class FaceModel:
 
     @torch.no_grad()
     def edit(
-        self, images: np.ndarray, targets: Tensor, batch_size: int = 256, *, source_attributes: Tensor | None = None
+        self,
+        images: np.ndarray,
+        targets: Tensor,
+        batch_size: int = 256,
+        *,
+        source_attributes: Tensor | None = None,
+        strength: float | None = None,
     ) -> np.ndarray:
         """Each image (N x R x R x 3 uint8) re-rendered with its row of ``targets`` (N x A, 0/1).
 
         ``source_attributes`` are the images' own (N x A, 0/1 or probabilities; default: what the discriminator
-        sees in them, 0/1). The editor is asked for ``source + sampling.edit_strength * (targets - source)``: at
-        strength 1 just the targets; above 1 the changed attributes are pushed further and the unchanged ones stay.
+        sees in them, 0/1). The editor is asked for ``source + strength * (targets - source)`` (``strength``
+        defaults to ``sampling.edit_strength``): at strength 1 just the targets; above 1 the changed attributes
+        are pushed further and the unchanged ones stay.
         """
-        return self._edit(images, targets, batch_size, source_attributes, self.sampling.edit_strength)
+        strength = self.sampling.edit_strength if strength is None else strength
+        return self._edit(images, targets, batch_size, source_attributes, strength)
 
     def _edit(
         self, images: np.ndarray, targets: Tensor, batch_size: int, source_attributes: Tensor | None, strength: float

@@ -17,7 +17,7 @@ import contextlib
 import csv
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +50,19 @@ class Batch:
     attributes: Tensor  # B x A, 0/1
 
 
-def training_tensors(prepared: Path, attributes: Sequence[str], split: str = "train") -> tuple[Tensor, Tensor]:
+def training_tensors(
+    prepared: Path, attributes: Sequence[str], split: str = "train", people: Collection[str] | None = None
+) -> tuple[Tensor, Tensor]:
     """The prepared faces of ``split`` as :class:`GanTrainer` takes them: N x R x R x 3 uint8 images and
-    N x A float 0/1 attributes (in ``attributes`` order)."""
+    N x A float 0/1 attributes (in ``attributes`` order); only the photos of ``people`` when given."""
     faces = PreparedFaces(prepared, attributes=list(attributes), split=split)
-    values = torch.tensor(faces.annotations[list(attributes)].to_numpy(), dtype=torch.float32)
-    return torch.from_numpy(np.ascontiguousarray(faces.images)), values
+    keep = np.ones(len(faces.annotations), bool)
+    if people is not None:
+        keep = faces.annotations["identity"].astype(str).isin({str(p) for p in people}).to_numpy()
+        if not keep.any():
+            raise ValueError(f"{prepared}: none of the {len(people)} people to train the GAN on is in this cache")
+    values = torch.tensor(faces.annotations[list(attributes)].to_numpy()[keep], dtype=torch.float32)
+    return torch.from_numpy(np.ascontiguousarray(faces.images[keep])), values
 
 
 class GanTrainer:
@@ -319,18 +326,24 @@ class TrainReport:
     final: dict[str, float]  # the last step's losses and accuracies
 
 
-def train_gan(config: GanConfig, prepared: Path, device: torch.device | str = "cpu") -> TrainReport:
-    """Train on the `train` split of a prepared cache, continuing ``config.out/checkpoint.pt`` when it was made
-    with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
+def train_gan(
+    config: GanConfig, prepared: Path, device: torch.device | str = "cpu", people: Collection[str] | None = None
+) -> TrainReport:
+    """Train on the `train` split of a prepared cache (or on every photo of ``people``), continuing
+    ``config.out/checkpoint.pt`` when it was made with the same settings (other than run length and output
+    cadence); otherwise its outputs are replaced.
     One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
     check_separate(config.out, [prepared], "gan.out")
     writer = not dist.is_initialized() or dist.get_rank() == 0
     with output_lock(config.out) if writer else contextlib.nullcontext():
-        return _train(config, prepared, device)
+        return _train(config, prepared, device, people)
 
 
-def _train(config: GanConfig, prepared: Path, device: torch.device | str) -> TrainReport:
-    trainer = GanTrainer(config, *training_tensors(prepared, config.attributes), config.out, device)
+def _train(
+    config: GanConfig, prepared: Path, device: torch.device | str, people: Collection[str] | None
+) -> TrainReport:
+    split = "train" if people is None else "all"
+    trainer = GanTrainer(config, *training_tensors(prepared, config.attributes, split, people), config.out, device)
     if trainer.rank == 0:
         remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME

@@ -13,7 +13,18 @@ import pandas as pd
 
 from facegen.config import Params
 from facegen.io import atomic_file
-from facegen.paths import CONTROL_SAMPLES, GAN_METRICS, GAN_PLOTS, RECOGNITION_PLOT, RECOGNITION_TABLE
+from facegen.paths import (
+    AUGMENT_FACES_GRID,
+    AUGMENTATION_PLOT,
+    AUGMENTATION_TABLE,
+    BACKBONES_PLOT,
+    BACKBONES_TABLE,
+    CONTROL_SAMPLES,
+    GAN_METRICS,
+    GAN_PLOTS,
+    RECOGNITION_PLOT,
+    RECOGNITION_TABLE,
+)
 from facegen.report.page import Figure, Markdown, Section, Table, write_page
 
 LEAD = """**Do GAN-made synthetic faces help a face-recognition system, and for whom?** This page is one run of
@@ -187,8 +198,53 @@ def recognition_section() -> Section:
     return section
 
 
-def write_study_report(params: Params, out: Path) -> Path:
-    """Write the one-page report (`out`, self-contained HTML) from whatever the stages have produced."""
+def recognizers_section() -> Section:
+    section = Section(
+        "1. Is the recognizer worth measuring with?",
+        "Every recognizer on the same attendance split (nearest class mean by cosine; open-set threshold set on "
+        "the calibration people), with 95% intervals over roster people (stage compare_backbones).",
+    )
+    section.blocks.extend(_table_and_figure(BACKBONES_TABLE, BACKBONES_PLOT, "Top-1 per recognizer.", section))
+    return section
+
+
+def augmentation_section() -> Section:
+    section = Section(
+        "2. Does augmentation with GAN faces help it?",
+        "Each condition against its baseline on the same check-ins: the paired difference with a 95% interval "
+        "over people, pooled over roster draws and averaged over training seeds (stage augmentation). Every "
+        "augmented condition adds the same number of images per enrolment photo.",
+    )
+    section.blocks.extend(
+        _table_and_figure(
+            AUGMENTATION_TABLE, AUGMENTATION_PLOT, "Paired differences to baseline (forest plot).", section
+        )
+    )
+    if AUGMENT_FACES_GRID.is_file():
+        section.blocks.append(
+            Figure(AUGMENT_FACES_GRID, "Enrolment photos and their best edit per attribute (stage augment_faces).")
+        )
+    return section
+
+
+def _table_and_figure(table: Path, figure: Path, caption: str, section: Section) -> list:
+    blocks = []
+    if table.is_file():
+        blocks.append(Markdown(embedded_markdown(table.read_text())))
+    else:
+        section.missing.append(f"{table}")
+    if figure.is_file():
+        blocks.append(Figure(figure, caption))
+    return blocks
+
+
+def write_study_report(params: Params, out: Path, study: str = "demo") -> Path:
+    """Write the one-page report (`out`, self-contained HTML) from whatever the stages have produced: the demo
+    study's four questions, or (``study="faces64"``) the recognizers and the augmentation experiment."""
+    if study == "faces64":
+        footer = "Reproduce with `cd studies/faces64 && dvc repro`."
+        title = "facegen faces64 study: the recognizer, and GAN augmentation on it"
+        return write_page(out, title, LEAD, [recognizers_section(), augmentation_section()], footer)
     assets = out.parent / "assets"
     sections = [gan_section(params, assets), evaluation_section(), datasets_section(params), recognition_section()]
     footer = (

@@ -19,6 +19,8 @@ def scratch_copy(overrides: dict[str, object], into: Path | None = None) -> Path
     work = Path(tempfile.mkdtemp(prefix="facegen-scratch-", dir=into))
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, check=True, capture_output=True, text=True).stdout
     for name in filter(None, files.split("\0")):
+        if not (REPO / name).exists():  # a tracked metric that a running stage has just removed
+            continue
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, work / name)
     params = yaml.safe_load((work / "params.yaml").read_text())

@@ -1,0 +1,188 @@
+"""Retrain the end of the distilled facenet on cached trunk features (issue 19).
+
+The distilled model (``DistilledFacenet``) is split where facenet-pytorch's InceptionResnetV1 has its last
+block: the *trunk* (``conv2d_1a`` ... ``repeat_3``) stays frozen, and its outputs are computed once per face and
+cached (:class:`TrunkFeatures`, an embedder for :class:`recognition.embeddings.EmbeddingCache`); the *last
+block* (``block8``, pooling, ``last_linear``, ``last_bn``, the head into the teacher's space and the centre)
+is what retraining changes (:class:`LastBlock`). facenet-pytorch's fine-tuning example retrains the same
+end of the network with a classifier on top. Batch norms keep their statistics (eval mode) while their
+weights train: a roster of 150 photos would otherwise overwrite statistics learnt on 25,000.
+
+Two ways to retrain it:
+- :func:`finetune_roster`: a CosFace classifier over the roster people, on their enrolment photos and a
+  condition's added images; check-ins are named by cosine to the learnt class weights;
+- :func:`retrain_embedding`: the distillation objective again (cosine to the teacher's centred descriptors,
+  plus CosFace on identities where a face has one) on the background people, with or without synthetic faces.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from recognition.backbone import DistilledFacenet, standardize
+
+TRUNK = (
+    "conv2d_1a",
+    "conv2d_2a",
+    "conv2d_2b",
+    "maxpool_3a",
+    "conv2d_3b",
+    "conv2d_4a",
+    "conv2d_4b",
+    "repeat_1",
+    "mixed_6a",
+    "repeat_2",
+    "mixed_7a",
+    "repeat_3",
+)
+TRUNK_CHANNELS = 1792  # InceptionResnetV1's repeat_3 output
+
+
+class TrunkFeatures:
+    """The frozen trunk as an embedder: N x R x R x 3 uint8 -> N x (1792 h w) float32 (mirrored when ``flip``)."""
+
+    def __init__(
+        self, model: DistilledFacenet, fingerprint: str, input_size: int, flip: bool = False, batch_size: int = 64
+    ) -> None:
+        self.net, self.input_size, self.flip, self.batch_size = model.backbone.eval(), input_size, flip, batch_size
+        self.fingerprint = f"trunk|{fingerprint}|{input_size}|flip={flip}"
+
+    @torch.no_grad()
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        out = []
+        for start in range(0, len(images), self.batch_size):
+            x = standardize(images[start : start + self.batch_size], self.input_size)
+            x = x.flip(-1) if self.flip else x
+            for name in TRUNK:
+                x = getattr(self.net, name)(x)
+            out.append(x.flatten(1))
+        return torch.cat(out).numpy() if out else np.zeros((0, TRUNK_CHANNELS), np.float32)
+
+
+class LastBlock(nn.Module):
+    """The distilled model after its trunk: trunk features -> L2-normalised, centred embedding (as the model's)."""
+
+    def __init__(self, model: DistilledFacenet) -> None:
+        super().__init__()
+        net = model.backbone
+        self.block8, self.pool = copy.deepcopy(net.block8), copy.deepcopy(net.avgpool_1a)
+        self.last_linear, self.last_bn = copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn)
+        self.head = copy.deepcopy(model.head)
+        self.register_buffer("centre", model.centre.detach().clone())
+        self.eval()
+
+    def features(self, trunk: torch.Tensor) -> torch.Tensor:
+        """Uncentred head outputs (what the distillation loss sees)."""
+        side = int(round((trunk.shape[1] / TRUNK_CHANNELS) ** 0.5))
+        x = self.pool(self.block8(trunk.view(len(trunk), TRUNK_CHANNELS, side, side)))
+        return self.head(F.normalize(self.last_bn(self.last_linear(x.flatten(1))), dim=1))
+
+    def forward(self, trunk: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(trunk) - self.centre, dim=1)
+
+    @torch.no_grad()
+    def embed(self, trunk: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """N x D float32 embeddings of N trunk feature rows."""
+        parts = [self(torch.from_numpy(trunk[i : i + batch_size])) for i in range(0, len(trunk), batch_size)]
+        return torch.cat(parts).numpy() if parts else np.zeros((0, self.head.out_features), np.float32)
+
+    @torch.no_grad()
+    def recentre(self, trunk: np.ndarray, batch_size: int = 1024) -> None:
+        """Set the centre to the mean head output over ``trunk`` (as distillation sets the student's)."""
+        parts = [self.features(torch.from_numpy(trunk[i : i + batch_size])) for i in range(0, len(trunk), batch_size)]
+        self.centre.copy_(torch.cat(parts).mean(0))
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int
+    lr: float
+    batch_size: int
+    seed: int
+
+
+def finetune_roster(
+    block: LastBlock, trunk: np.ndarray, labels: np.ndarray, training: Training
+) -> tuple[LastBlock, np.ndarray]:
+    """A copy of ``block`` trained with CosFace (margin 0.35, scale 64) to tell the roster's ``labels`` (0..C-1)
+    apart, and its C x D L2-normalised class weights (started at each class's mean embedding)."""
+    from pytorch_metric_learning import losses
+
+    block = copy.deepcopy(block)
+    embeddings = block.embed(trunk)
+    num_classes = int(labels.max()) + 1
+    cosface = losses.CosFaceLoss(num_classes=num_classes, embedding_size=embeddings.shape[1], margin=0.35, scale=64)
+    sums = np.zeros((num_classes, embeddings.shape[1]))
+    np.add.at(sums, labels, embeddings)
+    with torch.no_grad():
+        cosface.W.copy_(torch.from_numpy(sums / np.linalg.norm(sums, axis=1, keepdims=True)).T)
+    targets = torch.from_numpy(labels.astype(np.int64))
+    _train(block, cosface, training, len(trunk), lambda rows: cosface(block(trunk_rows(trunk, rows)), targets[rows]))
+    weights = F.normalize(cosface.W.detach().T, dim=1).numpy()
+    return block, weights
+
+
+def retrain_embedding(
+    block: LastBlock,
+    trunk: np.ndarray,
+    targets: np.ndarray,
+    labels: np.ndarray,
+    training: Training,
+    margin_weight: float,
+) -> LastBlock:
+    """A copy of ``block`` trained for ``training.epochs`` passes over ``trunk``: cosine to the teacher's centred
+    descriptors ``targets``, plus ``margin_weight`` x CosFace on ``labels`` (-1: a face with no identity, such as
+    a generator sample). Its centre is then recomputed on the faces that have an identity."""
+    from pytorch_metric_learning import losses
+
+    block = copy.deepcopy(block)
+    labelled = labels >= 0
+    num_classes = int(labels.max()) + 1
+    cosface = losses.CosFaceLoss(num_classes=num_classes, embedding_size=targets.shape[1], margin=0.35, scale=64)
+    sums = np.zeros((num_classes, targets.shape[1]))
+    np.add.at(sums, labels[labelled], targets[labelled])
+    with torch.no_grad():
+        cosface.W.copy_(torch.from_numpy(sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).T)
+    goal, names = torch.from_numpy(targets.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
+
+    def loss(rows: torch.Tensor) -> torch.Tensor:
+        features = block.features(trunk_rows(trunk, rows))
+        value = (1 - F.cosine_similarity(features, goal[rows], dim=1)).mean()
+        known = names[rows] >= 0
+        if margin_weight and known.any():
+            value = value + margin_weight * cosface(features[known], names[rows][known])
+        return value
+
+    _train(block, cosface, training, len(trunk), loss)
+    block.recentre(trunk[labelled])
+    return block
+
+
+def trunk_rows(trunk: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
+    return torch.from_numpy(trunk[rows.numpy()])
+
+
+def _train(block: LastBlock, head: nn.Module, training: Training, n: int, loss_of) -> None:
+    """AdamW with cosine decay over ``training.epochs`` shuffled passes; batch norms stay in eval mode."""
+    generator = torch.Generator().manual_seed(training.seed)
+    torch.manual_seed(training.seed)
+    parameters = [*block.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=training.lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, n // training.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.epochs * steps_per_epoch)
+    block.eval()
+    for _ in range(training.epochs):
+        order = torch.randperm(n, generator=generator)
+        for step in range(steps_per_epoch):
+            rows = order[step * training.batch_size : (step + 1) * training.batch_size]
+            loss = loss_of(rows)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()

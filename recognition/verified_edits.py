@@ -1,0 +1,169 @@
+"""GAN faces for augmentation, each checked by the teacher (dlib's recognizer, frozen and trained elsewhere).
+
+- :func:`enrolment_edits`: every enrolment photo edited towards each attribute at several strengths; the
+  candidates of a (photo, attribute) are ranked: verified by the teacher as the source person first, then
+  flipped by the generator's own attribute head, then the strongest. A condition takes the top ``budget``.
+- :func:`background_edits`: background photos given an attribute, kept for training only where verified.
+- :func:`generator_samples`: brand-new faces, half with the attribute (no identity: distillation targets only).
+
+Verified means: cosine between the teacher's descriptors of source and edit at or above the threshold that
+admits ``far`` of real different-person pairs (:func:`teacher_threshold`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from facegen.gan.inference import FaceModel
+from recognition.classifier import threshold_at_far
+from recognition.embeddings import Embedder
+
+TABLE_COLUMNS = (
+    "kind",
+    "source_image",
+    "identity",
+    "attribute",
+    "strength",
+    "rank",
+    "flipped",
+    "similarity",
+    "verified",
+)
+
+
+@dataclass(frozen=True)
+class MadeFaces:
+    images: np.ndarray  # N x R x R x 3 uint8
+    table: pd.DataFrame  # TABLE_COLUMNS, one row per image
+    teacher: np.ndarray  # N x 128 teacher descriptors (NaN: the teacher found no face)
+
+
+def concatenate(parts: Sequence[MadeFaces]) -> MadeFaces:
+    return MadeFaces(
+        np.concatenate([p.images for p in parts]),
+        pd.concat([p.table for p in parts], ignore_index=True),
+        np.concatenate([p.teacher for p in parts]),
+    )
+
+
+def teacher_threshold(descriptors: np.ndarray, people: np.ndarray, far: float) -> float:
+    """The cosine at which ``far`` of the different-person pairs among these real faces are accepted."""
+    usable = ~np.isnan(descriptors).any(axis=1)
+    unit, people = _unit(descriptors[usable]), np.asarray(people)[usable]
+    upper = np.triu_indices(len(unit), k=1)
+    different = people[upper[0]] != people[upper[1]]
+    scores = (unit @ unit.T)[upper][different]
+    return threshold_at_far(scores, far)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity (NaN where either row is NaN)."""
+    return np.sum(_unit(a) * _unit(b), axis=1)
+
+
+def enrolment_edits(
+    model: FaceModel,
+    teacher: Embedder,
+    images: np.ndarray,
+    sources: pd.DataFrame,
+    source_descriptors: np.ndarray,
+    attributes: Sequence[str],
+    strengths: Sequence[float],
+    threshold: float,
+) -> MadeFaces:
+    """Candidates for every photo (``sources``: image_id, identity) x attribute x strength, ranked per
+    (photo, attribute) in column ``rank`` (0 best)."""
+    parts = []
+    seen = model.predict_attributes(images)
+    for attribute in attributes:
+        column = model.attributes.index(attribute)
+        targets = seen.clone()
+        targets[:, column] = 1 - seen[:, column]
+        for strength in strengths:
+            edits = model.edit(images, targets, source_attributes=seen, strength=strength)
+            flipped = (model.attribute_probabilities(edits)[:, column] > 0.5).float() == targets[:, column]
+            parts.append(
+                (edits, _rows("enrolment_edit", sources, attribute, strength, flipped.numpy()), source_descriptors)
+            )
+    made = _judged(parts, teacher, threshold)
+    table = made.table.assign(_order=np.arange(len(made.table)))
+    ranked = table.sort_values(
+        ["source_image", "attribute", "verified", "flipped", "strength"], ascending=[True, True, False, False, False]
+    )
+    ranked["rank"] = ranked.groupby(["source_image", "attribute"]).cumcount()
+    return MadeFaces(made.images, ranked.sort_values("_order").drop(columns="_order"), made.teacher)
+
+
+def background_edits(
+    model: FaceModel,
+    teacher: Embedder,
+    images: np.ndarray,
+    sources: pd.DataFrame,
+    source_descriptors: np.ndarray,
+    attribute: str,
+    strength: float,
+    threshold: float,
+) -> MadeFaces:
+    """Each photo given ``attribute`` (the other attributes as the generator sees them), judged by the teacher."""
+    seen = model.predict_attributes(images)
+    column = model.attributes.index(attribute)
+    targets = seen.clone()
+    targets[:, column] = 1
+    edits = model.edit(images, targets, source_attributes=seen, strength=strength)
+    flipped = (model.attribute_probabilities(edits)[:, column] > 0.5).numpy()
+    return _judged(
+        [(edits, _rows("background_edit", sources, attribute, strength, flipped), source_descriptors)],
+        teacher,
+        threshold,
+    )
+
+
+def generator_samples(
+    model: FaceModel, teacher: Embedder, real_attributes: np.ndarray, attribute: str, seed: int
+) -> MadeFaces:
+    """One new face per row of ``real_attributes`` (N x A, the generator's attribute order), with ``attribute``
+    set for the first half and cleared for the rest; identity columns empty."""
+    requested = torch.tensor(real_attributes, dtype=torch.float32)
+    column = model.attributes.index(attribute)
+    requested[:, column] = (torch.arange(len(requested)) < len(requested) // 2).float()
+    faces = model.sample(requested, seed)
+    sources = pd.DataFrame({"image_id": [""] * len(faces), "identity": [""] * len(faces)})
+    present = (model.attribute_probabilities(faces)[:, column] > 0.5).float() == requested[:, column]
+    table = _rows("sample", sources, attribute, 0.0, present.numpy())
+    descriptors = teacher.embed(faces)
+    return MadeFaces(faces, table.assign(similarity=np.nan, verified=~np.isnan(descriptors).any(axis=1)), descriptors)
+
+
+def _rows(kind: str, sources: pd.DataFrame, attribute: str, strength: float, flipped: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "kind": kind,
+            "source_image": sources["image_id"].astype(str).to_numpy(),
+            "identity": sources["identity"].astype(str).to_numpy(),
+            "attribute": attribute,
+            "strength": float(strength),
+            "rank": -1,
+            "flipped": np.asarray(flipped, bool),
+        }
+    )
+
+
+def _judged(parts: list[tuple[np.ndarray, pd.DataFrame, np.ndarray]], teacher: Embedder, threshold: float) -> MadeFaces:
+    """The parts' images with the teacher's descriptors, their similarity to the source and the verdict."""
+    images = np.concatenate([p[0] for p in parts])
+    descriptors = teacher.embed(images)
+    similarity = cosine(descriptors, np.concatenate([p[2] for p in parts]))
+    table = pd.concat([p[1] for p in parts], ignore_index=True)
+    table["similarity"] = similarity
+    table["verified"] = np.nan_to_num(similarity, nan=-1.0) >= threshold
+    return MadeFaces(images, table[list(TABLE_COLUMNS)], descriptors)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
