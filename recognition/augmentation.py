@@ -156,7 +156,7 @@ class Experiment:
             added = self.added(condition, draw, seed)
             frames.append(self._prototypes(draw, added).assign(family="prototypes", condition=condition, seed=seed))
             frames.append(self._finetuned(draw, added, seed).assign(family="finetuned", condition=condition, seed=seed))
-        for seed, (condition, block) in self._embedding_blocks(*background):
+        for seed, condition, block in self._embedding_blocks(*background):
             for draw in draws:
                 embed = {n: block.embed(t) for n, t in draw.trunk.items()}
                 frames.append(
@@ -194,7 +194,7 @@ class Experiment:
 
     def _embedding_blocks(
         self, trunk: np.ndarray, descriptors: np.ndarray, identities: np.ndarray
-    ) -> Iterator[tuple[int, tuple[str, LastBlock]]]:
+    ) -> Iterator[tuple[int, str, LastBlock]]:
         """Per seed: the last block retrained on the background people alone, then with the GAN faces added."""
         s = self.settings
         table = self.made.table
@@ -212,21 +212,13 @@ class Experiment:
         n = len(trunk)
         for seed in s.training_seeds:
             training = Training(s.embedding_epochs, s.embedding_lr, s.batch_size, seed)
+            alone = retrain_embedding(self.block, trunk, targets[:n], labels[:n], training, self.margin_weight)
+            yield seed, "baseline", alone
+            with_gan = np.concatenate([trunk, extra_trunk])
             yield (
                 seed,
-                (
-                    "baseline",
-                    retrain_embedding(self.block, trunk, targets[:n], labels[:n], training, self.margin_weight),
-                ),
-            )
-            yield (
-                seed,
-                (
-                    "gan_trained",
-                    retrain_embedding(
-                        self.block, np.concatenate([trunk, extra_trunk]), targets, labels, training, self.margin_weight
-                    ),
-                ),
+                "gan_trained",
+                retrain_embedding(self.block, with_gan, targets, labels, training, self.margin_weight),
             )
 
     def _score(self, draw: Draw, classifier: NearestClassMean, embed: dict[str, np.ndarray]) -> pd.DataFrame:
