@@ -102,3 +102,18 @@ def test_embedded_markdown_fits_inside_a_section() -> None:
 
     card = "# balanced\n\n![sample grid](grid.png)\n\n## Balance\n\n| cell | n |\n|---|---|\n| a | 1 |\n"
     assert embedded_markdown(card) == "\n\n#### Balance\n\n| cell | n |\n|---|---|\n| a | 1 |"
+
+
+def test_faces64_page_shows_both_questions_and_names_what_is_missing(tmp_path, monkeypatch) -> None:
+    params = _params(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "backbones.md").write_text("| recognizer | top-1 |\n|---|---|\n| dlib teacher | 0.903 |\n")
+    (tmp_path / "plots").mkdir()
+    Image.new("RGB", (64, 32), "red").save(tmp_path / "plots" / "augmentation.png")
+    html = write_study_report(params, tmp_path / "reports" / "index.html", study="faces64").read_text()
+    assert "Is the recognizer worth measuring with?" in html and "dlib teacher" in html
+    assert "Does augmentation with GAN faces help it?" in html
+    assert "metrics/augmentation.md" in html  # named as missing, the page still written
+    assert "data:image/png;base64" in html  # the forest plot, embedded
+    assert "stage train_gan" not in html  # none of the demo study's sections
