@@ -127,8 +127,14 @@ GAN_PROFILES: dict[str, dict[str, object]] = {
         "sample_every": 100,
         "checkpoint_every": 100,
     },
-    # Full CelebA at 64 x 64 on a GPU.
+    # Full CelebA at 64 x 64 on a GPU: the short-run optimiser and the middle profile's cycle and identity-pass
+    # weights, which gave attribute control and kept the face on the CPU runs, and the masked editor (issue 20).
+    # Its identity term needs gan.identity_network (bench/gpu_celeba64.py passes the distilled facenet).
     "celeba64": {
+        **SHORT_RUN,
+        "lambda_rec": 4.0,
+        "lambda_id": 2.0,
+        "editor_mask": True,
         "base_channels": 64,
         "editor_channels": 64,
         "editor_res_blocks": 6,
@@ -158,6 +164,15 @@ class GanConfig(_Section):
     editor: bool = True  # cgan: also train the StarGAN-style attribute editor E(image, target attributes)
     editor_channels: int = Field(8, gt=0)
     editor_res_blocks: int = Field(1, ge=0)  # residual blocks at the editor's bottleneck (StarGAN: 6)
+    # The editor also predicts an attention mask that blends its change into the source (GANimation): the rest of
+    # the face stays; lambda_mask weighs the mask's mean (L1), which keeps it small where nothing must change.
+    editor_mask: bool = False
+    lambda_mask: float = Field(0.1, ge=0)
+    # Identity term: 1 - cosine between a face-recognition network's embeddings of each edit and its source, that
+    # network frozen (e.g. the distilled facenet of studies/faces64). 0: no term, no network loaded.
+    lambda_identity: float = Field(0.0, ge=0)
+    identity_network: Path | None = None  # a backbone.pt (recognition/backbone.py); needed when lambda_identity > 0
+    identity_input_size: int = Field(80, gt=0)  # its input px (InceptionResnetV1 needs >= 80)
     batch_size: int = Field(16, gt=0)
     steps: int = Field(300, gt=0)
     lr_g: float = Field(2e-4, gt=0)  # generator, editor and cVAE
@@ -181,8 +196,10 @@ class GanConfig(_Section):
     checkpoint_every: int = Field(50, gt=0)
     # split: the prepared cache's `train` split. background: every photo of the attendance background people
     # minus the calibration people (the distilled backbone's training people), so a generator that edits
-    # enrolment photos never saw the roster, the visitors or the people the threshold is set on.
-    train_people: Literal["split", "background"] = "split"
+    # enrolment photos never saw the roster, the visitors or the people the threshold is set on. judge_train:
+    # the people the attribute judge trains on (evaluate.classifier's identity split), so edits are measured on
+    # people neither the generator nor the judge saw (studies/celeba64).
+    train_people: Literal["split", "background", "judge_train"] = "split"
     seed: int = 0
     out: Path = paths.GAN_OUT
 
@@ -192,6 +209,12 @@ class GanConfig(_Section):
         if isinstance(data, dict) and data.get("profile", "demo") in GAN_PROFILES:
             return GAN_PROFILES[data.get("profile", "demo")] | data
         return data
+
+    @model_validator(mode="after")
+    def _identity_network_named(self) -> GanConfig:
+        if self.lambda_identity > 0 and self.identity_network is None:
+            raise ValueError("gan.lambda_identity > 0 needs gan.identity_network (a backbone.pt to judge identity)")
+        return self
 
 
 class SamplingConfig(_Section):
@@ -316,6 +339,16 @@ class EvaluateConfig(_Section):
     classifier_out: Path = paths.ATTRIBUTE_CLASSIFIER
 
 
+class EditingConfig(_Section):
+    """How editors are compared (stage evaluate_editors of studies/celeba64, facegen/metrics/editing.py): each
+    held-out photo edited at every strength, judged by the attribute classifier and by the teacher."""
+
+    strengths: tuple[float, ...] = (1.0, 2.0, 3.0)  # edit strengths (AttGAN intensity, sampling.edit_strength)
+    candidates: int = Field(4, ge=1)  # discriminator-chosen samples: best of this many, reported beside plain ones
+    detector_encoding: Literal["png", "jpeg"] = "jpeg"  # real and generated faces both pass through it
+    jpeg_quality: int = Field(90, ge=1, le=100)
+
+
 class ClassicAugmentation(_Section):
     """torchvision v2 transforms for the `classic` condition: flips, crops, colour jitter."""
 
@@ -422,10 +455,12 @@ class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
     gan: GanConfig = GanConfig()
+    gan_baseline: GanConfig | None = None  # a second generator the first is compared with (studies/celeba64)
     sampling: SamplingConfig = SamplingConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    editing: EditingConfig = EditingConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     augmentation: AugmentationConfig = AugmentationConfig()
     report: ReportConfig = ReportConfig()

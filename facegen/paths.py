@@ -19,6 +19,8 @@ GAN_CHECKPOINT_NAME = "checkpoint.pt"  # in gan.out
 GAN_CHECKPOINT = GAN_OUT / GAN_CHECKPOINT_NAME
 TRAIN_GAN_METRICS = Path("metrics/train_gan.json")
 TRAIN_GAN_CONFIG = Path("metrics/train_gan_config.json")  # the resolved gan config (profile presets applied)
+TRAIN_GAN_BASELINE_METRICS = Path("metrics/train_gan_baseline.json")  # the same of params' gan_baseline
+TRAIN_GAN_BASELINE_CONFIG = Path("metrics/train_gan_baseline_config.json")
 
 # Stage evaluate_gan
 ATTRIBUTE_CLASSIFIER = Path("models/attribute_classifier.pt")
@@ -67,3 +69,8 @@ AUGMENTATION_SUMMARY = Path("metrics/augmentation.json")  # paired differences t
 AUGMENTATION_TABLE = Path("metrics/augmentation.md")
 AUGMENTATION_OUTCOMES = Path("data/augmentation_outcomes.parquet")  # per photo, draw, seed and condition
 AUGMENTATION_PLOT = Path("plots/augmentation.png")  # forest plot of the paired differences
+
+# The celeba64 study's own stage evaluate_editors (studies/celeba64/dvc.yaml); it writes GAN_METRICS too
+EDITORS_TABLE = Path("metrics/gan.md")
+EDIT_OUTCOMES = Path("data/edit_outcomes.parquet")  # one row per editor, attribute, strength and source photo
+EDITS_GRID = Path("plots/edits.png")  # held-out photos and their edits, both editors side by side

@@ -1,7 +1,8 @@
 """Stage `train_gan`: train the attribute-conditional generator and editor (or the cVAE baseline) on the
 prepared faces, continuing `models/gan/checkpoint.pt` when a run was interrupted.
 
-Run by `dvc repro train_gan`, or standalone: `python -m pipelines.train_gan [--params params.yaml] [--device cuda]`.
+Run by `dvc repro train_gan`, or standalone:
+`python -m pipelines.train_gan [--params params.yaml] [--device cuda] [--gan gan_baseline]`.
 """
 
 from __future__ import annotations
@@ -11,36 +12,64 @@ from dataclasses import asdict
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from facegen.config import load_params
+from facegen.config import GanConfig, Params, load_params
+from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import resolve_device
 from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
-from facegen.paths import TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
+from facegen.metrics.convnet import holdout_split
+from facegen.paths import TRAIN_GAN_BASELINE_CONFIG, TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
 from pipelines import run_from_command_line
+from recognition.backbone import generator_space_embedding
 from recognition.sets import attendance_sets
 
+# params.yaml section -> (metrics, resolved settings) files of its run
+SECTIONS = {
+    "gan": (TRAIN_GAN_METRICS, TRAIN_GAN_CONFIG),
+    "gan_baseline": (TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_BASELINE_CONFIG),
+}
 
-@task
-def train(params_file: str, device: str) -> TrainReport:
-    """Train, after writing the resolved settings (profile presets applied: every value the run uses)."""
-    params = load_params(params_file)
-    write_json(TRAIN_GAN_CONFIG, params.gan.model_dump(mode="json"))
-    people = None
-    if params.gan.train_people == "background":
+
+def gan_section(params: Params, section: str) -> GanConfig:
+    """The generator settings of ``section`` (gan, or the study's gan_baseline)."""
+    config = getattr(params, section, None) if section in SECTIONS else None
+    if config is None:
+        raise ValueError(f"no generator settings `{section}` in params; sections: {', '.join(SECTIONS)}")
+    return config
+
+
+def training_people(params: Params, config: GanConfig) -> set[str] | None:
+    """Whose photos the generator trains on (``gan.train_people``); None: the cache's `train` split."""
+    if config.train_people == "background":
         sets = attendance_sets(
             params.prepare.out, params.attendance, params.recognition.calibration_people, names=("pretrain",)
         )
-        people = set(sets["pretrain"].annotations["identity"].astype(str))
-    return train_gan(params.gan, params.prepare.out, resolve_device(device), people)
+        return set(sets["pretrain"].annotations["identity"].astype(str))
+    if config.train_people == "judge_train":  # the attribute judge's identity split (facegen.metrics.evaluate)
+        identities = PreparedFaces(params.prepare.out, attributes=list(config.attributes)).annotations["identity"]
+        judge = params.evaluate.classifier
+        train, _ = holdout_split(len(identities), judge.holdout_fraction, judge.seed, identities.to_numpy())
+        return set(identities.to_numpy()[train].astype(str))
+    return None
+
+
+@task
+def train(params_file: str, device: str, section: str) -> TrainReport:
+    """Train, after writing the resolved settings (profile presets applied: every value the run uses)."""
+    params = load_params(params_file)
+    g = gan_section(params, section)
+    write_json(SECTIONS[section][1], g.model_dump(mode="json"))
+    identity = generator_space_embedding(g.identity_network, g.identity_input_size) if g.lambda_identity > 0 else None
+    return train_gan(g, params.prepare.out, resolve_device(device), training_people(params, g), identity)
 
 
 @flow(name="train_gan", log_prints=True)
-def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> TrainReport:
-    """Train `gan` from params.yaml; write metrics/train_gan.json (and the settings used, train_gan_config.json)
-    and a report artifact with the last grid."""
-    report = train(params_file, device)
-    write_json(TRAIN_GAN_METRICS, asdict(report))
-    out = load_params(params_file).gan.out
+def train_gan_flow(params_file: str = "params.yaml", device: str = "auto", gan: str = "gan") -> TrainReport:
+    """Train the `gan` section of params.yaml (or another, e.g. gan_baseline); write metrics/train_gan.json (and
+    the settings used, train_gan_config.json; train_gan_baseline*.json for gan_baseline) and a report artifact."""
+    report = train(params_file, device, gan)
+    write_json(SECTIONS[gan][0], asdict(report))
+    out = gan_section(load_params(params_file), gan).out
     rows = "\n".join(f"| {k} | {v} |" for k, v in asdict(report).items() if k != "final")
     final = "\n".join(f"| {k} | {v} |" for k, v in report.final.items())
     create_markdown_artifact(
@@ -54,5 +83,8 @@ def train_gan_flow(params_file: str = "params.yaml", device: str = "auto") -> Tr
 
 if __name__ == "__main__":
     run_from_command_line(
-        train_gan_flow, __doc__, device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"}
+        train_gan_flow,
+        __doc__,
+        device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"},
+        gan={"default": "gan", "choices": list(SECTIONS), "help": "the params section to train (default: gan)"},
     )

@@ -141,6 +141,34 @@ def embed_images(
     return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
 
 
+class GeneratorSpaceEmbedding(nn.Module):
+    """A frozen embedding network on a generator's images (B x 3 x R x R in [-1, 1]): resized to ``input_size``
+    and standardised as :func:`standardize` does, differentiably (the editor's identity term, gan.lambda_identity)."""
+
+    def __init__(self, model: nn.Module, input_size: int) -> None:
+        super().__init__()
+        if input_size < MIN_INPUT_SIZE:
+            raise ValueError(f"input_size={input_size}: InceptionResnetV1 needs at least {MIN_INPUT_SIZE}")
+        self.model, self.input_size = model.eval().requires_grad_(False), input_size
+        if getattr(model, "classify", False):
+            model.classify = False
+
+    def train(self, mode: bool = True) -> GeneratorSpaceEmbedding:
+        """Always in eval mode: its batch norms keep their statistics."""
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() * (127.5 / 128.0)  # (pixels - 127.5) / 128 for pixels = (images + 1) * 127.5
+        if x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return F.normalize(self.model(x), dim=1)
+
+
+def generator_space_embedding(path: Path, input_size: int) -> GeneratorSpaceEmbedding:
+    """The backbone file at ``path`` (e.g. studies/faces64's distilled facenet) as the editor's identity network."""
+    return GeneratorSpaceEmbedding(load_backbone(str(path)), input_size)
+
+
 def identity_network(path: Path, input_size: int) -> IdentityNetwork | None:
     """The backbone file at ``path`` as the identity judge of `evaluate_gan` (embeddings at ``input_size`` px;
     a file recording ``recognition.pretrained: dlib`` makes the dlib teacher the judge), or None when no backbone

@@ -51,3 +51,11 @@ def test_gan_profile_presets_yield_to_explicit_values() -> None:
     middle = load_params(REPO / "params.yaml", {"gan.profile": "middle", "gan.steps": 7}).gan
     assert middle.base_channels == GAN_PROFILES["middle"]["base_channels"] and middle.steps == 7
     assert load_params(REPO / "params.yaml", {"gan.profile": "celeba64", "gan.base_channels": 8}).gan.base_channels == 8
+
+
+def test_identity_term_needs_its_network(tmp_path) -> None:
+    (tmp_path / "params.yaml").write_text("gan:\n  lambda_identity: 2.0\n")
+    with pytest.raises(ParamsError, match="identity_network"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("gan:\n  lambda_identity: 2.0\n  identity_network: models/distilled.pt\n")
+    assert load_params(tmp_path / "params.yaml").gan.identity_network.name == "distilled.pt"

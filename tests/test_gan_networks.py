@@ -359,3 +359,18 @@ def test_editor_learns_identity_edits() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_masked_editor_keeps_the_source_where_its_mask_is_closed() -> None:
+    E = Editor(N_ATTR, 32, 8, mask=True).eval()
+    x, y = _images(4, 32), _attributes(4)
+    with torch.no_grad():
+        edited, mask = E(x, 1 - y, return_mask=True)
+        assert mask.shape == (4, 1, 32, 32) and 0 < mask.min() and mask.max() < 1
+        assert 0.05 < mask.mean() < 0.2  # starts mostly closed
+        E.decoder[-1].bias[3] = -100.0  # closed everywhere: every pixel is the source's
+        assert torch.equal(E(x, 1 - y), x)
+    plain = Editor(N_ATTR, 32, 8).eval()
+    with torch.no_grad():
+        edited, mask = plain(x, y, return_mask=True)
+    assert torch.equal(mask, torch.ones(4, 1, 32, 32)) and torch.equal(edited, plain(x, y))

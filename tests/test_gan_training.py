@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from facegen.config import GanConfig
-from facegen.gan.loss import flip_one
-from facegen.gan.training_loop import METRICS, GanTrainer
+from facegen.gan.loss import flip_one, identity_loss
+from facegen.gan.training_loop import METRICS, GanTrainer, _resumable
 from facegen.paths import GAN_CHECKPOINT_NAME
 
 ATTRIBUTES = ("Eyeglasses", "Smiling")
@@ -216,3 +216,61 @@ def test_ema_follows_the_generator_and_editor_from_the_start(faces, tmp_path: Pa
             for e, g, i in zip(trainer.nets[f"{name}_ema"].parameters(), trainer.nets[name].parameters(), start)
         ]
         assert min(moved) > 0.5, name  # with a fixed 0.999 decay the EMA would have moved ~0.3% of the way
+
+
+class _Embedding(torch.nn.Module):
+    """A small frozen 'face embedding' for the identity term: pooled pixels through a fixed linear map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3 * 4 * 4, 16)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1))
+
+
+def test_identity_loss_is_zero_for_the_source_and_trains_only_the_edit() -> None:
+    embed = _Embedding().requires_grad_(False)
+    sources = torch.rand(6, 3, 32, 32) * 2 - 1
+    assert identity_loss(embed, sources, sources).item() == pytest.approx(0, abs=1e-6)
+    edits = (sources.flip(0) * 0.5).requires_grad_(True)
+    loss = identity_loss(embed, edits, sources)
+    loss.backward()
+    assert loss.item() > 0.01 and edits.grad.abs().sum() > 0
+    assert all(p.grad is None for p in embed.parameters())
+
+
+def test_identity_term_moves_the_editor_and_is_logged(faces, tmp_path: Path) -> None:
+    # gan.lambda_identity adds 1 - cosine of the identity network's embeddings of edit and source: one step with
+    # it moves the editor differently, leaves the generator's step as it was, and never trains the network.
+    embed = _Embedding()
+    before = [p.detach().clone() for p in embed.parameters()]
+    trainers = {
+        0.0: GanTrainer(_config(), *faces, tmp_path / "plain"),
+        5.0: GanTrainer(_config(lambda_identity=5.0, identity_network="b.pt"), *faces, tmp_path / "id", identity=embed),
+    }
+    metrics = {k: t.train_step(t.sample_batch()) for k, t in trainers.items()}
+    assert "e_identity_loss" in metrics[5.0] and "e_identity_loss" not in metrics[0.0]
+    plain, kept = ({n: [p.detach().clone() for p in t.nets[n].parameters()] for n in "GE"} for t in trainers.values())
+    assert _same(plain["G"], kept["G"]) and not _same(plain["E"], kept["E"])
+    assert _same(before, [p.detach() for p in embed.parameters()])
+    with pytest.raises(ValueError, match="identity network"):
+        GanTrainer(_config(lambda_identity=5.0, identity_network="b.pt"), *faces, tmp_path / "none")
+
+
+def test_masked_editor_trains_with_its_mask_kept_small(faces, tmp_path: Path) -> None:
+    trainer = GanTrainer(_config(editor_mask=True, lambda_mask=1.0), *faces, tmp_path / "masked")
+    first = trainer.train_step(trainer.sample_batch())
+    assert 0.05 < first["e_mask_mean"] < 0.2  # it starts mostly closed: near the identity
+    trainer.run()
+    assert (tmp_path / "masked" / GAN_CHECKPOINT_NAME).is_file()
+
+
+def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_default(faces, tmp_path: Path) -> None:
+    trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "old")
+    trainer.run()
+    saved = torch.load(tmp_path / "old" / GAN_CHECKPOINT_NAME, weights_only=True)["config"]
+    for newer in ("editor_mask", "lambda_mask", "lambda_identity", "identity_network", "identity_input_size"):
+        del saved[newer]  # as written before these settings existed
+    assert _resumable(saved, _config(steps=6))
+    assert not _resumable(saved, _config(steps=6, editor_mask=True))

@@ -32,7 +32,7 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
             "D": discriminator,
         }
         if c.editor:
-            nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks)
+            nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks, c.editor_mask)
     for name in [n for n in nets if n != "D"]:
         nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
     return nets

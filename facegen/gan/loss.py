@@ -118,6 +118,15 @@ def reconstruction_loss(x: Tensor, y: Tensor) -> Tensor:
     return F.l1_loss(x, y)
 
 
+def identity_loss(embed: nn.Module, edits: Tensor, sources: Tensor) -> Tensor:
+    """``1 - cosine`` between ``embed``'s embeddings of each edit and of its source (images in [-1, 1]), mean over
+    the batch: a frozen face-recognition network asks that the edit still be the same person. Gradients flow
+    into the edits only."""
+    with torch.no_grad():
+        target = F.normalize(embed(sources).float(), dim=1)
+    return (1 - (F.normalize(embed(edits).float(), dim=1) * target).sum(dim=1)).mean()
+
+
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dimensions, mean over the batch."""
     return (-0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(dim=1)).mean()
@@ -148,6 +157,7 @@ class Phase:
     target: Tensor | None = None
     fakes: Tensor | None = None
     fake_attributes: Tensor | None = None
+    edit_mask: Tensor | None = None  # the masked editor's attention masks of the edits in ``fakes``
 
 
 class GanObjective(ABC):
@@ -155,15 +165,25 @@ class GanObjective(ABC):
     (against the updated discriminator) that of the networks named in :attr:`trains`.
 
     ``nets``: the trained networks by checkpoint name (``G``, ``D``, ``E``; DDP-wrapped or not);
-    ``positive_weight``: per attribute, the weight of positives in the attribute losses (None: unweighed).
+    ``positive_weight``: per attribute, the weight of positives in the attribute losses (None: unweighed);
+    ``identity``: the frozen face embedding of the editor's identity term (``gan.lambda_identity``), images in
+    [-1, 1] -> B x D.
     """
 
     trains: tuple[str, ...]
 
     def __init__(
-        self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+        self,
+        config: GanConfig,
+        nets: Mapping[str, nn.Module],
+        positive_weight: Tensor | None,
+        autocast: Autocast,
+        identity: nn.Module | None = None,
     ) -> None:
+        if config.lambda_identity > 0 and identity is None:
+            raise ValueError("gan.lambda_identity > 0: the objective needs the identity network (gan.identity_network)")
         self.config, self.nets, self.positive_weight, self.autocast = config, nets, positive_weight, autocast
+        self.identity = identity
 
     def attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return attribute_loss(logits, targets, self.positive_weight)
@@ -182,13 +202,19 @@ class ConditionalGanObjective(GanObjective):
     """``gan.model: cgan``. D learns real-vs-fake (plus the real images' attributes, AC-GAN style) on G's samples
     and, with an editor, on E's edits. G and E learn to fool it while making the requested attributes
     recognisable; G also makes different faces from different z (mode seeking, on images pooled by
-    ``gan.ms_downsample``); E also maps its edit back to the source (cycle) and leaves an image with its own
-    attributes unchanged (identity)."""
+    ``gan.ms_downsample``); E also maps its edit back to the source (cycle), leaves an image with its own
+    attributes unchanged (identity pass), keeps the person as the identity network sees it (``lambda_identity``)
+    and, with ``gan.editor_mask``, keeps its attention mask small (``lambda_mask``)."""
 
     def __init__(
-        self, config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+        self,
+        config: GanConfig,
+        nets: Mapping[str, nn.Module],
+        positive_weight: Tensor | None,
+        autocast: Autocast,
+        identity: nn.Module | None = None,
     ) -> None:
-        super().__init__(config, nets, positive_weight, autocast)
+        super().__init__(config, nets, positive_weight, autocast, identity)
         self.adversarial = adversarial_losses(config.loss)
         self.trains = ("G", "E") if "E" in nets else ("G",)
 
@@ -200,12 +226,13 @@ class ConditionalGanObjective(GanObjective):
         half = n // 2
         if c.lambda_ms > 0:  # samples i and half + i share attributes, not z: the mode-seeking term compares them
             wanted[half : 2 * half] = wanted[:half]
-        target = None
+        target = mask = None
         with self.autocast():
             fakes, fake_attributes = G(z, wanted), wanted
             if E is not None:
                 target = flip_one(source, rng)
-                fakes, fake_attributes = torch.cat([fakes, E(real, target)]), torch.cat([wanted, target])
+                edits, mask = E(real, target, return_mask=True)
+                fakes, fake_attributes = torch.cat([fakes, edits]), torch.cat([wanted, target])
 
             real_adv, real_cls = D(real, source)
             fake_adv, _ = D(fakes.detach(), fake_attributes)
@@ -215,7 +242,7 @@ class ConditionalGanObjective(GanObjective):
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
-        return Phase(real, source, rng, d_loss, real_cls, wanted, z, target, fakes, fake_attributes)
+        return Phase(real, source, rng, d_loss, real_cls, wanted, z, target, fakes, fake_attributes, mask)
 
     def generator_loss(self, phase: Phase) -> tuple[Tensor, dict[str, float]]:
         c, D, E = self.config, self.nets["D"], self.nets.get("E")
@@ -247,6 +274,13 @@ class ConditionalGanObjective(GanObjective):
                 )
                 if identity_pass:
                     e_loss = e_loss + c.lambda_id * reconstruction_loss(back[n:], real)
+                if c.editor_mask:
+                    e_loss = e_loss + c.lambda_mask * phase.edit_mask.mean()
+                    metrics["e_mask_mean"] = phase.edit_mask.mean().item()
+                if c.lambda_identity > 0:
+                    kept = identity_loss(self.identity, fakes[n:], real)
+                    e_loss = e_loss + c.lambda_identity * kept
+                    metrics["e_identity_loss"] = kept.item()
                 g_loss = g_loss + e_loss
                 metrics |= {"e_loss": e_loss.item(), "e_cycle_l1": reconstruction_loss(back[:n], real).item()}
         return g_loss, metrics | {
@@ -290,11 +324,15 @@ class ConditionalVaeObjective(GanObjective):
 
 
 def objective(
-    config: GanConfig, nets: Mapping[str, nn.Module], positive_weight: Tensor | None, autocast: Autocast
+    config: GanConfig,
+    nets: Mapping[str, nn.Module],
+    positive_weight: Tensor | None,
+    autocast: Autocast,
+    identity: nn.Module | None = None,
 ) -> GanObjective:
-    """The objective of ``config.model``."""
+    """The objective of ``config.model`` (``identity``: the frozen embedding of the editor's identity term)."""
     kind = ConditionalVaeObjective if config.model == "cvae" else ConditionalGanObjective
-    return kind(config, nets, positive_weight, autocast)
+    return kind(config, nets, positive_weight, autocast, identity)
 
 
 def _accuracy(logits: Tensor, targets: Tensor) -> float:

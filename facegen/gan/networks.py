@@ -199,9 +199,15 @@ class Editor(nn.Module):
     ``n_res_blocks`` residual blocks, decoder (two ``_up`` blocks) back to R. The decoder predicts a change
     that is added to the input (as in residual attribute editors, Shen & Liu 2017): keeping the face is
     there from the first step and training goes into the attribute, which a short CPU run needs.
+
+    With ``mask`` the decoder also predicts an attention mask A in [0, 1] (GANimation, Pumarola et al. 2018) and
+    the edit is ``x + A * change``: where A is 0 the source pixel is kept, so the change can be made local (the
+    objective keeps A small). ``forward(..., return_mask=True)`` also returns A (B x 1 x R x R).
     """
 
-    def __init__(self, n_attributes: int, resolution: int, base_channels: int = 64, n_res_blocks: int = 3) -> None:
+    def __init__(
+        self, n_attributes: int, resolution: int, base_channels: int = 64, n_res_blocks: int = 3, mask: bool = False
+    ) -> None:
         super().__init__()
         _n_blocks(resolution)  # only validates: the editor always resamples twice
         b = base_channels
@@ -213,15 +219,20 @@ class Editor(nn.Module):
             *(_ResBlock(4 * b) for _ in range(n_res_blocks)),
             _up(4 * b, 2 * b, norm=_instance_norm),
             _up(2 * b, b, norm=_instance_norm),
-            nn.Conv2d(b, 3, 3, 1, 1),
-            nn.Tanh(),
+            nn.Conv2d(b, 4 if mask else 3, 3, 1, 1),
         )
+        self.mask = mask
         self.apply(init_weights)
+        if mask:  # the mask starts mostly closed (sigmoid(-2) = 0.12): the editor starts near the identity
+            nn.init.constant_(self.decoder[-1].bias[3:], -2.0)
 
-    def forward(self, images: Tensor, attributes: Tensor) -> Tensor:
+    def forward(self, images: Tensor, attributes: Tensor, return_mask: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         h = self.encoder(images)
-        change = 2 * self.decoder(self.fuse(torch.cat([h, _tile(attributes, h)], dim=1)))  # can span [-1, 1]
-        return (images + change).clamp(-1, 1).to(change.dtype)  # under autocast: its dtype, like the other nets
+        out = self.decoder(self.fuse(torch.cat([h, _tile(attributes, h)], dim=1)))
+        change = 2 * torch.tanh(out[:, :3])  # can span [-1, 1]
+        mask = torch.sigmoid(out[:, 3:]) if self.mask else torch.ones_like(out[:, :1])
+        edited = (images + mask * change).clamp(-1, 1).to(change.dtype)  # under autocast: its dtype, like the rest
+        return (edited, mask) if return_mask else edited
 
 
 class ConditionalVAE(nn.Module):

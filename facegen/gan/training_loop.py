@@ -69,9 +69,16 @@ class GanTrainer:
     """Owns the networks, optimizers and RNG of one training run; `run()` trains up to `config.steps`."""
 
     def __init__(
-        self, config: GanConfig, images: Tensor, attributes: Tensor, out: Path, device: torch.device | str = "cpu"
+        self,
+        config: GanConfig,
+        images: Tensor,
+        attributes: Tensor,
+        out: Path,
+        device: torch.device | str = "cpu",
+        identity: nn.Module | None = None,
     ) -> None:
-        """`images`: N x R x R x 3 uint8 (as in the prepared cache); `attributes`: N x A float 0/1."""
+        """`images`: N x R x R x 3 uint8 (as in the prepared cache); `attributes`: N x A float 0/1; `identity`:
+        the frozen face embedding of the editor's identity term (``gan.lambda_identity``), images in [-1, 1]."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
             raise ValueError(f"images must be N x R x R x 3 uint8, got {tuple(images.shape)} {images.dtype}")
         if attributes.shape != (len(images), len(config.attributes)):
@@ -106,7 +113,9 @@ class GanTrainer:
         # gan.balance_attributes: positives weigh negatives/positives, so D, G and E learn a rare attribute
         # (Eyeglasses: 7% of CelebA) as much as a common one instead of learning to say "no glasses".
         self.positive_weight = balancing_weight(self.attributes).to(self.device) if config.balance_attributes else None
-        self.objective = objective(config, self.trained, self.positive_weight, self._autocast)
+        if identity is not None:
+            identity = identity.to(self.device).eval().requires_grad_(False)
+        self.objective = objective(config, self.trained, self.positive_weight, self._autocast, identity)
         # Each process draws its own batches and noise; process 0 draws what a single process would.
         self.data_rng = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
         self.noise_rng = torch.Generator(device=self.device).manual_seed(config.seed + 1 + 1000 * self.rank)
@@ -327,23 +336,32 @@ class TrainReport:
 
 
 def train_gan(
-    config: GanConfig, prepared: Path, device: torch.device | str = "cpu", people: Collection[str] | None = None
+    config: GanConfig,
+    prepared: Path,
+    device: torch.device | str = "cpu",
+    people: Collection[str] | None = None,
+    identity: nn.Module | None = None,
 ) -> TrainReport:
-    """Train on the `train` split of a prepared cache (or on every photo of ``people``), continuing
-    ``config.out/checkpoint.pt`` when it was made with the same settings (other than run length and output
-    cadence); otherwise its outputs are replaced.
+    """Train on the `train` split of a prepared cache (or on every photo of ``people``; ``identity``: the editor's
+    identity-term network), continuing ``config.out/checkpoint.pt`` when it was made with the same settings (other
+    than run length and output cadence); otherwise its outputs are replaced.
     One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
     check_separate(config.out, [prepared], "gan.out")
     writer = not dist.is_initialized() or dist.get_rank() == 0
     with output_lock(config.out) if writer else contextlib.nullcontext():
-        return _train(config, prepared, device, people)
+        return _train(config, prepared, device, people, identity)
 
 
 def _train(
-    config: GanConfig, prepared: Path, device: torch.device | str, people: Collection[str] | None
+    config: GanConfig,
+    prepared: Path,
+    device: torch.device | str,
+    people: Collection[str] | None,
+    identity: nn.Module | None,
 ) -> TrainReport:
     split = "train" if people is None else "all"
-    trainer = GanTrainer(config, *training_tensors(prepared, config.attributes, split, people), config.out, device)
+    tensors = training_tensors(prepared, config.attributes, split, people)
+    trainer = GanTrainer(config, *tensors, config.out, device, identity)
     if trainer.rank == 0:
         remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
@@ -373,8 +391,10 @@ def _train(
 
 
 def _resumable(saved: dict, config: GanConfig) -> bool:
-    """Whether a checkpoint made with settings ``saved`` may be continued under ``config``."""
-    current = config.model_dump(mode="json")
+    """Whether a checkpoint made with settings ``saved`` may be continued under ``config``. A setting newer than
+    the checkpoint counts as at its default there (the run it continues behaved so)."""
+    current, defaults = config.model_dump(mode="json"), GanConfig().model_dump(mode="json")
+    saved = {k: saved.get(k, defaults[k]) for k in current}
     return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == {
         k: v for k, v in current.items() if k not in RESUMABLE_CHANGES
     }

@@ -17,7 +17,7 @@ import yaml
 from tests.support.imports import PACKAGES, ROOT, closure, module_file
 
 CODE_ROOTS = ("facegen", "recognition", "pipelines")  # what a stage may import (never bench/ or tests/)
-DVC_FILES = ("dvc.yaml", "studies/faces64/dvc.yaml")  # the study's pipeline and the faces64 study's
+DVC_FILES = ("dvc.yaml", "studies/faces64/dvc.yaml", "studies/celeba64/dvc.yaml")  # the demo's and the studies'
 
 
 def read_stages(root: Path = ROOT, dvc_file: str = "dvc.yaml") -> dict[str, dict]:
