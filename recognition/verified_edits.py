@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from facegen.gan.inference import FaceModel
+from facegen.metrics.identity import cosine
 from recognition.classifier import threshold_at_far
 from recognition.embeddings import Embedder
 
@@ -59,11 +60,6 @@ def teacher_threshold(descriptors: np.ndarray, people: np.ndarray, far: float) -
     different = people[upper[0]] != people[upper[1]]
     scores = (unit @ unit.T)[upper][different]
     return threshold_at_far(scores, far)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine similarity (NaN where either row is NaN)."""
-    return np.sum(_unit(a) * _unit(b), axis=1)
 
 
 def enrolment_edits(

@@ -2,11 +2,18 @@
 
 Held-out accuracy 0.5 means indistinguishable; the binomial test's p-value says how surprising the
 observed accuracy would be if the detector were guessing (one-sided: better than chance).
+
+Real photos reach the cache decoded from JPEG and resized; generator output is raw pixels. A detector can learn
+that difference instead of the faces: :func:`encoded` passes both sets through the same encoding first.
 """
 
 from __future__ import annotations
 
+import io
+from typing import Literal
+
 import numpy as np
+from PIL import Image
 from scipy.stats import binomtest
 
 from facegen.config import NetTraining
@@ -32,3 +39,17 @@ def real_vs_synthetic(real: np.ndarray, fake: np.ndarray, config: NetTraining) -
         "p_value": float(binomtest(correct, len(held_out), 0.5, alternative="greater").pvalue),
         "train_loss": history[-1]["train_loss"],
     }
+
+
+def encoded(images: np.ndarray, encoding: Literal["png", "jpeg"], quality: int = 90) -> np.ndarray:
+    """``images`` (N x R x R x 3 uint8) encoded as PNG (lossless: unchanged) or JPEG at ``quality`` and decoded."""
+    if encoding == "png":
+        return np.asarray(images)
+    if encoding != "jpeg":
+        raise ValueError(f"unknown encoding {encoding!r}; valid: png, jpeg")
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+        out[i] = np.asarray(Image.open(buffer).convert("RGB"))
+    return out

@@ -1,8 +1,11 @@
-"""FID and KID (torchmetrics) between two image sets, in the feature space of a network trained here.
+"""FID and KID (torchmetrics) between two image sets, in the feature space of a network trained here, or
+between two sets of precomputed features (:func:`fid_kid_of_features`: e.g. the dlib teacher's embeddings).
 
 The Inception network of the usual FID cannot be downloaded offline; torchmetrics takes any nn.Module as
 ``feature`` instead. Values are therefore comparable between runs that share the feature network (same
-attribute classifier), not with published Inception FIDs.
+attribute classifier, or the same face recognizer), not with published Inception FIDs.
+torchmetrics has no entry point for ready features, so :func:`fid_kid_of_features` calls the two functions its
+metrics compute with (``_compute_fid``, private, and ``poly_mmd``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
+from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
+from torchmetrics.image.kid import KernelInceptionDistance, poly_mmd
 
 
 @torch.no_grad()
@@ -50,4 +53,43 @@ def fid_kid(
         "fid": round(float(fid.compute()), 5),
         "kid_mean": round(float(kid_mean), 6),
         "kid_std": round(float(kid_std), 6),
+    }
+
+
+def fid_kid_of_features(
+    real: np.ndarray, fake: np.ndarray, kid_subset_size: int = 1000, kid_subsets: int = 20, seed: int = 0
+) -> dict[str, float]:
+    """FID and KID of two sets of feature vectors (N x D, e.g. a face recognizer's embeddings), computed as
+    torchmetrics computes them from its extractor's features; rows holding NaN (no face found) are left out and
+    counted. With fewer than 2 usable rows on a side (a generator the recognizer finds no faces in) there is no
+    distance: FID and KID are None."""
+    real_rows, fake_rows = (np.isfinite(x).all(axis=1) for x in (real, fake))
+    r = torch.as_tensor(np.asarray(real)[real_rows], dtype=torch.float64)
+    f = torch.as_tensor(np.asarray(fake)[fake_rows], dtype=torch.float64)
+    counts = {
+        "real": int(len(r)),
+        "generated": int(len(f)),
+        "real_without_face": int((~real_rows).sum()),
+        "generated_without_face": int((~fake_rows).sum()),
+    }
+    if min(len(r), len(f)) < 2:
+        return {"fid": None, "kid_mean": None, "kid_std": None, **counts}
+    fid = _compute_fid(r.mean(0), torch.cov(r.T), f.mean(0), torch.cov(f.T))
+    subset = min(kid_subset_size, len(r), len(f))
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.stack(
+        [
+            poly_mmd(
+                r[torch.randperm(len(r), generator=generator)[:subset]],
+                f[torch.randperm(len(f), generator=generator)[:subset]],
+            )
+            for _ in range(kid_subsets)
+        ]
+    )
+    return {
+        "fid": round(float(fid), 5),
+        "kid_mean": round(float(scores.mean()), 6),
+        "kid_std": round(float(scores.std(unbiased=False)), 6),
+        **counts,
+        "kid_subset_size": int(subset),
     }

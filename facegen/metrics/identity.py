@@ -29,6 +29,11 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cosine similarity of two N x D arrays (NaN where either row is NaN: no face found)."""
+    return np.sum(_normalise(a) * _normalise(b), axis=1)
+
+
 def far_threshold(embeddings: np.ndarray, identities: np.ndarray, far: float = 0.01) -> float:
     """The cosine similarity that only ``far`` of the different-person pairs among ``embeddings`` exceed."""
     identities = np.asarray(identities)
@@ -45,9 +50,9 @@ def identity_preservation(embed: Embed, sources: np.ndarray, edits: np.ndarray, 
     """Mean cosine similarity between each source face and its edit, and the share above ``threshold``."""
     if len(sources) != len(edits) or not len(sources):
         raise ValueError(f"need as many edits as sources (and some), got {len(sources)} and {len(edits)}")
-    cosine = np.sum(_normalise(embed(sources)) * _normalise(embed(edits)), axis=1)
+    similarity = cosine(embed(sources), embed(edits))
     return {
-        "cosine_mean": round(float(cosine.mean()), 5),
-        "verified_share": round(float((cosine >= threshold).mean()), 5),
+        "cosine_mean": round(float(similarity.mean()), 5),
+        "verified_share": round(float((similarity >= threshold).mean()), 5),
         "threshold": round(threshold, 5),
     }

@@ -1,0 +1,127 @@
+"""Stage evaluate_editors end to end on real faces and two tiny generators (one with the masked editor): the
+attribute judge and the dlib teacher judge every edit, and every number in metrics/gan.json is the one its
+per-edit outcomes give."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from facegen.config import GanConfig
+from facegen.gan.training_loop import GanTrainer
+from pipelines import stage_settings
+from pipelines.evaluate_editors import TARGET_FLIPPED, TARGET_VERIFIED, evaluate_editors_flow
+
+pytestmark = pytest.mark.slow
+ATTRIBUTES = ("Smiling", "Eyeglasses")
+STRENGTHS = (1.0, 2.0)
+
+
+def _prepared(shared_faces64: Path, annotations, root: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A prepare-layout cache of 120 real 64 px faces of 24 people, and their attributes."""
+    rows, images = [], []
+    table = annotations.set_index("image_id")
+    for person in sorted(shared_faces64.iterdir())[:24]:
+        for photo in sorted(person.iterdir())[:5]:
+            images.append(np.asarray(Image.open(photo).convert("RGB")))
+            rows.append(
+                {"image_id": photo.name, "identity": person.name, "split": "train"}
+                | {a: int(table.loc[photo.name, a]) for a in ATTRIBUTES}
+            )
+    root.mkdir(parents=True)
+    np.save(root / "images.npy", np.stack(images))
+    frame = pd.DataFrame(rows)
+    frame.to_parquet(root / "annotations.parquet")
+    (root / "meta.json").write_text("{}")
+    return np.stack(images), frame[list(ATTRIBUTES)].to_numpy(np.float32)
+
+
+def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
+    shared_faces64, celeba_annotations, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    images, rows = _prepared(shared_faces64, celeba_annotations, tmp_path / "prepared")
+    tiny = {"base_channels": 8, "z_dim": 8, "editor_channels": 8, "editor_res_blocks": 1, "batch_size": 4}
+    configs = {
+        "gan_baseline": GanConfig(attributes=ATTRIBUTES, steps=2, out=tmp_path / "baseline", **tiny),
+        "gan": GanConfig(attributes=ATTRIBUTES, steps=2, editor_mask=True, out=tmp_path / "masked", **tiny),
+    }
+    for config in configs.values():
+        GanTrainer(config, torch.from_numpy(images), torch.from_numpy(rows), config.out).run()
+    net = {"width": 8, "epochs": 1, "batch_size": 32, "holdout_fraction": 0.25}
+    params = {
+        "prepare": {"out": "prepared"},
+        **{name: c.model_dump(mode="json") for name, c in configs.items()},
+        "evaluate": {
+            "classifier": net,
+            "detector": net,
+            "samples": 60,
+            "control_samples": 8,
+            "edits": 12,
+            "kid_subsets": 3,
+            "kid_subset_size": 20,
+            "classifier_out": "models/judge.pt",
+        },
+        "editing": {"strengths": list(STRENGTHS), "candidates": 2},
+        "recognition": {"teacher": {"workers": 1, "embeddings": "data/teacher"}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with stage_settings():
+        metrics = evaluate_editors_flow("params.yaml")
+
+    assert metrics == json.loads(Path("metrics/gan.json").read_text())
+    outcomes = pd.read_parquet("data/edit_outcomes.parquet")
+    assert len(outcomes) == 2 * len(ATTRIBUTES) * len(STRENGTHS) * 12
+    # The judge's held-out people are the edited photos' people: never in the judge's training.
+    assert metrics["edited_photos"] == 12 and metrics["judge"]["heldout_people"] == 6
+    assert -1 < metrics["teacher"]["threshold"] < 1 and metrics["teacher"]["real_same_person_pairs"] > 0
+    for editor, name in (("baseline", "gan_baseline"), ("identity", "gan")):
+        result = metrics["editors"][editor]
+        assert result["editor_mask"] == configs[name].editor_mask
+        for attribute in ATTRIBUTES:
+            for strength in STRENGTHS:
+                mine = outcomes[
+                    (outcomes["editor"] == editor)
+                    & (outcomes["attribute"] == attribute)
+                    & (outcomes["strength"] == strength)
+                ]
+                summary = result["edits"][attribute][f"{strength:g}"]
+                assert summary["flipped"] == round(mine["flipped"].mean(), 4)
+                assert summary["verified"] == round(mine["verified"].mean(), 4)
+                verified = np.nan_to_num(mine["similarity"], nan=-1) >= metrics["teacher"]["threshold"]
+                assert (mine["verified"] == verified).all()
+            assert metrics["attributes"][attribute][editor]["edits"] == result["edits"][attribute]
+        # FID/KID in the teacher's space from every sample it found a face in, the detector on JPEGs of both.
+        space = result["teacher_space"]
+        assert space["real"] + space["real_without_face"] == space["generated"] + space["generated_without_face"] == 60
+        assert (space["fid"] is None) == (space["generated"] < 2)  # two steps of training: faces dlib may not find
+        assert result["detector"]["encoding"] == "jpeg" and result["detector"]["heldout_images"] > 0
+        assert set(result["sampled_plain"]) == set(result["sampled_discriminator_chosen"]) == set(ATTRIBUTES)
+        for attribute, met in metrics["targets"][editor].items():
+            edits = result["edits"][attribute]
+            assert met == [
+                s for s, r in edits.items() if r["flipped"] >= TARGET_FLIPPED and r["verified"] >= TARGET_VERIFIED
+            ]
+    # The paired difference is the mean of the per-photo differences.
+    wide = outcomes.assign(success=outcomes["flipped"] & outcomes["verified"]).pivot_table(
+        index=["attribute", "strength", "source"], columns="editor", values="success"
+    )
+    difference = (wide["identity"] - wide["baseline"]).groupby(level=["attribute", "strength"]).mean()
+    for (attribute, strength), value in difference.items():
+        effect = metrics["identity_minus_baseline"][attribute][f"{strength:g}"]
+        assert effect["difference"] == pytest.approx(value, abs=1e-4) and effect["low"] <= effect["high"]
+    assert (
+        metrics["attributes"]["Smiling"]["judge_balanced_accuracy"]
+        == (metrics["judge"]["heldout_balanced_accuracy"]["Smiling"])
+    )
+    grid = Image.open("plots/edits.png")
+    columns = 1 + 2 * 2 * len(STRENGTHS)  # the photo, then Eyeglasses and Smiling by each editor at each strength
+    assert grid.size[0] == columns * 64 + (columns + 1) * 2
+    assert "| Smiling |" in Path("metrics/gan.md").read_text()
