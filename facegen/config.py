@@ -335,6 +335,10 @@ class EvaluateConfig(_Section):
     kid_subset_size: int = Field(500, gt=1)
     nearest_k: int = Field(5, gt=0)  # neighbours for precision/recall/density/coverage
     identity_far: float = Field(0.01, gt=0, lt=1)  # the "same person" threshold's false-accept rate on real pairs
+    # Real faces reach the cache decoded from JPEG, generated ones are raw pixels: both pass through this encoding
+    # before the real-vs-synthetic detector, so it cannot tell them apart by the encoding alone.
+    detector_encoding: Literal["png", "jpeg"] = "jpeg"
+    jpeg_quality: int = Field(90, ge=1, le=100)
     seed: int = 0
     classifier_out: Path = paths.ATTRIBUTE_CLASSIFIER
 
@@ -345,8 +349,6 @@ class EditingConfig(_Section):
 
     strengths: tuple[float, ...] = (1.0, 2.0, 3.0)  # edit strengths (AttGAN intensity, sampling.edit_strength)
     candidates: int = Field(4, ge=1)  # discriminator-chosen samples: best of this many, reported beside plain ones
-    detector_encoding: Literal["png", "jpeg"] = "jpeg"  # real and generated faces both pass through it
-    jpeg_quality: int = Field(90, ge=1, le=100)
 
 
 class ClassicAugmentation(_Section):

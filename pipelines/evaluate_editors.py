@@ -82,7 +82,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     judges = EditJudges(judge, teacher.embed, threshold)
     sources = np.sort(rng.choice(held_out, min(e.edits, len(held_out)), replace=False))
     control_rows = rows[rng.choice(len(rows), e.control_samples)]
-    real_encoded = encoded(images[real], editing.detector_encoding, editing.jpeg_quality)
+    real_encoded = encoded(images[real], e.detector_encoding, e.jpeg_quality)
 
     metrics: dict = {
         "judge": judge_report(judge.report, held_out, faces.annotations["identity"].to_numpy()),
@@ -117,10 +117,8 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
             "teacher_space": fid_kid_of_features(
                 real_teacher, teacher.embed(fake), e.kid_subset_size, e.kid_subsets, e.seed
             ),
-            "detector": real_vs_synthetic(
-                real_encoded, encoded(fake, editing.detector_encoding, editing.jpeg_quality), e.detector
-            )
-            | {"encoding": editing.detector_encoding, "jpeg_quality": editing.jpeg_quality},
+            "detector": real_vs_synthetic(real_encoded, encoded(fake, e.detector_encoding, e.jpeg_quality), e.detector)
+            | {"encoding": e.detector_encoding, "jpeg_quality": e.jpeg_quality},
         }
     table = pd.concat(tables, ignore_index=True)
     metrics["attributes"] = per_attribute(metrics)

@@ -69,13 +69,33 @@ def markdown(metrics: dict) -> str:
             identity.get("embedding", ""),
         ),
         (
-            "real-vs-synthetic detector accuracy (p-value)",
+            f"real-vs-synthetic detector accuracy (p-value), both {metrics['detector'].get('encoding', 'as stored')}",
             f"{metrics['detector']['accuracy']:.3f} (p={metrics['detector']['p_value']:.2g})",
             "0.5 = indistinguishable",
         ),
     ]
     table = "\n".join(f"| {what} | {value} | {note} |" for what, value, note in rows)
-    return f"# Generator evaluation ({GAN_METRICS})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n"
+    return (
+        f"# Generator evaluation ({GAN_METRICS})\n\n| metric | value | reference |\n|---|---|---|\n{table}\n\n"
+        + per_attribute(metrics)
+    )
+
+
+def per_attribute(metrics: dict) -> str:
+    """Each attribute's control beside the judge's own balanced accuracy on real held-out faces; samples as
+    configured (e.g. chosen by the discriminator) and plain samples apart."""
+    judge = metrics["classifier"]["heldout_balanced_accuracy"]
+    plain = metrics.get("control_sampled_plain", metrics["control_sampled"])
+    edited = metrics.get("control_edited", {})
+    lines = [
+        "| attribute | judge balanced accuracy (real held-out) | sampled as configured | plain samples | edited |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {value} | {metrics['control_sampled'][name]} | {plain[name]} | {edited.get(name, '')} |"
+        for name, value in judge.items()
+    ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

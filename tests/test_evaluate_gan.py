@@ -100,6 +100,9 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(
     assert len(pd.read_csv(tmp_path / "plots" / "evaluate" / "classifier_training.csv")) == 2
     assert (tmp_path / "plots" / "evaluate" / "control_samples.png").stat().st_size > 0
     assert "attribute control, edited faces" in markdown(metrics)
+    # Each attribute's control beside the judge's balanced accuracy; plain sampling is what was configured here.
+    assert "| Smiling | " in markdown(metrics) and "control_sampled_plain" not in metrics
+    assert metrics["detector"]["encoding"] == "jpeg"  # real and generated faces both went through JPEG
     # The sampling settings the numbers were made with (params.yaml has none here: the plain defaults).
     assert {k: metrics["generator"][k] for k in ("candidates", "edit_strength", "refine", "refine_strength")} == {
         "candidates": 1,

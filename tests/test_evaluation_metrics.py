@@ -12,7 +12,7 @@ from PIL import Image
 
 from facegen.config import NetTraining
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
-from facegen.metrics.control import attribute_control, requests
+from facegen.metrics.control import attribute_control, control_of_requests, requests
 from facegen.metrics.convnet import ConvNet, fit, holdout_split
 from facegen.metrics.detector import real_vs_synthetic
 from facegen.metrics.diversity import latent_diversity
@@ -194,3 +194,8 @@ def test_control_accuracy_follows_whether_the_request_is_met(classifier, real_fa
     assert requests(rows_, hair, 1, flip=True).tolist() == [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 0]]
     with pytest.raises(ValueError, match="not trained on.*Bald"):
         attribute_control(model, ["Bald"], base[:, :1], obedient, flip=False)
+    # A second way of making faces is scored on the very same requests (plain samples beside chosen ones).
+    again = control_of_requests(model, ["Male", "Smiling"], ignored.targets, lambda t: images[: len(t)])
+    assert again.accuracy == ignored.accuracy and all(
+        np.array_equal(a, b) for a, b in zip(again.targets, ignored.targets)
+    )

@@ -13,7 +13,7 @@ from PIL import Image
 
 from facegen.config import GanConfig
 from facegen.gan.loss import flip_one, identity_loss
-from facegen.gan.training_loop import METRICS, GanTrainer, _resumable
+from facegen.gan.training_loop import METRICS, GanTrainer, resumable
 from facegen.paths import GAN_CHECKPOINT_NAME
 
 ATTRIBUTES = ("Eyeglasses", "Smiling")
@@ -272,5 +272,5 @@ def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_de
     saved = torch.load(tmp_path / "old" / GAN_CHECKPOINT_NAME, weights_only=True)["config"]
     for newer in ("editor_mask", "lambda_mask", "lambda_identity", "identity_network", "identity_input_size"):
         del saved[newer]  # as written before these settings existed
-    assert _resumable(saved, _config(steps=6))
-    assert not _resumable(saved, _config(steps=6, editor_mask=True))
+    assert resumable(saved, _config(steps=6))
+    assert not resumable(saved, _config(steps=6, editor_mask=True))

@@ -366,7 +366,7 @@ def _train(
         remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
-    if state is not None and _resumable(state["config"], config):
+    if state is not None and resumable(state["config"], config):
         trainer.load_checkpoint(checkpoint, state)
     elif trainer.rank == 0 and Path(config.out).is_dir():
         log.info("%s: settings changed, training from scratch", checkpoint)
@@ -390,7 +390,7 @@ def _train(
     )
 
 
-def _resumable(saved: dict, config: GanConfig) -> bool:
+def resumable(saved: dict, config: GanConfig) -> bool:
     """Whether a checkpoint made with settings ``saved`` may be continued under ``config``. A setting newer than
     the checkpoint counts as at its default there (the run it continues behaved so)."""
     current, defaults = config.model_dump(mode="json"), GanConfig().model_dump(mode="json")

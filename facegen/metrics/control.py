@@ -48,17 +48,28 @@ def attribute_control(
     ``make`` is e.g. ``lambda t: model.sample(torch.from_numpy(t), seed)`` or
     ``lambda t: model.edit(sources, torch.from_numpy(t))``.
     """
+    targets = [requests(base_rows, attributes, a, flip) for a in range(len(attributes))]
+    return control_of_requests(classifier, attributes, targets, make)
+
+
+def control_of_requests(
+    classifier: AttributeClassifier,
+    attributes: Sequence[str],
+    targets: Sequence[np.ndarray],
+    make: Callable[[np.ndarray], np.ndarray],
+) -> ControlResult:
+    """:func:`attribute_control` of given requests (per attribute, N x A: e.g. another result's ``targets``, to
+    score a second way of making faces on the very same requests)."""
     missing = [name for name in attributes if name not in classifier.attributes]
     if missing:
         raise ValueError(
             f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}"
         )
     result = ControlResult({}, [], [])
-    for a, name in enumerate(attributes):
-        targets = requests(base_rows, attributes, a, flip)
-        images = make(targets)
+    for a, (name, wanted) in enumerate(zip(attributes, targets, strict=True)):
+        images = make(wanted)
         seen = classifier.predict_proba(images)[:, classifier.attributes.index(name)] > 0.5
-        result.accuracy[name] = round(float((seen == (targets[:, a] > 0.5)).mean()), 4)
-        result.targets.append(targets)
+        result.accuracy[name] = round(float((seen == (wanted[:, a] > 0.5)).mean()), 4)
+        result.targets.append(wanted)
         result.images.append(images)
     return result

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from torchvision.utils import save_image
 
-from facegen.config import EvaluateConfig, Params
+from facegen.config import EvaluateConfig, Params, SamplingConfig
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, to_tensor
 from facegen.io import atomic_file, write_json
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
-from facegen.metrics.control import ControlResult, attribute_control
+from facegen.metrics.control import ControlResult, attribute_control, control_of_requests
 from facegen.metrics.convnet import holdout_split
-from facegen.metrics.detector import real_vs_synthetic
+from facegen.metrics.detector import encoded, real_vs_synthetic
 from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
 from facegen.metrics.identity import Embed, IdentityNetwork, far_threshold, identity_preservation
@@ -82,6 +82,12 @@ def evaluate_generator(
 
     sampled, edited, sources = control(model, classifier, images, rows, held_out, e, rng)
     metrics["control_sampled"] = sampled.accuracy | {"mean": _mean(sampled.accuracy)}
+    if model.sampling != SamplingConfig():  # chosen by the discriminator or refined: plain sampling beside it
+        plain = FaceModel.load(params.gan.out / GAN_CHECKPOINT_NAME)
+        accuracy = control_of_requests(
+            classifier, attributes, sampled.targets, lambda t: plain.sample(torch.from_numpy(t), seed=e.seed + 1)
+        ).accuracy
+        metrics["control_sampled_plain"] = accuracy | {"mean": _mean(accuracy)}
     if edited is None:
         log.warning("the generator checkpoint has no attribute editor: edit control and identity are not measured")
         metrics["identity"] = {"measured": 0}
@@ -97,7 +103,11 @@ def evaluate_generator(
             ),
         }
 
-    metrics["detector"] = real_vs_synthetic(real, fake, e.detector)
+    metrics["detector"] = real_vs_synthetic(
+        encoded(real, e.detector_encoding, e.jpeg_quality),
+        encoded(fake, e.detector_encoding, e.jpeg_quality),
+        e.detector,
+    ) | {"encoding": e.detector_encoding}
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     write_json(metrics_file, metrics)
     _write_plots(plots_dir, classifier, sampled.accuracy, edited.accuracy if edited else {}, sampled.images)
