@@ -31,6 +31,7 @@ from facegen.config import AugmentationConfig, ClassicAugmentation
 from facegen.io import atomic_dir
 from recognition.augment import classic_copies
 from recognition.classifier import NearestClassMean, threshold_at_far
+from recognition.distill import centred_targets
 from recognition.embeddings import EmbeddingCache
 from recognition.last_block import LastBlock, Training, finetune_roster, retrain_embedding
 from recognition.pretrain import identity_labels
@@ -208,7 +209,7 @@ class Experiment:
         labels[names != ""] = identity_labels(names[names != ""])
         extra_trunk = self.trunk.embed(self.made.images[extra])
         # centred on the background people's mean, as distillation centred the targets
-        targets = _centred(np.concatenate([descriptors, self.made.teacher[extra]]), descriptors.mean(axis=0))
+        targets = centred_targets(np.concatenate([descriptors, self.made.teacher[extra]]), descriptors.mean(axis=0))
         n = len(trunk)
         for seed in s.training_seeds:
             training = Training(s.embedding_epochs, s.embedding_lr, s.batch_size, seed)
@@ -242,11 +243,6 @@ class Experiment:
                 )
             )
         return pd.concat(frames, ignore_index=True)
-
-
-def _centred(descriptors: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    centred = descriptors - mean
-    return (centred / np.linalg.norm(centred, axis=1, keepdims=True)).astype(np.float32)
 
 
 def _owners(faces: FaceSet) -> np.ndarray:

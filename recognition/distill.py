@@ -63,9 +63,10 @@ class DistillSettings:
         return digest.hexdigest()[:16]
 
 
-def centred_targets(teacher: np.ndarray) -> np.ndarray:
-    """The teacher's descriptors minus their mean, L2-normalised (what the student learns to predict)."""
-    centred = teacher - teacher.mean(axis=0, keepdims=True)
+def centred_targets(teacher: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """The teacher's descriptors minus their mean (or a given one: the training faces' centre for other faces),
+    L2-normalised: what the student learns to predict."""
+    centred = teacher - (teacher.mean(axis=0, keepdims=True) if mean is None else mean)
     return (centred / np.linalg.norm(centred, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -119,7 +120,7 @@ class Distiller:
         self.targets = centred_targets(teacher.astype(np.float32))
         torch.manual_seed(settings.seed)
         self.model = DistilledFacenet(self.targets.shape[1]).to(self.device)
-        self.margin = _margin_loss(settings.margin_loss, self.targets, self.labels).to(self.device)
+        self.margin = margin_loss(settings.margin_loss, self.targets, self.labels).to(self.device)
         self.generator = torch.Generator().manual_seed(settings.seed)
         self.loader = DataLoader(
             _Faces(images, self.targets, self.labels),
@@ -269,10 +270,11 @@ class Distiller:
             torch.save(state, f)
 
 
-def _margin_loss(name: str, targets: np.ndarray, labels: np.ndarray) -> nn.Module:
-    """CosFace (margin 0.35) or ArcFace (28.6 degrees), scale 64, whose class weights start at each identity's
-    mean target direction: the margin then sharpens the classes the teacher implies from the first step,
-    instead of pulling faces towards random directions while its weights are learnt."""
+def margin_loss(name: str, targets: np.ndarray, labels: np.ndarray) -> nn.Module:
+    """CosFace (margin 0.35) or ArcFace (28.6 degrees), scale 64, over the identities ``labels`` (0..C-1), whose
+    class weights start at each identity's mean direction among ``targets``: the margin then sharpens the classes
+    the targets imply from the first step, instead of pulling faces towards random directions while its weights
+    are learnt."""
     from pytorch_metric_learning import losses
 
     num_classes, size = int(labels.max()) + 1, targets.shape[1]

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from recognition.backbone import DistilledFacenet, standardize
+from recognition.distill import margin_loss
 
 TRUNK = (
     "conv2d_1a",
@@ -112,16 +113,8 @@ def finetune_roster(
 ) -> tuple[LastBlock, np.ndarray]:
     """A copy of ``block`` trained with CosFace (margin 0.35, scale 64) to tell the roster's ``labels`` (0..C-1)
     apart, and its C x D L2-normalised class weights (started at each class's mean embedding)."""
-    from pytorch_metric_learning import losses
-
     block = copy.deepcopy(block)
-    embeddings = block.embed(trunk)
-    num_classes = int(labels.max()) + 1
-    cosface = losses.CosFaceLoss(num_classes=num_classes, embedding_size=embeddings.shape[1], margin=0.35, scale=64)
-    sums = np.zeros((num_classes, embeddings.shape[1]))
-    np.add.at(sums, labels, embeddings)
-    with torch.no_grad():
-        cosface.W.copy_(torch.from_numpy(sums / np.linalg.norm(sums, axis=1, keepdims=True)).T)
+    cosface = margin_loss("cosface", block.embed(trunk), labels)
     targets = torch.from_numpy(labels.astype(np.int64))
     _train(block, cosface, training, len(trunk), lambda rows: cosface(block(trunk_rows(trunk, rows)), targets[rows]))
     weights = F.normalize(cosface.W.detach().T, dim=1).numpy()
@@ -139,16 +132,9 @@ def retrain_embedding(
     """A copy of ``block`` trained for ``training.epochs`` passes over ``trunk``: cosine to the teacher's centred
     descriptors ``targets``, plus ``margin_weight`` x CosFace on ``labels`` (-1: a face with no identity, such as
     a generator sample). Its centre is then recomputed on the faces that have an identity."""
-    from pytorch_metric_learning import losses
-
     block = copy.deepcopy(block)
     labelled = labels >= 0
-    num_classes = int(labels.max()) + 1
-    cosface = losses.CosFaceLoss(num_classes=num_classes, embedding_size=targets.shape[1], margin=0.35, scale=64)
-    sums = np.zeros((num_classes, targets.shape[1]))
-    np.add.at(sums, labels[labelled], targets[labelled])
-    with torch.no_grad():
-        cosface.W.copy_(torch.from_numpy(sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)).T)
+    cosface = margin_loss("cosface", targets[labelled], labels[labelled])
     goal, names = torch.from_numpy(targets.astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
 
     def loss(rows: torch.Tensor) -> torch.Tensor:
