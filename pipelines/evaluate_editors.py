@@ -94,6 +94,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
         "edited_photos": int(len(sources)),
         "edited_people": int(len(np.unique(identities[sources]))),
         "strengths": list(editing.strengths),
+        "candidates": editing.candidates,
         "editors": {},
     }
     tables, examples = [], {}
@@ -226,17 +227,26 @@ def markdown(metrics: dict) -> str:
         lines.append(f"| {name} | {result['judge_balanced_accuracy']:.2f} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| editor | sampled control, plain (mean) | chosen by D among "
-        "candidates (mean) | FID / KID, teacher space (faces) | detector accuracy, same encoding |",
-        "|---|---|---|---|---|",
+        f"Sampled faces: share where the judge sees the requested value, plain and chosen by the discriminator "
+        f"among {metrics['candidates']} candidates.",
+        "",
+        "| attribute | judge balanced acc. | " + " | ".join(f"{n} plain | {n} chosen" for n in names) + " |",
+        "|---|---|" + "---|---|" * len(names),
+    ]
+    for name, result in metrics["attributes"].items():
+        cells = [f"{result[n]['sampled_plain']:.2f} | {result[n]['sampled_discriminator_chosen']:.2f}" for n in names]
+        lines.append(f"| {name} | {result['judge_balanced_accuracy']:.2f} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| editor | FID / KID in the teacher's space (generated vs real faces) | detector accuracy (both encoded) |",
+        "|---|---|---|",
     ]
     for n, r in metrics["editors"].items():
         space = r["teacher_space"]
         distance = "no faces found" if space["fid"] is None else f"{space['fid']:.3f} / {space['kid_mean']:.4f}"
         lines.append(
-            f"| {n} | {np.mean(list(r['sampled_plain'].values())):.3f} | "
-            f"{np.mean(list(r['sampled_discriminator_chosen'].values())):.3f} | {distance} "
-            f"({space['generated']} vs {space['real']}) | {r['detector']['accuracy']:.3f} |"
+            f"| {n} | {distance} ({space['generated']} vs {space['real']}) | {r['detector']['accuracy']:.3f} "
+            f"({r['detector']['encoding']}) |"
         )
     lines += [
         "",
