@@ -54,7 +54,7 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
         "gan": GanConfig(attributes=ATTRIBUTES, steps=2, editor_mask=True, out=tmp_path / "masked", **tiny),
     }
     for config in configs.values():
-        GanTrainer(config, torch.from_numpy(images), torch.from_numpy(rows), config.out).run()
+        GanTrainer(config, torch.from_numpy(images), torch.tensor(rows), config.out).run()
     net = {"width": 8, "epochs": 1, "batch_size": 32, "holdout_fraction": 0.25}
     params = {
         "prepare": {"out": "prepared"},
