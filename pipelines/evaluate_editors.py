@@ -101,7 +101,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     for name, config in configs.items():
         checkpoint = config.out / GAN_CHECKPOINT_NAME
         plain = FaceModel.load(checkpoint, sampling=SamplingConfig())
-        chosen = FaceModel.load(checkpoint, sampling=SamplingConfig(candidates=editing.candidates))
+        chosen = plain.with_sampling(SamplingConfig(candidates=editing.candidates))
         outcomes = judge_edits(plain, judges, images[sources], rows[sources], identities[sources], editing.strengths)
         tables.append(outcomes.table.assign(editor=name))
         examples[name] = outcomes.examples

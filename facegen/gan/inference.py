@@ -110,6 +110,19 @@ class FaceModel:
         generator, editor = sampling_networks(nets)
         return cls(config, resolution, generator, editor, sha256sum(path), device, nets["D"], sampling)
 
+    def with_sampling(self, sampling: SamplingConfig) -> FaceModel:
+        """The same networks (shared, not read again) used as ``sampling`` says."""
+        return FaceModel(
+            self.config,
+            self.resolution,
+            self.generator,
+            self.editor,
+            self.checkpoint_sha256,
+            self.device,
+            self.classifier,
+            sampling,
+        )
+
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
         """An n x A 0/1 matrix: the named attributes set as given, the others 0."""
         unknown = set(values) - set(self.attributes)

@@ -10,6 +10,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -206,17 +207,13 @@ class ConditionalGanObjective(GanObjective):
     attributes unchanged (identity pass), keeps the person as the identity network sees it (``lambda_identity``)
     and, with ``gan.editor_mask``, keeps its attention mask small (``lambda_mask``)."""
 
-    def __init__(
-        self,
-        config: GanConfig,
-        nets: Mapping[str, nn.Module],
-        positive_weight: Tensor | None,
-        autocast: Autocast,
-        identity: nn.Module | None = None,
-    ) -> None:
-        super().__init__(config, nets, positive_weight, autocast, identity)
-        self.adversarial = adversarial_losses(config.loss)
-        self.trains = ("G", "E") if "E" in nets else ("G",)
+    @property
+    def trains(self) -> tuple[str, ...]:
+        return ("G", "E") if "E" in self.nets else ("G",)
+
+    @cached_property
+    def adversarial(self) -> AdversarialLoss:
+        return adversarial_losses(self.config.loss)
 
     def discriminator_loss(self, real: Tensor, source: Tensor, rng: torch.Generator) -> Phase:
         c, G, D, E = self.config, self.nets["G"], self.nets["D"], self.nets.get("E")

@@ -60,11 +60,7 @@ def control_of_requests(
 ) -> ControlResult:
     """:func:`attribute_control` of given requests (per attribute, N x A: e.g. another result's ``targets``, to
     score a second way of making faces on the very same requests)."""
-    missing = [name for name in attributes if name not in classifier.attributes]
-    if missing:
-        raise ValueError(
-            f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}"
-        )
+    check_judged(classifier, attributes)
     result = ControlResult({}, [], [])
     for a, (name, wanted) in enumerate(zip(attributes, targets, strict=True)):
         images = make(wanted)
@@ -73,3 +69,12 @@ def control_of_requests(
         result.targets.append(wanted)
         result.images.append(images)
     return result
+
+
+def check_judged(classifier: AttributeClassifier, attributes: Sequence[str]) -> None:
+    """Refuse attributes the classifier was not trained on, naming them and the ones it knows."""
+    missing = [name for name in attributes if name not in classifier.attributes]
+    if missing:
+        raise ValueError(
+            f"the attribute classifier was not trained on {missing}; it knows {list(classifier.attributes)}"
+        )

@@ -18,7 +18,7 @@ import torch
 
 from facegen.gan.inference import FaceModel
 from facegen.metrics.attribute_classifier import AttributeClassifier
-from facegen.metrics.control import requests
+from facegen.metrics.control import check_judged, requests
 from facegen.metrics.identity import Embed, cosine
 
 OUTCOME_COLUMNS = ("attribute", "strength", "source", "identity", "flipped", "similarity", "verified")
@@ -49,9 +49,7 @@ def judge_edits(
     """Every source photo (N x R x R x 3 uint8, its 0/1 attributes ``source_rows`` in ``model.attributes`` order,
     its person in ``identities``) edited to flip each attribute at each strength, judged by ``judges``."""
     attributes = list(model.attributes)
-    missing = [name for name in attributes if name not in judges.classifier.attributes]
-    if missing:
-        raise ValueError(f"the attribute judge was not trained on {missing}; it knows {judges.classifier.attributes}")
+    check_judged(judges.classifier, attributes)
     source_embeddings = judges.embed(sources)
     frames, kept = [], {}
     for a, name in enumerate(attributes):

@@ -83,7 +83,7 @@ def evaluate_generator(
     sampled, edited, sources = control(model, classifier, images, rows, held_out, e, rng)
     metrics["control_sampled"] = sampled.accuracy | {"mean": _mean(sampled.accuracy)}
     if model.sampling != SamplingConfig():  # chosen by the discriminator or refined: plain sampling beside it
-        plain = FaceModel.load(params.gan.out / GAN_CHECKPOINT_NAME)
+        plain = model.with_sampling(SamplingConfig())
         accuracy = control_of_requests(
             classifier, attributes, sampled.targets, lambda t: plain.sample(torch.from_numpy(t), seed=e.seed + 1)
         ).accuracy
