@@ -35,8 +35,9 @@ from facegen.synthetic.run import SyntheticFactory
 
 def make_inputs(root: Path, gan: GanConfig) -> tuple[Path, Path]:
     data = DataConfig(demo=DataConfig().demo.model_copy(update={"root": root / "raw"}))
-    prepared = PrepareConfig(out=root / "prepared", workers=0).out
-    prepare_source(data, PrepareConfig(out=prepared, workers=0), acquire(data))
+    prepare = PrepareConfig(out=root / "prepared", workers=0, align="box")  # drawn demo faces: no landmarks
+    prepared = prepare.out
+    prepare_source(data, prepare, acquire(data))
     out = root / "gan"
     GanTrainer(gan.model_copy(update={"steps": 2}), *training_tensors(prepared, gan.attributes, "all"), out).run()
     return prepared, out / GAN_CHECKPOINT_NAME

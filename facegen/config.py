@@ -69,7 +69,11 @@ class DataConfig(_Section):
 
 class PrepareConfig(_Section):
     out: Path = paths.PREPARED
-    crop: int = Field(140, gt=0)  # centred square crop (px) of the 178x218 aligned images before resizing
+    # landmarks: five points (MTCNN's, or the source's landmark file) onto the ArcFace template, as face recognition
+    # aligns faces; box: the older crops (centred square, tight crop resized, MTCNN's box), kept reproducible
+    align: Literal["landmarks", "box"] = "landmarks"
+    max_detect_side: int = Field(1024, ge=160)  # photos are shrunk to this before MTCNN (the crop uses the full photo)
+    crop: int = Field(140, gt=0)  # box: centred square crop (px) of the 178x218 aligned images before resizing
     workers: int = Field(2, ge=0)
     batch_size: int = Field(256, gt=0)
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _folder_source(photos: Path, out: Path) -> tuple[DataConfig, PrepareConfig]:
     data = DataConfig(source="folder", image_size=32, folder=FolderSource(root=photos, celeba_root=None))
-    return data, PrepareConfig(out=out, workers=0)
+    return data, PrepareConfig(out=out, workers=0, align="box")  # drawn test photos: no landmarks to find
 
 
 def _tree(root: Path) -> dict[str, bytes]:

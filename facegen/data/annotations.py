@@ -88,6 +88,8 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")  # codes 0, 1, 2 of li
 IMAGES_ZIP = "img_align_celeba.zip"
 IMAGES_DIR = "img_align_celeba"
 ATTR_FILE = "list_attr_celeba.txt"
+LANDMARKS_FILE = "list_landmarks_align_celeba.txt"  # optional: five points per aligned image
+LANDMARK_COLUMNS = tuple(f"_landmark_{i}" for i in range(10))  # x, y of left eye, right eye, nose, mouth corners
 IDENTITY_FILE = "identity_CelebA.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 
@@ -112,7 +114,7 @@ CELEBA_FILES: tuple[CelebAFile, ...] = (
         "list_bbox_celeba.txt", "0B7EVK8r0v71pbThiMVRxWXZ4dU0", "00566efa6fedff7a56946cd1c10f1c16", required=False
     ),
     CelebAFile(
-        "list_landmarks_align_celeba.txt",
+        LANDMARKS_FILE,
         "0B7EVK8r0v71pd0FJY3Blby1HUTQ",
         "cc24ecafdb5b50baae59b03474781f8c",
         required=False,
@@ -193,6 +195,31 @@ def _raise_first_bad_row(path: Path, rows: list[str], header: list[str]) -> None
         if bad:
             raise AnnotationError(f"{path}:{lineno}: attribute values must be 1 or -1, got {bad[0]!r}")
     raise AssertionError("unreachable: a row was malformed")
+
+
+def read_landmarks(path: Path) -> pd.DataFrame:
+    """list_landmarks_align_celeba.txt -> DataFrame indexed by image id, the ten coordinates as float columns
+    named LANDMARK_COLUMNS (private columns: prepare uses them, they are not attributes)."""
+    lines = _lines(path)
+    if len(lines) < 2:
+        raise AnnotationError(f"{path}: expected a count line and a header line, found {len(lines)} line(s)")
+    rows = [line.split() for line in lines[2:] if line.strip()]
+    for lineno, fields in enumerate(rows, start=3):
+        if len(fields) != 11:
+            raise AnnotationError(
+                f"{path}:{lineno}: expected an image name and 10 coordinates, got {len(fields)} fields"
+            )
+        _check_image_id(path, lineno, fields[0])
+        try:
+            [float(v) for v in fields[1:]]
+        except ValueError:
+            raise AnnotationError(f"{path}:{lineno}: coordinates must be numbers, got {fields[1:]}") from None
+    frame = pd.DataFrame(
+        [[float(v) for v in fields[1:]] for fields in rows],
+        index=pd.Index([fields[0] for fields in rows], name="image_id"),
+        columns=list(LANDMARK_COLUMNS),
+    )
+    return _unique_index(frame, path)
 
 
 def _read_pairs(path: Path, what: str) -> pd.Series:

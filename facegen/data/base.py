@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from facegen.data.annotations import SPLIT_NAMES, select_attributes
+from facegen.data.annotations import LANDMARK_COLUMNS, SPLIT_NAMES, select_attributes
 
 ANNOTATION_KEYS = ("image_id", "identity", "split")
 
@@ -73,6 +73,13 @@ class FaceDataset(Dataset):
     def load_image(self, i: int) -> Image.Image:
         """The i-th image as RGB; subclasses read it from their storage."""
         raise NotImplementedError
+
+    def landmarks(self, i: int) -> np.ndarray | None:
+        """The i-th image's five landmarks (5 x 2, x then y) when the source lists them, else None."""
+        if LANDMARK_COLUMNS[0] not in self._annotations:
+            return None
+        row = self._annotations.loc[i, list(LANDMARK_COLUMNS)].to_numpy(np.float64)
+        return None if np.isnan(row).any() else row.reshape(5, 2)
 
 
 def _natural(name: str) -> tuple[int, int | str]:

@@ -1,6 +1,7 @@
 """CelebA in its official layout, read from the image zip or the extracted folder.
 
-Unlike torchvision's ``datasets.CelebA`` the bbox and landmark files are optional, and a folder holding
+Unlike torchvision's ``datasets.CelebA`` the bbox and landmark files are optional (the landmarks, when there,
+align the faces in ``prepare``; an image without a row there is aligned by MTCNN), and a folder holding
 only part of the images (a subset mirror) works: rows without an image are counted and reported, and
 ``strict=True`` turns that into an error.
 """
@@ -23,10 +24,12 @@ from facegen.data.annotations import (
     IDENTITY_FILE,
     IMAGES_DIR,
     IMAGES_ZIP,
+    LANDMARKS_FILE,
     PARTITION_FILE,
     AnnotationError,
     read_attributes,
     read_identities,
+    read_landmarks,
     read_partition,
 )
 from facegen.data.base import FaceDataset
@@ -85,6 +88,10 @@ class CelebA(FaceDataset):
     def load_image(self, i: int) -> Image.Image:
         return self._images.read(self.annotations.at[i, "image_id"])
 
+    def read_bytes(self, image_id: str) -> bytes:
+        """The image file's bytes as stored (e.g. to copy the JPEG untouched)."""
+        return self._images.read_bytes(image_id)
+
 
 def read_celeba_annotations(root: Path) -> pd.DataFrame:
     """Join the attribute, identity and partition files; an image missing from one of them is an error."""
@@ -100,8 +107,10 @@ def read_celeba_annotations(root: Path) -> pd.DataFrame:
                 f"{len(missing)} only in {ATTR_FILE} (e.g. {list(missing[:3])}), "
                 f"{len(extra)} only in {name} (e.g. {list(extra[:3])})"
             )
-    frame = pd.concat([identities, splits, attributes], axis=1).reset_index()
-    return frame
+    frame = pd.concat([identities, splits, attributes], axis=1)
+    if (root / LANDMARKS_FILE).is_file():  # optional: the official five points of every aligned image
+        frame = frame.join(read_landmarks(root / LANDMARKS_FILE))
+    return frame.reset_index()
 
 
 class _ImageStore:
@@ -129,8 +138,12 @@ class _ImageStore:
         raise FileNotFoundError(f"{root}: neither {IMAGES_DIR}/ nor {IMAGES_ZIP} is present")
 
     def read(self, name: str) -> Image.Image:
+        path = self.folder / name if self.folder is not None else self.archive / name
+        return decode_image(path, self.read_bytes(name), self.max_pixels)
+
+    def read_bytes(self, name: str) -> bytes:
         if self.folder is not None:
-            return decode_image(self.folder / name, (self.folder / name).read_bytes(), self.max_pixels)
+            return (self.folder / name).read_bytes()
         if self._zip is None or self._zip_pid != os.getpid():  # zip handles must not cross a fork
             self._zip, self._zip_pid = zipfile.ZipFile(self.archive), os.getpid()
         member = f"{IMAGES_DIR}/{name}"
@@ -138,7 +151,7 @@ class _ImageStore:
             data = self._zip.read(member)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:  # bad CRC, damaged member
             raise CorruptImageError(f"{self.archive}: member {member}: cannot be read ({err})") from None
-        return decode_image(self.archive / name, data, self.max_pixels)
+        return data
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_zip": None, "_zip_pid": -1}

@@ -1,9 +1,12 @@
 """Preprocessing: crop and resize every face once, and cache the result in a compact format.
 
-Aligned CelebA-layout images get a centred square crop; folder photos that are already tight crops are
-squared and resized; in-the-wild photos go through facenet-pytorch's MTCNN (its weights ship with the
-package). Unreadable photos and photos with no face are counted and listed in ``skipped.csv`` (or, with
-``strict``, stop the run); the output folder appears only when complete.
+Two ways to crop (``prepare.align``). ``landmarks`` (the default) aligns every face as face recognition does:
+five landmarks (MTCNN's, from facenet-pytorch whose weights ship with the package, or a landmark file such as
+CelebA's) are mapped onto the ArcFace template (facegen/data/align.py). ``box`` keeps the older crops: a centred
+square of CelebA-layout images, tight folder crops squared and resized, MTCNN's box for in-the-wild photos.
+Unreadable photos and photos with no usable face are counted and listed in ``skipped.csv`` with the reason (or,
+with ``strict``, stop the run); photos with several faces keep the largest and are counted; the output folder
+appears only when complete.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from facegen.data.align import align_face
 from facegen.data.base import FaceDataset
 from facegen.data.images import CorruptImageError
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, META_FILE, SKIPPED_FILE
@@ -33,13 +37,21 @@ from facegen.processes import die_with_parent
 log = logging.getLogger(__name__)
 
 NO_FACE = "no face found"
+LANDMARKS_OFF = "landmarks outside the photo"
+FACES_FOUND = "faces_found"  # key of a crop's ``info``: faces the detector saw in the photo (the largest is kept)
 
 
 class Cropper(Protocol):
     size: int
+    align: str  # "landmarks" or "box": recorded in the cache, so that a backbone can refuse another alignment
 
-    def __call__(self, image: Image.Image) -> Image.Image | None:
-        """The face as a size x size RGB image, or None when no face is found."""
+    def __call__(self, image: Image.Image, landmarks: np.ndarray | None = None) -> Image.Image | None:
+        """The face as a size x size RGB image, or None when no face is found (``NoUsableFace`` says why
+        otherwise); `landmarks` are the photo's five points when its source has them."""
+
+
+class NoUsableFace(ValueError):
+    """The photo holds no face that can be cropped; the message is the reason listed in skipped.csv."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +60,9 @@ class CenterCropResize:
 
     size: int
     crop: int | None = None
+    align = "box"
 
-    def __call__(self, image: Image.Image) -> Image.Image:
+    def __call__(self, image: Image.Image, landmarks: np.ndarray | None = None) -> Image.Image:
         width, height = image.size
         side = min(width, height, self.crop or max(width, height))
         left, top = (width - side) // 2, (height - side) // 2
@@ -57,13 +70,15 @@ class CenterCropResize:
 
 
 class MTCNNCrop:
-    """Detect the largest face with facenet-pytorch's MTCNN and return it aligned to size x size."""
+    """Detect the largest face with facenet-pytorch's MTCNN and return its box (facenet's margin) at size x size."""
+
+    align = "box"
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._mtcnn = None
 
-    def __call__(self, image: Image.Image) -> Image.Image | None:
+    def __call__(self, image: Image.Image, landmarks: np.ndarray | None = None) -> Image.Image | None:
         if self._mtcnn is None:  # built lazily, once per worker process
             from facenet_pytorch import MTCNN
 
@@ -75,6 +90,71 @@ class MTCNNCrop:
 
     def __getstate__(self) -> dict:
         return {"size": self.size, "_mtcnn": None}
+
+
+class LandmarkAlign:
+    """Align the largest face on the ArcFace template by its five landmarks: the photo's own (a landmark file)
+    when given, else MTCNN's.
+
+    Large photos are shrunk to at most `max_detect_side` px before detection (landmarks are scaled back, the crop
+    is cut from the full photo); ``tight`` crops (faces64: the face fills the photo) are enlarged to 160 px and
+    padded by their edge pixels first, as MTCNN looks for faces with some context around them."""
+
+    align = "landmarks"
+
+    def __init__(self, size: int, *, tight: bool = False, max_detect_side: int = 1024) -> None:
+        self.size, self.tight, self.max_detect_side = size, tight, max_detect_side
+        self._mtcnn = None
+
+    def __call__(self, image: Image.Image, landmarks: np.ndarray | None = None) -> Image.Image:
+        image = image.convert("RGB")
+        faces_found = 1
+        if landmarks is None:
+            landmarks, faces_found = self.detect(image)
+        landmarks = np.asarray(landmarks, np.float64).reshape(5, 2)
+        width, height = image.size
+        if (landmarks < -0.5).any() or (landmarks[:, 0] > width - 0.5).any() or (landmarks[:, 1] > height - 0.5).any():
+            raise NoUsableFace(LANDMARKS_OFF)
+        face = align_face(image, landmarks, self.size)
+        face.info[FACES_FOUND] = faces_found
+        return face
+
+    def detect(self, image: Image.Image) -> tuple[np.ndarray, int]:
+        """The largest face's five landmarks in `image` coordinates, and how many faces MTCNN found."""
+        faces = self.detect_all(image)
+        if not faces:
+            raise NoUsableFace(NO_FACE)
+        return faces[0], len(faces)
+
+    def detect_all(self, image: Image.Image) -> list[np.ndarray]:
+        """Every face's five landmarks (5 x 2, in `image` coordinates), the largest face first."""
+        canvas, scale, pad = self._detection_canvas(image)
+        if self._mtcnn is None:  # built lazily, once per worker process
+            from facenet_pytorch import MTCNN
+
+            self._mtcnn = MTCNN(keep_all=True, post_process=False)
+        boxes, _, points = self._mtcnn.detect(canvas, landmarks=True)
+        if boxes is None or not len(boxes):
+            return []
+        boxes = np.asarray(boxes, np.float64)
+        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+        return [(np.asarray(points[i], np.float64) - pad) / scale for i in order]
+
+    def _detection_canvas(self, image: Image.Image) -> tuple[Image.Image, float, float]:
+        """(image as MTCNN sees it, its scale, its padding): canvas point = photo point x scale + pad."""
+        if self.tight:
+            scale = 160 / max(image.size)
+            resized = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+            pad = round(0.25 * max(resized.size))
+            array = np.pad(np.asarray(resized), ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+            return Image.fromarray(array), scale, float(pad)
+        scale = min(1.0, self.max_detect_side / max(image.size))
+        if scale < 1:
+            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
+        return image, scale, 0.0
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_mtcnn": None}
 
 
 class PrepareError(RuntimeError):
@@ -89,6 +169,9 @@ class PrepareReport:
     images_written: int
     corrupt: int = 0
     no_face: int = 0
+    no_landmarks: int = 0
+    several_faces: int = 0  # photos where the detector found more than one face (the largest was kept)
+    align: str = "box"
     seconds: float = 0.0
     images_per_second: float = 0.0
     source: dict = field(default_factory=dict)
@@ -103,14 +186,17 @@ class _Cropped(Dataset):
     def __len__(self) -> int:
         return len(self.faces)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str, int]:
+        """(row, face or None, why not, faces the detector found)."""
         try:
-            face = self.cropper(self.faces.load_image(i))
+            face = self.cropper(self.faces.load_image(i), self.faces.landmarks(i))
         except CorruptImageError as err:
-            return i, None, f"corrupt: {err}"
+            return i, None, f"corrupt: {err}", 0
+        except NoUsableFace as err:
+            return i, None, str(err), 0
         if face is None:
-            return i, None, NO_FACE
-        return i, np.asarray(face, dtype=np.uint8), ""
+            return i, None, NO_FACE, 0
+        return i, np.asarray(face, dtype=np.uint8), "", int(face.info.get(FACES_FOUND, 1))
 
 
 def prepare_faces(
@@ -140,11 +226,13 @@ def prepare_faces(
     )
     kept: list[int] = []
     skipped = list(faces.skipped_files)
+    several_faces = 0
     with atomic_dir(Path(out), META_FILE) as tmp:
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
             for batch in loader:
-                for i, array, reason in batch:
+                for i, array, reason, faces_found in batch:
+                    several_faces += faces_found > 1
                     if array is None:
                         image_id = faces.annotations.at[i, "image_id"]
                         if strict:
@@ -168,8 +256,11 @@ def prepare_faces(
         report = PrepareReport(
             images_in=len(faces) + len(faces.skipped_files),
             images_written=len(kept),
-            corrupt=sum(r != NO_FACE for _, r in skipped),
+            corrupt=sum(r not in (NO_FACE, LANDMARKS_OFF) for _, r in skipped),
             no_face=sum(r == NO_FACE for _, r in skipped),
+            no_landmarks=sum(r == LANDMARKS_OFF for _, r in skipped),
+            several_faces=several_faces,
+            align=cropper.align,
             seconds=round(seconds, 2),
             images_per_second=round(len(faces) / max(seconds, 1e-9), 1),
             source=source or {},

@@ -57,6 +57,11 @@ class PreparedFaces(FaceDataset):
         self._rows = self.annotations["_row"].to_numpy()
 
     @property
+    def align(self) -> str:
+        """How the faces were cropped: "landmarks" or "box" (caches from before alignment existed: box)."""
+        return str(self.meta.get("align", "box"))
+
+    @property
     def images(self) -> np.ndarray:
         """The selected images, N x S x S x 3 uint8 (loaded into memory)."""
         return self._all_images[self._rows]

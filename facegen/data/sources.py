@@ -8,7 +8,7 @@ from facegen.config import DataConfig, PrepareConfig
 from facegen.data.base import FaceDataset
 from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
-from facegen.data.prepare import CenterCropResize, Cropper, MTCNNCrop, PrepareReport, prepare_faces
+from facegen.data.prepare import CenterCropResize, Cropper, LandmarkAlign, MTCNNCrop, PrepareReport, prepare_faces
 from facegen.io import check_separate
 
 
@@ -51,7 +51,12 @@ def open_faces(data: DataConfig, root: Path) -> FaceDataset:
 
 
 def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
-    """Aligned CelebA layouts get a centred crop; folder photos are tight crops or, if asked, go through MTCNN."""
+    """``prepare.align: landmarks``: every face onto the template by its landmarks (folder photos without
+    ``detect_faces`` are tight crops). ``box``: aligned CelebA layouts get a centred crop; folder photos are tight
+    crops or, if asked, go through MTCNN's box."""
+    if prepare.align == "landmarks":
+        tight = data.source == "folder" and not data.folder.detect_faces
+        return LandmarkAlign(data.image_size, tight=tight, max_detect_side=prepare.max_detect_side)
     if data.source != "folder":
         return CenterCropResize(data.image_size, prepare.crop)
     if data.folder.detect_faces:

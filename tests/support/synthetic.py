@@ -18,7 +18,7 @@ def prepare_demo(root: Path, out: Path | None = None, identities: int = 12, per_
     data = DataConfig(
         image_size=32, demo=DemoSource(root=root / "raw", identities=identities, images_per_identity=per_identity)
     )
-    prepare = PrepareConfig(out=out or root / "prepared", workers=0)
+    prepare = PrepareConfig(out=out or root / "prepared", workers=0, align="box")  # drawn faces: no landmarks
     prepare_source(data, prepare, acquire(data))
     return prepare.out
 
