@@ -1,16 +1,19 @@
-"""GPU profile of the distillation (issue 18): facenet distilled from the dlib teacher at 160 px on one GPU, in
-one prepared run of at most 8 minutes that prints its timings and accuracy on the faces64 split.
+"""GPU check of the distillation (issues 18, 27): facenet distilled from the dlib teacher on landmark-aligned faces at
+each student input size (80, 112, 160 px), and on the older box crops of the same faces, in one prepared run of at
+most 8 minutes that prints timings and top-1 on the faces64 split and on the ownphotos split (people no model here
+has seen, photos prepared as a user's). Each student is scored on faces cropped as it was trained.
 
-A device machine sees neither ../shared nor dlib, and takes at most 64 MiB of files, so the data travel as one
-bundle made here from the faces64 study (`dvc repro` in studies/faces64 first):
+A device machine sees neither ../shared nor dlib, and takes at most 64 MiB of files, so the faces travel as one
+bundle made here from the two studies (`dvc repro teacher_embeddings` in studies/faces64 and studies/ownphotos
+first): every face of both attendance splits and as many faces64 background people as fit, each twice as a JPEG
+(quality 90): aligned (from the prepared cache) and as a box crop (faces64: the photo itself, a tight crop;
+ownphotos: MTCNN's box), with the teacher's descriptor of the aligned face as the target of both.
 
-    python -m bench.gpu_distill bundle            # here: .gpu/faces64.npz (original JPEG bytes of every
-                                                  # split photo and as many background photos as fit, their
-                                                  # roles, attributes and teacher descriptors) and .whl/
+    python -m bench.gpu_distill bundle            # here: .gpu/faces64.npz, and .whl/ (bench/gpu_check.sh prepare)
     bash bench/gpu_check.sh                       # there (device run, carry .gpu and .whl)
 
-`run` decodes the bundle, distils with `recognition.distill.Distiller` (CUDA, bf16 autocast) and scores the
-student and the teacher on the split with `recognition.split_scores`. It also runs on CPU with tiny settings
+`run` decodes the bundle, distils with `recognition.distill.Distiller` (CUDA, bf16 autocast) once per input size and
+scores each student and the teacher with `recognition.split_scores`. It also runs on CPU with tiny settings
 (tests/test_bench_gpu_distill.py).
 """
 
@@ -21,6 +24,7 @@ import io
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +33,9 @@ import torch
 from PIL import Image
 
 from facegen.config import load_params
+from facegen.data.folder import FaceFolder
 from facegen.data.prepared import PreparedFaces
+from facegen.data.sources import cropper_for
 from recognition.distill import Distiller, DistillSettings
 from recognition.embeddings import TorchEmbedder
 from recognition.pretrain import identity_labels
@@ -37,13 +43,16 @@ from recognition.sets import FaceSet, attendance_sets
 from recognition.split_scores import SPLIT_SETS, score_split
 from recognition.teacher import read_teacher_embeddings
 
-STUDY = Path("studies/faces64")
+STUDIES = {"faces64": Path("studies/faces64"), "ownphotos": Path("studies/ownphotos")}
+TRAINING = "faces64"  # the study whose background people the students learn from
 BUNDLE = Path(".gpu/faces64.npz")
 GAP_ATTRIBUTES = ("Eyeglasses", "Smiling")
+JPEG_QUALITY = 90
+CROPS = ("landmarks", "box")
 
 
-def make_bundle(study: Path, faces_root: Path, out: Path, max_mib: float) -> dict:
-    """Write the split's photos and as many background photos as fit in `max_mib` (whole people, seeded order)."""
+def _study_sets(study: Path) -> tuple[dict[str, FaceSet], np.ndarray, Callable[[pd.Series], np.ndarray | None]]:
+    """The study's sets and teacher descriptors, and how to box-crop one of its faces from the original photo."""
     params = load_params(study / "params.yaml")
     prepared = study / params.prepare.out
     names = ("pretrain", *SPLIT_SETS)
@@ -51,137 +60,185 @@ def make_bundle(study: Path, faces_root: Path, out: Path, max_mib: float) -> dic
     teacher = read_teacher_embeddings(
         study / params.recognition.teacher.embeddings, len(PreparedFaces(prepared).annotations)
     )
-    rows, budget = [], max_mib * 2**20
-    for name in SPLIT_SETS:
-        rows += [(name, r, sets[name].annotations.iloc[i]) for i, r in enumerate(sets[name].rows)]
-    pretrain = sets["pretrain"]
+    photos = FaceFolder(study / params.data.folder.root)
+    box = cropper_for(params.data, params.prepare.model_copy(update={"align": "box"}))
+    rows = {image_id: i for i, image_id in enumerate(photos.annotations["image_id"])}
+
+    def box_crop(row: pd.Series) -> np.ndarray | None:
+        face = box(photos.load_image(rows[row["image_id"]]))
+        return None if face is None else np.asarray(face, np.uint8)
+
+    return sets, teacher, box_crop
+
+
+def make_bundle(studies: dict[str, Path], out: Path, max_mib: float) -> dict:
+    """Both splits' faces and as many training-study background people as fit in `max_mib` (whole people, seeded
+    order), aligned and box-cropped, skipping faces the teacher could not embed."""
+    blobs: dict[str, list[bytes]] = {crop: [] for crop in CROPS}
+    teacher_rows, roles, identities, attributes = [], [], [], []
+    skipped: dict[str, int] = {}
+
+    def add(study: str, role: str, faces: FaceSet, rows: np.ndarray, descriptors: np.ndarray, box) -> int:
+        size = 0
+        for i, descriptor in zip(rows, descriptors):
+            row = faces.annotations.iloc[i]
+            boxed = None if np.isnan(descriptor).any() else box(row)
+            if boxed is None:  # the teacher could not embed it, or MTCNN's box found no face where landmarks did
+                skipped[study] = skipped.get(study, 0) + 1
+                continue
+            for crop, image in (("landmarks", faces.images[i]), ("box", boxed)):
+                blobs[crop].append(_jpeg(image))
+                size += len(blobs[crop][-1])
+            teacher_rows.append(descriptor)
+            roles.append(f"{study}:{role}")
+            identities.append(f"{study}:{row['identity']}")
+            attributes.append([int(row[a]) for a in GAP_ATTRIBUTES])
+        return size
+
+    used, background = 0, {}
+    for study, folder in studies.items():
+        sets, teacher, box = _study_sets(folder)
+        for name in SPLIT_SETS:
+            faces = sets[name]
+            used += add(study, name, faces, np.arange(len(faces.images)), teacher[faces.rows], box)
+        background[study] = (sets["pretrain"], teacher, box)
+    pretrain, teacher, box = background[TRAINING]
     people = np.random.default_rng(0).permutation(pretrain.annotations["identity"].unique())
     by_person = pretrain.annotations.groupby("identity").indices
-    blobs = [_jpeg(faces_root, row) for _, _, row in rows]
-    used = sum(map(len, blobs))
+    budget, kept_people = max_mib * 2**20, 0
     for person in people:
-        photos = [(i, _jpeg(faces_root, pretrain.annotations.iloc[i])) for i in by_person[person]]
-        size = sum(len(b) for _, b in photos)
-        if used + size > budget:
+        if used > budget:
             break
-        used += size
-        rows += [("pretrain", pretrain.rows[i], pretrain.annotations.iloc[i]) for i, _ in photos]
-        blobs += [b for _, b in photos]
-    offsets = np.cumsum([0, *map(len, blobs)])
+        rows = by_person[person]
+        used += add(TRAINING, "pretrain", pretrain, rows, teacher[pretrain.rows[rows]], box)
+        kept_people += 1
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
-        jpeg=np.frombuffer(b"".join(blobs), np.uint8),
-        offsets=offsets,
-        teacher=teacher[[r for _, r, _ in rows]].astype(np.float16),
-        role=np.array([n for n, _, _ in rows]),
-        identity=np.array([str(a["identity"]) for _, _, a in rows]),
-        **{a: np.array([int(r[a]) for _, _, r in rows], np.int8) for a in GAP_ATTRIBUTES},
+        **{f"{crop}_jpeg": np.frombuffer(b"".join(blobs[crop]), np.uint8) for crop in CROPS},
+        **{f"{crop}_offsets": np.cumsum([0, *map(len, blobs[crop])]) for crop in CROPS},
+        teacher=np.asarray(teacher_rows, np.float16),
+        role=np.array(roles),
+        identity=np.array(identities),
+        **{a: np.array([r[i] for r in attributes], np.int8) for i, a in enumerate(GAP_ATTRIBUTES)},
     )
-    roles = pd.Series([n for n, _, _ in rows]).value_counts().to_dict()
     return {
         "bundle": str(out),
         "mib": round(out.stat().st_size / 2**20, 1),
-        "photos": roles,
-        "background_people": int(len({str(a["identity"]) for n, _, a in rows if n == "pretrain"})),
+        "faces": pd.Series(roles).value_counts().to_dict() | {f"{s}:skipped": n for s, n in skipped.items()},
+        "background_people": kept_people,
         "background_people_in_study": int(len(people)),
     }
 
 
-def _jpeg(root: Path, row: pd.Series) -> bytes:
-    """The photo's original bytes: ``image_id`` is ``person/photo.jpg`` in folder sources (or a bare file name)."""
-    image_id = str(row["image_id"])
-    return (root / (image_id if "/" in image_id else f"{row['identity']}/{image_id}")).read_bytes()
+def _jpeg(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
 
 
-def load_bundle(path: Path) -> tuple[dict[str, FaceSet], np.ndarray]:
-    """The bundle's sets (pretrain, calibration, enrol, checkin, visitor) and its teacher descriptors."""
+def load_bundle(path: Path, crop: str) -> tuple[dict[str, dict[str, FaceSet]], np.ndarray]:
+    """Per study, its sets (pretrain where it has one, calibration, enrol, checkin, visitor) as `crop` faces; the
+    teacher descriptors."""
     data = np.load(path, allow_pickle=False)
-    blob, offsets = data["jpeg"].tobytes(), data["offsets"]
+    blob, offsets = data[f"{crop}_jpeg"].tobytes(), data[f"{crop}_offsets"]
     images = np.stack(
         [np.asarray(Image.open(io.BytesIO(blob[a:b])).convert("RGB")) for a, b in zip(offsets[:-1], offsets[1:])]
     )
     table = pd.DataFrame({"identity": data["identity"], **{a: data[a].astype(int) for a in GAP_ATTRIBUTES}})
-    sets = {}
-    for name in ("pretrain", *SPLIT_SETS):
-        rows = np.flatnonzero(data["role"] == name)
-        sets[name] = FaceSet(images[rows], table.iloc[rows].reset_index(drop=True), rows)
-    return sets, data["teacher"].astype(np.float32)
+    studies: dict[str, dict[str, FaceSet]] = {}
+    for role in np.unique(data["role"]):
+        study, name = str(role).split(":")
+        rows = np.flatnonzero(data["role"] == role)
+        studies.setdefault(study, {})[name] = FaceSet(images[rows], table.iloc[rows].reset_index(drop=True), rows)
+    return studies, data["teacher"].astype(np.float32)
 
 
-def run(bundle: Path, settings: DistillSettings, work: Path, loader_workers: int) -> dict:
+def run(bundle: Path, settings: DistillSettings, students: list[str], work: Path, loader_workers: int) -> dict:
+    """One student per `crop@size` (e.g. landmarks@160, box@80), each scored on every study's split, cropped as
+    it was trained, beside the teacher."""
     start = time.perf_counter()
-    sets, teacher = load_bundle(bundle)
+    bundles = {crop: load_bundle(bundle, crop) for crop in CROPS}
     loaded = time.perf_counter() - start
-    train = sets["pretrain"]
-    distiller = Distiller(
-        settings,
-        train.images,
-        teacher[train.rows],
-        identity_labels(train.annotations["identity"].to_numpy()),
-        work,
-        loader_workers,
-    )
-    if distiller.device.type == "cuda":
+    studies, teacher = bundles["landmarks"]
+    train = studies[TRAINING]["pretrain"]
+    labels = identity_labels(train.annotations["identity"].to_numpy())
+    if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
-    history = distiller.run()
-    embed = TorchEmbedder(distiller.model, "student", settings.input_size, batch_size=256).embed
-    student = score_split({n: embed(sets[n].images) for n in SPLIT_SETS}, sets, GAP_ATTRIBUTES, 0.01)
-    reference = score_split({n: teacher[sets[n].rows] for n in SPLIT_SETS}, sets, GAP_ATTRIBUTES, 0.01)
-    train_seconds = sum(h["seconds"] for h in history)
-    return {
-        "device": torch.cuda.get_device_name() if distiller.device.type == "cuda" else platform.processor() or "cpu",
+    result = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or "cpu",
         "torch": torch.__version__,
-        "settings": settings.__dict__,
-        "background_photos": len(train.images),
+        "background_faces": len(train.images),
         "background_people": int(train.annotations["identity"].nunique()),
-        "seconds": {
-            "load_bundle": round(loaded, 1),
-            "train": round(train_seconds, 1),
-            "total": round(time.perf_counter() - start, 1),
+        "load_bundle_seconds": round(loaded, 1),
+        "teacher": {
+            study: _score(sets, {n: teacher[sets[n].rows] for n in SPLIT_SETS}) for study, sets in studies.items()
         },
-        "train_images_per_second": round(len(train.images) * len(history) / train_seconds, 1),
-        "epochs": history,
-        "student": {k: round(v, 4) for k, v in student.metrics.items()},
-        "teacher": {k: round(v, 4) for k, v in reference.metrics.items()},
+        "students": {},
     }
+    for name in students:
+        crop, size = name.split("@")
+        studies, _ = bundles[crop]
+        train = studies[TRAINING]["pretrain"]
+        sized = DistillSettings(**{**settings.__dict__, "input_size": int(size)})
+        distiller = Distiller(sized, train.images, teacher[train.rows], labels, work / name, loader_workers)
+        history = distiller.run()
+        embed = TorchEmbedder(distiller.model, "student", int(size), batch_size=256).embed
+        train_seconds = sum(h["seconds"] for h in history)
+        result["students"][name] = {
+            "settings": sized.__dict__,
+            "train_seconds": round(train_seconds, 1),
+            "train_images_per_second": round(len(train.images) * len(history) / train_seconds, 1),
+            "final_teacher_cosine": history[-1]["teacher_cosine"],
+            **{study: _score(sets, {n: embed(sets[n].images) for n in SPLIT_SETS}) for study, sets in studies.items()},
+        }
+        print(json.dumps({name: result["students"][name]}, indent=2), flush=True)
+    result["total_seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def _score(sets: dict[str, FaceSet], embeddings: dict[str, np.ndarray]) -> dict:
+    score = score_split(embeddings, sets, GAP_ATTRIBUTES, 0.01)
+    return {k: round(v, 4) for k, v in score.metrics.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True)
-    make = verbs.add_parser("bundle", help="here: pack the faces64 split and teacher descriptors for a GPU machine")
-    make.add_argument("--study", type=Path, default=STUDY)
-    make.add_argument("--faces64", type=Path, help="folder-per-person photos (default: the study's data.folder.root)")
+    make = verbs.add_parser("bundle", help="here: pack both splits, background faces and teacher descriptors")
+    make.add_argument("--faces64", type=Path, default=STUDIES["faces64"])
+    make.add_argument("--ownphotos", type=Path, default=STUDIES["ownphotos"])
     make.add_argument("--out", type=Path, default=BUNDLE)
     make.add_argument("--max-mib", type=float, default=50.0, help="bundle size cap (a device call carries 64 MiB)")
-    go = verbs.add_parser("run", help="there: distil and score, print JSON")
+    go = verbs.add_parser("run", help="there: distil at each input size and score, print JSON")
     go.add_argument("--bundle", type=Path, default=BUNDLE)
-    go.add_argument("--out", type=Path, default=Path(".gpu"), help="folder for gpu_check.json and the checkpoint")
-    go.add_argument("--input-size", type=int, default=160)
-    go.add_argument("--epochs", type=int, default=16)
-    go.add_argument("--margin-epochs", type=int, default=2)
+    go.add_argument("--out", type=Path, default=Path(".gpu"), help="folder for gpu_check.json and the checkpoints")
+    go.add_argument(
+        "--students",
+        nargs="+",
+        default=["landmarks@80", "landmarks@112", "landmarks@160", "box@80"],
+        help="crop@input_size of each student (crop: landmarks or box)",
+    )
+    go.add_argument("--epochs", type=int, default=12)
+    go.add_argument("--margin-epochs", type=int, default=1)
     go.add_argument("--batch-size", type=int, default=256)
     go.add_argument("--lr", type=float, default=2e-3)
     go.add_argument("--loader-workers", type=int, default=8)
     go.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args()
     if args.verb == "bundle":
-        faces = args.faces64 or args.study / load_params(args.study / "params.yaml").data.folder.root
-        print(json.dumps(make_bundle(args.study, faces, args.out, args.max_mib), indent=2))
+        print(json.dumps(make_bundle({"faces64": args.faces64, "ownphotos": args.ownphotos}, args.out, args.max_mib)))
         return
     settings = DistillSettings(
-        input_size=args.input_size,
         epochs=args.epochs,
         margin_epochs=args.margin_epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         device=args.device,
     )
-    result = run(args.bundle, settings, args.out / "distill_work", args.loader_workers)
+    result = run(args.bundle, settings, args.students, args.out / "distill_work", args.loader_workers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_check.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -388,6 +388,11 @@ class DistillConfig(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     extra_prepared: tuple[Path, ...] = ()  # more prepared caches to distil on (e.g. the aligned CelebA subset);
     #                                        their roster, visitor and calibration people are left out
+    exclude_people: tuple[Path, ...] = ()  # CSVs of people (an `identity` column) no face of is learnt from:
+    #                                        the people other studies evaluate on (studies/ownphotos/people.csv)
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # random resized crop: share of the face kept (1, 1: none)
+    max_shift: float = Field(0.06, ge=0, lt=0.5)  # random shift, as a share of the crop side
+    colour_jitter: float = Field(0.3, ge=0, le=1)  # brightness, contrast and saturation, each +- this share
     loader_workers: int = Field(0, ge=0)  # DataLoader worker processes (0: in the training process)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA with mixed precision when there is a GPU
     seed: int = 0
@@ -403,9 +408,9 @@ class RecognitionConfig(_Section):
     """The facenet attendance recognizer and the augmentation experiment (stages pretrain_backbone,
     train_recognizer, compare)."""
 
-    pretrained: str = (
-        "none"  # none (pretrain here) | dlib (the teacher, offline) | vggface2 | casia-webface (online) | path
-    )
+    # a backbone file (default: the facenet distilled from the teacher on aligned faces, studies/faces64) | dlib (the
+    # teacher itself, offline) | none (pretrain here) | vggface2 | casia-webface (online)
+    pretrained: str = str(paths.ATTENDANCE_RECOGNIZER)
     input_size: int = Field(80, ge=80)  # backbone input (px); InceptionResnetV1 needs >= 80
     embed_batch_size: int = Field(64, gt=0)
     # backbone pretraining on background identities (pretrained: none)
@@ -424,6 +429,7 @@ class RecognitionConfig(_Section):
     far: float = Field(0.01, gt=0, lt=1)  # open-set false accept rate the threshold is set for
     bootstrap_samples: int = Field(500, ge=10)
     seed: int = 0
+    trained_here: Path = paths.BACKBONE  # the softmax facenet compare_backbones scores (stage pretrain_backbone)
     teacher: TeacherConfig = TeacherConfig()
     distill: DistillConfig = DistillConfig()
 
@@ -451,6 +457,19 @@ class AugmentationConfig(_Section):
     out: Path = paths.AUGMENT_FACES
 
 
+class PhotoFolderConfig(_Section):
+    """A folder of photos as a user has them, of CelebA people no model here has seen (studies/ownphotos, stage
+    photo_folder, facegen/data/photo_folder.py)."""
+
+    celeba_root: Path = Path("../shared/celeba")  # the CelebA copy the photos come from (their original JPEGs)
+    exclude_folder: Path | None = Path("../shared/faces64")  # nobody with a folder here is chosen
+    people: int = Field(200, ge=2)
+    min_photos: int = Field(5, ge=2)  # enough for enrolment plus check-ins
+    seed: int = 0
+    out: Path = paths.PHOTO_FOLDER
+    people_csv: Path = paths.PHOTO_FOLDER_PEOPLE  # training stages leave these people out (distill.exclude_people)
+
+
 class ReportConfig(_Section):
     """The one-page HTML report (stage `report`)."""
 
@@ -469,6 +488,7 @@ class Params(_Section):
     editing: EditingConfig = EditingConfig()
     recognition: RecognitionConfig = RecognitionConfig()
     augmentation: AugmentationConfig = AugmentationConfig()
+    photo_folder: PhotoFolderConfig = PhotoFolderConfig()
     report: ReportConfig = ReportConfig()
 
 

@@ -58,6 +58,7 @@ DISTILLED = Path("models/distilled.pt")  # default of recognition.distill.out
 DISTILL_TRAINING = Path("models/distill_training")  # its resumable checkpoint (persisted by dvc across runs)
 DISTILL_METRICS = Path("metrics/distill_backbone.json")
 DISTILL_CURVE = Path("metrics/distill_backbone.csv")
+ATTENDANCE_RECOGNIZER = Path("studies/faces64") / DISTILLED  # default of recognition.pretrained (project root)
 BACKBONES_SUMMARY = Path("metrics/backbones.json")  # stage compare_backbones
 BACKBONES_TABLE = Path("metrics/backbones.md")
 BACKBONES_PLOT = Path("plots/backbones.png")
@@ -69,6 +70,10 @@ AUGMENTATION_SUMMARY = Path("metrics/augmentation.json")  # paired differences t
 AUGMENTATION_TABLE = Path("metrics/augmentation.md")
 AUGMENTATION_OUTCOMES = Path("data/augmentation_outcomes.parquet")  # per photo, draw, seed and condition
 AUGMENTATION_PLOT = Path("plots/augmentation.png")  # forest plot of the paired differences
+
+# The ownphotos study's own stage photo_folder (studies/ownphotos/dvc.yaml)
+PHOTO_FOLDER = Path("data/photos")  # default of photo_folder.out: <person>/<photo>.jpg, the user's own photos
+PHOTO_FOLDER_PEOPLE = Path("people.csv")  # default of photo_folder.people: who is in it (kept out of training)
 
 # The celeba64 study's own stage evaluate_editors (studies/celeba64/dvc.yaml); it writes GAN_METRICS too
 EDITORS_TABLE = Path("metrics/gan.md")

@@ -20,7 +20,7 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import atomic_file, write_json
-from facegen.paths import BACKBONE, BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
+from facegen.paths import BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
 from pipelines import run_from_command_line
 from recognition.distill import no_margin_path
 from recognition.embeddings import load_embedder
@@ -50,12 +50,16 @@ def score_recognizers(params: Params) -> dict:
     fisher = Fisherfaces(seed=rec.seed).fit(
         sets["pretrain"].images, sets["pretrain"].annotations["identity"].to_numpy()
     )
-    embedders = {"facenet_distilled": load_embedder(rec.distill.out, rec.distill.input_size).embed}
+    prepared = params.prepare.out  # each facenet must have been trained on faces aligned as these are
+    embedders = {"facenet_distilled": load_embedder(rec.distill.out, rec.distill.input_size, prepared=prepared).embed}
     if rec.distill.margin_epochs:  # the margin's ablation: the student before its margin epochs
         embedders["facenet_distilled_no_margin"] = load_embedder(
-            no_margin_path(rec.distill.out), rec.distill.input_size
+            no_margin_path(rec.distill.out), rec.distill.input_size, prepared=prepared
         ).embed
-    embedders |= {"facenet_trained_here": load_embedder(BACKBONE, rec.input_size).embed, "fisherfaces": fisher.embed}
+    embedders |= {
+        "facenet_trained_here": load_embedder(rec.trained_here, rec.input_size, prepared=prepared).embed,
+        "fisherfaces": fisher.embed,
+    }
     scores: dict[str, SplitScore] = {
         "dlib_teacher": score_split(
             {n: teacher[sets[n].rows] for n in SPLIT_SETS}, sets, params.attendance.gap_attributes, rec.far

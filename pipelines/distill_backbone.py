@@ -1,7 +1,11 @@
 """Stage `distill_backbone`: facenet's InceptionResnetV1 distilled from the teacher, `recognition.distill.out`.
 
 Trains on the background people of the attendance split (never the roster, the visitors or the calibration
-people) and on any `recognition.distill.extra_prepared` caches, whose held-out people are left out too.
+people) and on any `recognition.distill.extra_prepared` caches, whose held-out people are left out too, as are
+the people listed in `recognition.distill.exclude_people` (the people other studies evaluate on). Identities
+are matched by name across caches (faces64 and the CelebA subset both name people by their CelebA identity).
+Every cache must be aligned alike (`prepare.align`); the student records that alignment, and stages that embed
+other faces with it refuse faces of another alignment.
 Targets are the teacher's descriptors (stage teacher_embeddings; extra caches are embedded here, through the
 chunk cache of this stage's work folder). Faces the teacher skipped are left out and counted.
 Run by `dvc repro distill_backbone`, or standalone: `python -m pipelines.distill_backbone [--params FILE]`.
@@ -16,6 +20,7 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 
 from facegen.config import Params, load_params
+from facegen.data.photo_folder import read_people
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
 from facegen.locks import output_lock
@@ -32,19 +37,30 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     """(images, teacher descriptors, identities, counts) of every face the student may learn from."""
     rec = params.recognition
     sets = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=SET_NAMES)
-    train = sets["pretrain"]
-    teacher = read_teacher_embeddings(rec.teacher.embeddings, len(PreparedFaces(params.prepare.out).annotations))
-    images, descriptors = [train.images], [teacher[train.rows]]
-    identities = [train.annotations["identity"].astype(str).to_numpy()]
+    train, study = sets["pretrain"], PreparedFaces(params.prepare.out)
+    teacher = read_teacher_embeddings(rec.teacher.embeddings, len(study.annotations))
     held_out = set().union(*(sets[n].annotations["identity"].astype(str) for n in SET_NAMES if n != "pretrain"))
-    counts = {"background_faces": len(train.images)}
+    excluded = set().union(*(read_people(path) for path in rec.distill.exclude_people))
+    people = train.annotations["identity"].astype(str).to_numpy()
+    keep = ~np.isin(people, list(excluded))
+    images, descriptors, identities = [train.images[keep]], [teacher[train.rows][keep]], [people[keep]]
+    # a photo in both caches (faces64's crops are CelebA photos) is learnt once: by file name
+    seen = set(study.annotations["image_id"].map(lambda i: i.rsplit("/", 1)[-1]))
+    align = study.align
+    counts = {"align": align, "background_faces": int(keep.sum()), "background_faces_excluded": int((~keep).sum())}
     if rec.distill.extra_prepared:
         # its own chunk cache, inside this stage's persisted work folder: the teacher stage's cache is its output
         cache = EmbeddingCache(DISTILL_TRAINING / "teacher_cache", DlibTeacher(rec.teacher.workers), chunk_size=2048)
     for extra in rec.distill.extra_prepared:
         faces = PreparedFaces(extra)
+        if faces.align != align:
+            raise ValueError(
+                f"recognition.distill.extra_prepared: {extra} holds {faces.align}-aligned faces, "
+                f"{params.prepare.out} {align}-aligned: prepare both with the same prepare.align"
+            )
         people = faces.annotations["identity"].astype(str).to_numpy()
-        keep = ~np.isin(people, list(held_out))
+        duplicate = faces.annotations["image_id"].map(lambda i: i.rsplit("/", 1)[-1]).isin(seen).to_numpy()
+        keep = ~np.isin(people, list(held_out | excluded)) & ~duplicate
         extra_images = faces.images  # the property copies the whole array: read it once
         if extra_images.shape[1:] != train.images.shape[1:]:
             raise ValueError(
@@ -54,9 +70,10 @@ def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
         extra_images = np.ascontiguousarray(extra_images[keep])
         images.append(extra_images)
         descriptors.append(cache.embed(extra_images))
-        identities.append(np.array([f"{extra}:{p}" for p in people[keep]]))  # labelled apart from faces64's
+        identities.append(people[keep])
         counts[f"extra_faces:{extra}"] = int(keep.sum())
-        counts[f"extra_faces_held_out:{extra}"] = int((~keep).sum())
+        counts[f"extra_faces_held_out:{extra}"] = int((~keep & ~duplicate).sum())
+        counts[f"extra_faces_already_in_study:{extra}"] = int(duplicate.sum())
     images, descriptors, identities = np.concatenate(images), np.concatenate(descriptors), np.concatenate(identities)
     usable = ~np.isnan(descriptors).any(axis=1)
     counts["teacher_skipped"] = int((~usable).sum())
@@ -75,7 +92,13 @@ def distill(params: Params) -> dict:
     start = time.perf_counter()
     history = distiller.run()
     distiller.write_metrics(DISTILL_CURVE)
-    meta = {"pretrained": "distilled", "teacher": "dlib", "identities": int(labels.max()) + 1, "images": len(labels)}
+    meta = {
+        "pretrained": "distilled",
+        "teacher": "dlib",
+        "align": counts["align"],
+        "identities": int(labels.max()) + 1,
+        "images": len(labels),
+    }
     distiller.save(config.out, meta)
     return {
         **meta,

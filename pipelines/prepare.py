@@ -1,6 +1,7 @@
 """Stage `prepare`: acquire the configured face source and cache cropped, resized faces.
 
-Run by `dvc repro prepare`, or standalone: `python -m pipelines.prepare [--params params.yaml]`.
+Run by `dvc repro prepare`, or standalone: `python -m pipelines.prepare [--params params.yaml] [--metrics FILE]`
+(a study that prepares a second source names a second parameters file and metrics file, as studies/faces64 does).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ def preprocess(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareR
 
 
 @flow(name="prepare", log_prints=True)
-def prepare_flow(params_file: str = "params.yaml") -> PrepareReport:
-    """Acquire the face source named by `data.source` and write `prepare.out` plus metrics/prepare.json."""
+def prepare_flow(params_file: str = "params.yaml", metrics: Path = PREPARE_METRICS) -> PrepareReport:
+    """Acquire the face source named by `data.source` and write `prepare.out` plus `metrics`."""
     params = load_params(params_file)
     root = acquire_source(params.data)
     report = preprocess(params.data, params.prepare, root)
-    write_json(PREPARE_METRICS, asdict(report))
+    write_json(Path(metrics), asdict(report))
     create_markdown_artifact(
         key="prepare-report",
         markdown=_markdown(report, params.prepare.out),
@@ -55,4 +56,6 @@ def _markdown(report: PrepareReport, out: Path) -> str:
 
 
 if __name__ == "__main__":
-    run_from_command_line(prepare_flow, __doc__)
+    run_from_command_line(
+        prepare_flow, __doc__, metrics={"type": Path, "default": PREPARE_METRICS, "help": "the report's JSON file"}
+    )

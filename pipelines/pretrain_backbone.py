@@ -9,13 +9,16 @@ Run by `dvc repro pretrain_backbone`, or standalone: `python -m pipelines.pretra
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from facegen.config import Params, load_params
+from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
 from facegen.locks import output_lock
+from facegen.weights import load_checkpoint
 from facegen.paths import BACKBONE, BACKBONE_TRAINING, PRETRAIN_CURVE, PRETRAIN_METRICS
 from recognition.backbone import TEACHER, load_backbone, save_backbone
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
@@ -42,7 +45,8 @@ def pretrain(params: Params) -> dict:
     start = time.perf_counter()
     history = trainer.run()
     trainer.write_metrics(PRETRAIN_CURVE)
-    trainer.save(BACKBONE, {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels)})
+    meta = {"pretrained": "none", "identities": int(labels.max()) + 1, "images": len(labels)}
+    trainer.save(BACKBONE, {**meta, "align": PreparedFaces(params.prepare.out).align})
     return {
         "pretrained": "none",
         "identities": int(labels.max()) + 1,
@@ -63,8 +67,12 @@ def record_pretrained(pretrained: str) -> dict:
         from recognition.teacher import fingerprint
 
         save_backbone(None, BACKBONE, {"pretrained": TEACHER, "teacher": fingerprint()})
-    else:
-        save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained})
+    else:  # a file keeps the alignment it was trained on (recognition.embeddings.check_alignment)
+        meta = (
+            load_checkpoint(Path(pretrained), "backbone", ("backbone",))["meta"] if Path(pretrained).is_file() else {}
+        )
+        kept = {key: meta[key] for key in ("align",) if key in meta}
+        save_backbone(load_backbone(pretrained), BACKBONE, {"pretrained": pretrained, **kept})
     BackbonePretrainer.write_empty_metrics(PRETRAIN_CURVE)
     return {"pretrained": pretrained}
 

@@ -57,8 +57,9 @@ def load_backbone(pretrained: str) -> nn.Module:
     path = Path(pretrained)
     if not path.is_file():
         raise BackboneUnavailable(
-            f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, "
-            f"and no such backbone file (run `dvc repro pretrain_backbone` for models/backbone.pt)"
+            f"recognition.pretrained={pretrained!r}: not vggface2, casia-webface or none, and no such backbone file "
+            "(the distilled facenet: `cd studies/faces64 && dvc repro distill_backbone`; "
+            "models/backbone.pt: `dvc repro pretrain_backbone`; or recognition.pretrained=dlib, the teacher)"
         )
     try:
         state = load_checkpoint(path, "facegen backbone checkpoint", ("backbone",))
@@ -131,9 +132,11 @@ def embed_images(
         from tqdm import tqdm
 
         starts = tqdm(starts, desc=f"embed {len(images)} images", unit="batch")
+    device = next(model.parameters()).device  # the batches go where the model is (a GPU after training there)
     try:
         for start in starts:
-            out.append(F.normalize(model(standardize(images[start : start + batch_size], input_size)), dim=1))
+            batch = standardize(images[start : start + batch_size], input_size).to(device)
+            out.append(F.normalize(model(batch), dim=1).float().cpu())
     finally:
         model.train(was_training)
         if classify:

@@ -6,7 +6,9 @@ training faces is subtracted before normalising, so the cosine loss rewards what
 the direction all faces share (without centring a pilot reached top-1 0.08 after two epochs). A linear
 head maps the network's 512-d embedding into the teacher's 128-d space. The last ``margin_epochs`` add a
 margin loss on the identities (CosFace or ArcFace from pytorch-metric-learning), which sharpens the
-classes the teacher's targets only imply. AdamW with a one-cycle schedule, random flips.
+classes the teacher's targets only imply. AdamW with a one-cycle schedule. Every face is seen through random
+flips, resized crops, shifts and colour changes (``jitter``), so that the student learns the person rather than
+one crop style and one camera.
 
 After training the student's own mean over (up to 4,096) training faces is stored as its centre, and
 embeddings are centred by it before normalising, as the targets were.
@@ -21,7 +23,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from tqdm import tqdm
 
 from facegen.io import atomic_file
 from facegen.weights import load_checkpoint
-from recognition.backbone import DistilledFacenet, save_backbone, standardize
+from recognition.backbone import DistilledFacenet, load_backbone, save_backbone, standardize
 
 CENTRE_SAMPLE = 4096
 METRICS_COLUMNS = ("epoch", "distill_loss", "margin_loss", "teacher_cosine", "lr", "seconds")
@@ -51,6 +52,9 @@ class DistillSettings:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+    max_shift: float = 0.06
+    colour_jitter: float = 0.3
     seed: int = 0
     device: str = "auto"
 
@@ -155,9 +159,15 @@ class Distiller:
 
     def save(self, path: Path, meta: dict[str, object]) -> None:
         """The trained student, and beside it (``<name>_no_margin.pt``) the student before the margin epochs."""
-        save_backbone(self.model, path, {**meta, **asdict(self.settings), "fingerprint": self.fingerprint})
-        if self.before_margin_path.is_file():
-            shutil.copyfile(self.before_margin_path, no_margin_path(path))
+        meta = {**meta, **asdict(self.settings), "fingerprint": self.fingerprint}
+        save_backbone(self.model, path, meta)
+        if self.before_margin_path.is_file():  # with the same metadata (its faces' alignment among them)
+            epochs = self.settings.epochs - self.settings.margin_epochs
+            save_backbone(
+                load_backbone(str(self.before_margin_path)),
+                no_margin_path(path),
+                meta | {"epochs": epochs, "margin": False},
+            )
 
     def resume(self) -> bool:
         """Continue from the last checkpoint if it was made with the same settings and data."""
@@ -211,8 +221,7 @@ class Distiller:
         )
         for images, targets, labels in bar:
             x = standardize(images.to(self.device, non_blocking=True), s.input_size)  # resized where it trains
-            flip = (torch.rand(len(x), generator=self.generator) < 0.5).to(self.device)  # mirrored: same person
-            x[flip] = x[flip].flip(-1)
+            x = jitter(x, s, self.generator)  # the same person: the same targets
             targets, labels = targets.to(self.device), labels.to(self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
                 features = self.model.features(x)
@@ -268,6 +277,34 @@ class Distiller:
         }
         with atomic_file(self.checkpoint_path) as f:
             torch.save(state, f)
+
+
+def jitter(x: torch.Tensor, settings: DistillSettings, generator: torch.Generator) -> torch.Tensor:
+    """A standardised batch (B x 3 x S x S) mirrored at random, cropped to ``crop_scale`` of its area, shifted by
+    up to ``max_shift`` of its side (edges repeat) and changed in brightness, contrast and saturation by up to
+    ``colour_jitter``; the random numbers come from `generator`, so a resumed run draws the same ones."""
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(x.device)
+
+    n = len(x)
+    low, high = settings.crop_scale
+    side = torch.sqrt(low + (high - low) * uniform(n))
+    mirror = torch.where(uniform(n) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=x.device)
+    theta[:, 0, 0], theta[:, 1, 1] = side * mirror, side
+    theta[:, :, 2] = (uniform(n, 2) * 2 - 1) * 2 * settings.max_shift  # the grid spans [-1, 1]: 2 per side
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if settings.colour_jitter == 0:
+        return x
+    brightness, contrast, saturation = (1 + (uniform(3, n, 1, 1, 1) * 2 - 1) * settings.colour_jitter).unbind(0)
+    pixels = (x * 128 + 127.5) * brightness
+    mean = pixels.mean(dim=(1, 2, 3), keepdim=True)
+    pixels = (pixels - mean) * contrast + mean
+    grey = (pixels * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    pixels = (pixels - grey) * saturation + grey
+    return (pixels.clamp(0, 255) - 127.5) / 128
 
 
 def margin_loss(name: str, targets: np.ndarray, labels: np.ndarray) -> nn.Module:

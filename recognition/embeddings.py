@@ -19,7 +19,7 @@ from torch import nn
 
 from facegen.io import atomic_file, md5sum
 from facegen.weights import load_checkpoint
-from recognition.backbone import TEACHER, embed_images, load_backbone
+from recognition.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,35 @@ class TorchEmbedder:
         return embed_images(self.model, images, self.input_size, self.batch_size, progress=len(images) > 256)
 
 
-def load_embedder(backbone: Path, input_size: int, batch_size: int = 64, teacher_workers: int = 1) -> Embedder:
+def load_embedder(
+    backbone: Path, input_size: int, batch_size: int = 64, teacher_workers: int = 1, prepared: Path | None = None
+) -> Embedder:
     """The embedder a project backbone file stands for: its facenet network, or the dlib teacher when the file
-    records ``recognition.pretrained: dlib`` (stage pretrain_backbone)."""
+    records ``recognition.pretrained: dlib`` (stage pretrain_backbone). With `prepared` (the cache whose faces it
+    will embed), a facenet trained on faces of another alignment (``prepare.align``) is refused."""
     state = load_checkpoint(backbone, "facegen backbone checkpoint", ("backbone",)) if Path(backbone).is_file() else {}
+    if state and prepared is not None:
+        check_alignment(backbone, state.get("meta", {}), Path(prepared))
     if state.get("meta", {}).get("pretrained") == TEACHER:
         from recognition.teacher import DlibTeacher
 
         return DlibTeacher(workers=teacher_workers)
     return TorchEmbedder(load_backbone(str(backbone)), md5sum(backbone), input_size, batch_size)
+
+
+def check_alignment(backbone: Path, meta: dict, prepared: Path) -> None:
+    """Refuse a facenet file trained on faces of another alignment than the cache `prepared` holds (files from
+    before alignment existed were trained on box crops); the dlib teacher aligns every face itself."""
+    if meta.get("pretrained") == TEACHER:
+        return
+    from facegen.data.prepared import PreparedFaces
+
+    trained, cache = str(meta.get("align", "box")), PreparedFaces(prepared).align
+    if trained != cache:
+        raise BackboneUnavailable(
+            f"{backbone} was trained on {trained}-aligned faces, but {prepared} holds {cache}-aligned faces: "
+            f"prepare them with prepare.align={trained}, or use a backbone trained on {cache}-aligned faces"
+        )
 
 
 class EmbeddingCache:

@@ -30,7 +30,7 @@ def run_condition(
         prepared, params.attendance, rec.calibration_people, names=("calibration", "enrol", "checkin", "visitor")
     )
     cache = EmbeddingCache(
-        cache_root, load_embedder(backbone, rec.input_size, rec.embed_batch_size, rec.teacher.workers)
+        cache_root, load_embedder(backbone, rec.input_size, rec.embed_batch_size, rec.teacher.workers, prepared)
     )
     enrol, checkin = sets["enrol"], sets["checkin"]
     real = cache.embed(enrol.images)

@@ -10,8 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from recognition.backbone import DistilledFacenet, embed_images, load_backbone, save_backbone
-from recognition.distill import Distiller, DistillSettings, centred_targets
+from facegen.data.folder import FaceFolder
+from facegen.data.prepare import CenterCropResize, LandmarkAlign, prepare_faces
+from recognition.backbone import BackboneUnavailable, DistilledFacenet, embed_images, load_backbone, save_backbone
+from recognition.distill import Distiller, DistillSettings, centred_targets, jitter
+from recognition.embeddings import load_embedder
 from recognition.fisherfaces import Fisherfaces
 from recognition.pretrain import identity_labels
 from recognition.statistics import paired_difference, people_bootstrap
@@ -63,6 +66,33 @@ def test_student_learns_the_teacher_resumes_and_saves(taught, tmp_path: Path) ->
     embeddings = embed_images(model, images, 80)
     assert embeddings.shape == (24, 128)
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
+
+
+def test_jitter_keeps_the_batch_and_is_drawn_from_the_run_generator() -> None:
+    """Without crops, shifts or colour the jitter only mirrors; with them it changes faces the same way again for
+    the same generator state (a resumed run draws what the killed one would have)."""
+    x = torch.rand(6, 3, 80, 80) * 2 - 1
+    mirror_only = DistillSettings(crop_scale=(1.0, 1.0), max_shift=0.0, colour_jitter=0.0)
+    out = jitter(x, mirror_only, torch.Generator().manual_seed(0))
+    for a, b in zip(out, x):
+        assert torch.allclose(a, b, atol=1e-5) or torch.allclose(a, b.flip(-1), atol=1e-5)
+    first = jitter(x, DistillSettings(), torch.Generator().manual_seed(3))
+    assert torch.equal(first, jitter(x, DistillSettings(), torch.Generator().manual_seed(3)))
+    assert first.shape == x.shape and first.abs().max() <= 1 and not torch.allclose(first, x, atol=0.05)
+
+
+def test_a_backbone_refuses_faces_of_another_alignment(shared_faces64: Path, tmp_path: Path) -> None:
+    """A facenet trained on landmark-aligned faces embeds no box crops (and the reverse), with one line naming both."""
+    root = copy_people(shared_faces64, tmp_path / "people", n_people=1, per_person=2)
+    prepare_faces(FaceFolder(root), tmp_path / "box", CenterCropResize(64), workers=0)
+    prepare_faces(FaceFolder(root), tmp_path / "aligned", LandmarkAlign(64, tight=True), workers=0)
+    save_backbone(DistilledFacenet(), tmp_path / "student.pt", {"pretrained": "distilled", "align": "landmarks"})
+    assert load_embedder(tmp_path / "student.pt", 80, prepared=tmp_path / "aligned").fingerprint
+    with pytest.raises(BackboneUnavailable, match=r"student.pt was trained on landmarks-aligned faces, but .*box "):
+        load_embedder(tmp_path / "student.pt", 80, prepared=tmp_path / "box")
+    save_backbone(DistilledFacenet(), tmp_path / "old.pt", {"pretrained": "distilled"})  # before alignment: box
+    with pytest.raises(BackboneUnavailable, match="old.pt was trained on box-aligned faces"):
+        load_embedder(tmp_path / "old.pt", 80, prepared=tmp_path / "aligned")
 
 
 def test_distiller_refuses_skipped_faces_and_mismatched_inputs(taught, tmp_path: Path) -> None:

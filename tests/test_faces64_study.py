@@ -1,16 +1,19 @@
 """End to end: `dvc repro` in studies/faces64 (a scratch copy, on a few real faces64 people) embeds every face
-with the teacher, distils facenet from it, trains the softmax baseline and compares all recognizers."""
+with the teacher, distils facenet from it, trains the softmax baseline and compares all recognizers; then
+studies/ownphotos scores them on a user's photos of people none of them saw."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from facegen.data.prepared import PreparedFaces
 from tests.support.scratch import run_in, scratch_copy
-from tests.support.faces import copy_people
+from tests.support.faces import copy_people, make_celeba_people
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +27,21 @@ RECOGNIZERS = (
 REQUIRED = ("top1", "top1_with_Eyeglasses", "top1_without_Eyeglasses", "tar_at_far", "visitor_far")
 
 
-def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_celeba: Path, tmp_path: Path) -> None:
+def test_faces64_and_ownphotos_studies_rebuild_with_dvc_repro(
+    shared_faces64: Path, shared_celeba: Path, celeba_annotations, tmp_path: Path
+) -> None:
+    """faces64 on 30 real people (aligned by their landmarks), distilled with a small CelebA folder as the extra
+    cache, minus the ownphotos people; then ownphotos: 8 CelebA people's photos through the user's path."""
     people = copy_people(shared_faces64, tmp_path / "people", n_people=30, per_person=6)
+    celeba = make_celeba_people(shared_celeba, celeba_annotations, tmp_path / "celeba", people=14)
     work = scratch_copy({}, into=tmp_path)
-    study = work / "studies" / "faces64"
+    study, own = work / "studies" / "faces64", work / "studies" / "ownphotos"
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["data"]["folder"] = {"root": str(people), "celeba_root": str(shared_celeba)}
     params["prepare"]["workers"] = 0
     params["attendance"].update(roster_size=6, visitors=4)
     params["recognition"].update(calibration_people=4, epochs=1, batch_size=16)
-    # the study's own cache as an "extra" one: every held-out person in it must be left out again
-    params["recognition"]["distill"].update(epochs=2, margin_epochs=1, batch_size=16, extra_prepared=["data/prepared"])
+    params["recognition"]["distill"].update(epochs=2, margin_epochs=1, batch_size=16)
     params["gan"].update(steps=4, batch_size=8, sample_every=2, checkpoint_every=2)
     params["augmentation"].update(
         roster_draws=2,
@@ -48,9 +55,106 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
         bootstrap_samples=200,
     )
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    second = yaml.safe_load((study / "celeba.yaml").read_text())
+    second["data"]["local"]["root"] = str(celeba)
+    second["prepare"]["workers"] = 0
+    (study / "celeba.yaml").write_text(yaml.safe_dump(second, sort_keys=False))
+    own_params = yaml.safe_load((own / "params.yaml").read_text())
+    own_params["photo_folder"].update(celeba_root=str(celeba), exclude_folder=str(people), people=9)
+    own_params["data"]["folder"]["celeba_root"] = str(celeba)
+    own_params["prepare"]["workers"] = 0
+    own_params["attendance"].update(roster_size=3, visitors=2)
+    own_params["recognition"].update(calibration_people=2)
+    own_params["recognition"]["distill"].update(epochs=2, margin_epochs=1)
+    (own / "params.yaml").write_text(yaml.safe_dump(own_params, sort_keys=False))
 
     run_in(study, "dvc", "repro")
     summary = json.loads((study / "metrics" / "backbones.json").read_text())
+    _check_recognizers(summary)
+    assert summary["split"]["roster"] == 6 and summary["split"]["background_people"] == 30 - 6 - 4 - 4
+    prepared = json.loads((study / "metrics" / "prepare.json").read_text())
+    assert prepared["align"] == "landmarks" and prepared["images_written"] >= 170  # few tight crops lack landmarks
+    assert prepared["images_written"] + prepared["no_face"] + prepared["no_landmarks"] == 180
+    teacher = json.loads((study / "metrics" / "teacher_embeddings.json").read_text())
+    assert teacher["faces"] == prepared["images_written"]
+    distilled = json.loads((study / "metrics" / "distill_backbone.json").read_text())
+    assert distilled["align"] == "landmarks" and distilled["epochs"] == 2
+    assert distilled["background_faces"] == summary["split"]["background_photos"]
+    assert distilled["background_faces_excluded"] == 0  # the ownphotos people are not faces64 people
+    extra = json.loads((study / "metrics" / "prepare_celeba.json").read_text())["images_written"]
+    counts = [distilled[f"{k}:data/celeba_prepared"] for k in ("extra_faces", "extra_faces_held_out")]
+    held_out_people = set(pd.read_csv(own / "people.csv", dtype={"identity": str})["identity"])
+    assert (
+        len(held_out_people) == 9
+        and counts[0] + counts[1] + distilled["extra_faces_already_in_study:data/celeba_prepared"] == extra
+    )
+    extra_people = PreparedFaces(study / "data" / "celeba_prepared").annotations["identity"].astype(str)
+    assert counts[1] >= int(extra_people.isin(held_out_people).sum()) > 0  # every ownphotos face kept out
+    assert "dlib teacher" in (study / "metrics" / "backbones.md").read_text()
+    assert (study / "plots" / "backbones.png").stat().st_size > 10_000
+    assert "up to date" in run_in(study, "dvc", "status", "dvc.yaml").stdout  # nothing left to rebuild
+    _check_augmentation(study)
+
+    run_in(own, "dvc", "repro")  # the faces64 recognizers are up to date: only ownphotos' own stages run
+    own_summary = json.loads((own / "metrics" / "backbones.json").read_text())
+    _check_recognizers(own_summary)
+    assert own_summary["split"]["roster"] == 3 and own_summary["split"]["background_people"] == 9 - 3 - 2 - 2
+    own_prepared = json.loads((own / "metrics" / "prepare.json").read_text())
+    assert own_prepared["align"] == "landmarks" and own_prepared["source"]["source"] == "folder"
+    photos = sorted(p.name for p in (own / "data" / "photos").iterdir() if p.is_dir())
+    assert set(photos) == held_out_people and not held_out_people & {p.name for p in people.iterdir()}
+    assert "up to date" in run_in(own, "dvc", "status", "dvc.yaml").stdout
+
+    # The GPU check's bundle is made from both studies and runs anywhere (here on CPU, tiny settings).
+    bundle = tmp_path / "gpu" / "faces64.npz"
+    made = json.loads(
+        run_in(
+            work,
+            "python",
+            "-m",
+            "bench.gpu_distill",
+            "bundle",
+            "--faces64",
+            str(study),
+            "--ownphotos",
+            str(own),
+            "--out",
+            str(bundle),
+        ).stdout
+    )
+    assert made["faces"]["faces64:checkin"] <= summary["split"]["checkins"] and made["background_people"] >= 1
+    run_in(
+        work,
+        "python",
+        "-m",
+        "bench.gpu_distill",
+        "run",
+        "--bundle",
+        str(bundle),
+        "--out",
+        str(tmp_path / "gpu"),
+        "--device",
+        "cpu",
+        "--students",
+        "landmarks@80",
+        "box@80",
+        "--epochs",
+        "2",
+        "--margin-epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--loader-workers",
+        "0",
+    )
+    result = json.loads((tmp_path / "gpu" / "gpu_check.json").read_text())
+    for name, split in (("faces64", summary), ("ownphotos", own_summary)):
+        if made["faces"].get(f"{name}:skipped", 0) == 0:  # the same faces as the study's split
+            assert result["teacher"][name]["top1"] == pytest.approx(split["dlib_teacher"]["top1"], abs=1e-3)
+        assert 0 <= result["students"]["box@80"][name]["top1"] <= 1
+
+
+def _check_recognizers(summary: dict) -> None:
     for name in RECOGNIZERS:
         entry = summary[name]
         assert set(REQUIRED) <= set(entry), entry
@@ -60,54 +164,7 @@ def test_faces64_study_rebuilds_with_dvc_repro(shared_faces64: Path, shared_cele
         low, high = entry["top1_interval"]
         assert low <= entry["top1"] <= high
     assert summary["dlib_teacher"]["top1"] >= 0.8  # the pretrained teacher names these real people
-    assert summary["split"]["roster"] == 6 and summary["split"]["background_people"] == 30 - 6 - 4 - 4
     assert summary["facenet_distilled"]["top1_minus_facenet_distilled"] == [0.0, 0.0, 0.0]
-    teacher = json.loads((study / "metrics" / "teacher_embeddings.json").read_text())
-    assert teacher["faces"] == 180 and teacher["skipped"] == 0
-    distilled = json.loads((study / "metrics" / "distill_backbone.json").read_text())
-    assert distilled["background_faces"] == 16 * 6 and distilled["epochs"] == 2
-    assert distilled["extra_faces:data/prepared"] == 16 * 6  # the background people again, under their own labels
-    assert distilled["extra_faces_held_out:data/prepared"] == (30 - 16) * 6  # roster, visitors, calibration
-    assert distilled["images"] == 2 * 16 * 6 and distilled["identities"] == 2 * 16
-    assert "dlib teacher" in (study / "metrics" / "backbones.md").read_text()
-    assert (study / "plots" / "backbones.png").stat().st_size > 10_000
-    assert "up to date" in run_in(study, "dvc", "status", "dvc.yaml").stdout  # nothing left to rebuild
-    _check_augmentation(study)
-
-    # The GPU check's bundle is made from this study and runs anywhere (here on CPU, tiny settings).
-    bundle = tmp_path / "gpu" / "faces64.npz"
-    made = json.loads(
-        run_in(work, "python", "-m", "bench.gpu_distill", "bundle", "--study", str(study), "--out", str(bundle)).stdout
-    )
-    assert made["photos"]["checkin"] == summary["split"]["checkins"] and made["background_people"] == 16
-    result = json.loads(
-        run_in(
-            work,
-            "python",
-            "-m",
-            "bench.gpu_distill",
-            "run",
-            "--bundle",
-            str(bundle),
-            "--out",
-            str(tmp_path / "gpu"),
-            "--device",
-            "cpu",
-            "--input-size",
-            "80",
-            "--epochs",
-            "2",
-            "--margin-epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--loader-workers",
-            "0",
-        ).stdout
-    )
-    assert result["teacher"]["top1"] == pytest.approx(summary["dlib_teacher"]["top1"], abs=1e-3)  # float16 descriptors
-    assert 0 <= result["student"]["top1"] <= 1 and len(result["epochs"]) == 2
-    assert (tmp_path / "gpu" / "gpu_check.json").is_file()
 
 
 def _check_augmentation(study: Path) -> None:

@@ -4,6 +4,8 @@ covered by its deps, every code dep is imported, and the checker catches a dep t
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,7 +13,7 @@ import yaml
 from facegen import paths
 from facegen.config import CONDITIONS, load_params
 from tests.support.imports import ROOT
-from tests.support.stage_deps import DVC_FILES, code_deps, read_stages, undeclared
+from tests.support.stage_deps import DVC_FILES, code_deps, read_stages, stage_option, undeclared
 
 STAGES = read_stages()
 EVERY_STAGE = {(f, n): s for f in DVC_FILES for n, s in read_stages(dvc_file=f).items()}
@@ -98,8 +100,12 @@ def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
     declared = {name: _outputs(stage) for name, stage in read_stages(dvc_file=f"{study}/dvc.yaml").items()}
     params = load_params(ROOT / study / "params.yaml")
     rec = params.recognition
+    celeba = load_params(ROOT / study / "celeba.yaml")  # the second source, stage prepare_celeba
+    celeba_metrics = stage_option(read_stages(dvc_file=f"{study}/dvc.yaml")["prepare_celeba"], "--metrics")
+    assert celeba.prepare.out in rec.distill.extra_prepared
     expected = {
         "prepare": {params.prepare.out, paths.PREPARE_METRICS},
+        "prepare_celeba": {celeba.prepare.out, celeba_metrics},
         "teacher_embeddings": {rec.teacher.embeddings, f"{rec.teacher.embeddings}_cache", paths.TEACHER_METRICS},
         "distill_backbone": {
             rec.distill.out,
@@ -128,3 +134,32 @@ def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
     }
     assert declared == {name: {str(p) for p in files} for name, files in expected.items()}
     assert (rec.teacher.embeddings, rec.distill.out) == (paths.TEACHER_EMBEDDINGS, paths.DISTILLED)
+
+
+def test_the_ownphotos_study_declares_the_paths_its_stages_write_and_reads_faces64s() -> None:
+    study = "studies/ownphotos"
+    stages = read_stages(dvc_file=f"{study}/dvc.yaml")
+    params = load_params(ROOT / study / "params.yaml")
+    rec, faces64 = params.recognition, load_params(ROOT / "studies/faces64/params.yaml")
+    expected = {
+        "photo_folder": {params.photo_folder.out, params.photo_folder.people_csv},
+        "prepare": {params.prepare.out, paths.PREPARE_METRICS},
+        "teacher_embeddings": {rec.teacher.embeddings, f"{rec.teacher.embeddings}_cache", paths.TEACHER_METRICS},
+        "compare_backbones": {paths.BACKBONES_SUMMARY, paths.BACKBONES_TABLE, paths.BACKBONES_PLOT},
+    }
+    assert {name: _outputs(stage) for name, stage in stages.items()} == {
+        name: {str(p) for p in files} for name, files in expected.items()
+    }
+    assert params.data.folder.root == params.photo_folder.out  # the user's path over the folder it made
+    # the recognizers it scores are the faces64 study's, and that study leaves its people out
+    study_root = Path("studies/ownphotos")
+    assert os.path.normpath(study_root / rec.distill.out) == os.path.normpath(
+        Path("studies/faces64") / faces64.recognition.distill.out
+    )
+    assert os.path.normpath(study_root / rec.trained_here) == os.path.normpath(Path("studies/faces64") / paths.BACKBONE)
+    assert rec.distill.margin_epochs == faces64.recognition.distill.margin_epochs
+    people = [os.path.normpath(Path("studies/faces64") / p) for p in faces64.recognition.distill.exclude_people]
+    assert os.path.normpath(study_root / params.photo_folder.people_csv) in people
+    deps = set(stages["compare_backbones"]["deps"])
+    for model in (rec.distill.out, rec.trained_here):
+        assert os.path.normpath(study_root / model) in deps

@@ -43,3 +43,13 @@ def copy_people(shared_faces64: Path, root: Path, n_people: int = 3, per_person:
         for photo in sorted(person.iterdir())[:per_person]:
             (root / f"{prefix}{person.name}" / photo.name).write_bytes(photo.read_bytes())
     return root
+
+
+def make_celeba_people(shared_celeba: Path, annotations, root: Path, people: int, min_photos: int = 5) -> Path:
+    """A CelebA-layout folder with every photo of the first `people` identities that have at least `min_photos`
+    images in the mirror (annotation files: those rows only)."""
+    present = annotations[annotations["present"]]
+    counts = present["identity"].value_counts()
+    chosen = sorted(counts[counts >= min_photos].index, key=int)[:people]
+    rows = present[present["identity"].isin(chosen)]
+    return make_celeba_subset(shared_celeba, rows.assign(present=True), root, n=len(rows))

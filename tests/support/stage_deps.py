@@ -17,7 +17,7 @@ import yaml
 from tests.support.imports import PACKAGES, ROOT, closure, module_file
 
 CODE_ROOTS = ("facegen", "recognition", "pipelines")  # what a stage may import (never bench/ or tests/)
-DVC_FILES = ("dvc.yaml", "studies/faces64/dvc.yaml", "studies/celeba64/dvc.yaml")  # the demo's and the studies'
+DVC_FILES = ("dvc.yaml", "studies/faces64/dvc.yaml", "studies/celeba64/dvc.yaml", "studies/ownphotos/dvc.yaml")
 
 
 def read_stages(root: Path = ROOT, dvc_file: str = "dvc.yaml") -> dict[str, dict]:
@@ -47,6 +47,14 @@ def stage_module(stage: Mapping) -> str:
     match = re.search(r"python -m ([\w.]+)", stage["cmd"])
     if match is None:
         raise ValueError(f"cmd {stage['cmd']!r} does not run `python -m <module>`")
+    return match.group(1)
+
+
+def stage_option(stage: Mapping, option: str) -> str:
+    """The value of ``--option VALUE`` in the stage's cmd."""
+    match = re.search(rf"{re.escape(option)} (\S+)", stage["cmd"])
+    if match is None:
+        raise ValueError(f"cmd {stage['cmd']!r} has no {option}")
     return match.group(1)
 
 
