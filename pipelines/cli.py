@@ -19,6 +19,11 @@ _USER_ERRORS = (ValueError, OSError, RuntimeError)
 app = typer.Typer(help="facegen: GAN-made faces and how much they help face recognition.", no_args_is_help=True)
 data_app = typer.Typer(help="Acquire, inspect and prepare face data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+attend_app = typer.Typer(
+    help="Take attendance on your own photos: enrol a roster, calibrate, check faces in, write the log.",
+    no_args_is_help=True,
+)
+app.add_typer(attend_app, name="attend")
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="parameters file")]
 SetOption = Annotated[list[str], typer.Option("--set", help="override a parameter, e.g. --set data.source=local")]
@@ -237,6 +242,133 @@ def edit(
         set_attribute(targets, model.attributes, name, value)
     save_grid(model.edit(images, targets, batch_size, source_attributes=seen), out)
     typer.echo(f"{len(photos)} photo(s) edited ({', '.join(set_)}) into {out}")
+
+
+DbOption = Annotated[Path, typer.Option("--db", help="the attendance database (an SQLite file)")]
+TightOption = Annotated[
+    bool, typer.Option("--tight", help="the photos are face crops that the face fills (as faces64), not photos")
+]
+WaitOption = Annotated[
+    float | None,
+    typer.Option("--wait", min=0, help="seconds to wait while another process writes the database (default 30)"),
+]
+
+
+def _attendance(params: Path, pairs: list[str], db: Path, tight: bool, wait: float | None):
+    """The attendance steps on `db` with the recognizer and face size of the parameters."""
+    from recognition.attendance import Attendance, FaceFinder, load_recognizer
+    from recognition.attendance.database import BUSY_TIMEOUT_S
+
+    p = load_params(params, _overrides(pairs))
+    finder = FaceFinder(p.data.image_size, tight=tight, max_pixels=p.data.max_image_pixels)
+    timeout = BUSY_TIMEOUT_S if wait is None else wait
+    return Attendance(db, load_recognizer(p.recognition), finder, timeout), p
+
+
+def _echo_skipped(skipped) -> None:
+    """One line per photo (or face) that was skipped, and why."""
+    for s in skipped:
+        typer.echo(f"skipped {s.photo}: {s.reason}", err=True)
+
+
+@attend_app.command("enrol")
+def attend_enrol(
+    roster: Annotated[Path, typer.Argument(help="the roster: ROSTER_DIR/<person>/<photo>.jpg")],
+    db: DbOption = Path("attendance.db"),
+    params: ParamsOption = Path("params.yaml"),
+    set_: SetOption = [],  # noqa: B006
+    tight: TightOption = False,
+    wait: WaitOption = None,
+) -> None:
+    """Enrol everyone in ROSTER_DIR from the largest face of each photo (people enrolled before: anew)."""
+    from recognition.attendance import skip_counts
+
+    attendance, _ = _attendance(params, set_, db, tight, wait)
+    report = attendance.enrol(roster)
+    _echo_skipped(report.skipped)
+    summary = (
+        f"{len(report.people)} people enrolled from {report.enrolled} of {report.photos} photos "
+        f"({skip_counts(report.skipped)}) into {db}"
+    )
+    if report.several_faces:
+        summary += f"; {report.several_faces} photos had several faces (the largest was enrolled)"
+    if report.threshold is not None:
+        summary += f"; threshold set anew on the stored calibration faces: {report.threshold:.4f}"
+    typer.echo(summary)
+
+
+@attend_app.command("calibrate")
+def attend_calibrate(
+    folder: Annotated[Path, typer.Argument(help="photos of people NOT on the roster (any layout)")],
+    db: DbOption = Path("attendance.db"),
+    far: Annotated[
+        float | None, typer.Option("--far", min=0, max=1, help="largest share of them named (default recognition.far)")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+    set_: SetOption = [],  # noqa: B006
+    tight: TightOption = False,
+    wait: WaitOption = None,
+) -> None:
+    """Set the threshold so that at most FAR of the faces of people not on the roster would be named."""
+    from recognition.attendance import skip_counts
+
+    attendance, p = _attendance(params, set_, db, tight, wait)
+    report = attendance.calibrate(folder, p.recognition.far if far is None else far)
+    _echo_skipped(report.skipped)
+    typer.echo(
+        f"threshold {report.threshold:.4f}: {report.accepted} of {report.faces} faces of people not on the roster "
+        f"would be named (far {report.far:g}; {skip_counts(report.skipped)})"
+    )
+    if report.faces * report.far < 1:
+        typer.echo(
+            f"note: {report.faces} faces are too few to measure a false accept rate of {report.far:g}: the threshold "
+            f"is the highest of their scores; calibrate on at least {round(1 / report.far)} faces",
+            err=True,
+        )
+
+
+@attend_app.command("checkin")
+def attend_checkin(
+    photos: Annotated[Path, typer.Argument(help="a photo, or a folder of photos")],
+    db: DbOption = Path("attendance.db"),
+    session: Annotated[str | None, typer.Option("--session", help="session name (default: today's date)")] = None,
+    params: ParamsOption = Path("params.yaml"),
+    set_: SetOption = [],  # noqa: B006
+    tight: TightOption = False,
+    wait: WaitOption = None,
+) -> None:
+    """Name every face in the photos (nearest enrolled person, or unknown) and record the check-ins."""
+    from datetime import date
+
+    from recognition.attendance import UNKNOWN, skip_counts
+
+    attendance, _ = _attendance(params, set_, db, tight, wait)
+    report = attendance.checkin(photos, session or date.today().isoformat())
+    _echo_skipped(report.skipped)
+    for face in report.faces:
+        typer.echo(f"{face.photo}\tface {face.face}\t{face.person or UNKNOWN}\t{face.score:.4f}")
+    typer.echo(
+        f"{len(report.faces)} faces checked in to session {report.session!r} from {report.photos} photos "
+        f"({skip_counts(report.skipped)})"
+    )
+
+
+@attend_app.command("log")
+def attend_log(
+    db: DbOption = Path("attendance.db"),
+    session: Annotated[str | None, typer.Option("--session", help="only this session")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="CSV file to write (default: print it)")] = None,
+) -> None:
+    """Write the attendance CSV of each session: who was present, who was absent, and the unknown faces."""
+    from recognition.attendance import AttendanceDatabase, attendance_rows, format_log, write_log
+
+    with AttendanceDatabase(db, readonly=True) as database:
+        rows = attendance_rows(database, session)
+    if out is None:
+        typer.echo(format_log(rows), nl=False)
+        return
+    write_log(rows, out)
+    typer.echo(f"{len(rows)} rows written to {out}", err=True)
 
 
 def _attribute_values(pairs: list[str], option: str) -> dict[str, float]:
