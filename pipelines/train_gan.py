@@ -8,9 +8,11 @@ Run by `dvc repro train_gan`, or standalone:
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
+from torch import nn
 
 from facegen.config import GanConfig, Params, load_params
 from facegen.data.prepared import PreparedFaces
@@ -19,8 +21,10 @@ from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
 from facegen.metrics.convnet import holdout_split
 from facegen.paths import TRAIN_GAN_BASELINE_CONFIG, TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
+from facegen.weights import load_checkpoint
 from pipelines import run_from_command_line
 from recognition.backbone import generator_space_embedding
+from recognition.embeddings import check_alignment
 from recognition.sets import attendance_sets
 
 # params.yaml section -> (metrics, resolved settings) files of its run
@@ -59,8 +63,18 @@ def train(params_file: str, device: str, section: str) -> TrainReport:
     params = load_params(params_file)
     g = gan_section(params, section)
     write_json(SECTIONS[section][1], g.model_dump(mode="json"))
-    identity = generator_space_embedding(g.identity_network, g.identity_input_size) if g.lambda_identity > 0 else None
+    identity = identity_term(g, params.prepare.out)
     return train_gan(g, params.prepare.out, resolve_device(device), training_people(params, g), identity)
+
+
+def identity_term(g: GanConfig, prepared: Path) -> nn.Module | None:
+    """The editor's frozen identity network (gan.identity_network), refused when it learnt faces aligned another
+    way than the prepared faces the editor trains on; None without an identity term."""
+    if g.lambda_identity <= 0:
+        return None
+    meta = load_checkpoint(g.identity_network, "identity network", ("backbone",)).get("meta", {})
+    check_alignment(g.identity_network, meta, prepared)
+    return generator_space_embedding(g.identity_network, g.identity_input_size)
 
 
 @flow(name="train_gan", log_prints=True)

@@ -10,8 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from facegen.config import GanConfig
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, LandmarkAlign, prepare_faces
+from pipelines.train_gan import identity_term
 from recognition.backbone import BackboneUnavailable, DistilledFacenet, embed_images, load_backbone, save_backbone
 from recognition.distill import Distiller, DistillSettings, centred_targets, jitter
 from recognition.embeddings import load_embedder
@@ -93,6 +95,11 @@ def test_a_backbone_refuses_faces_of_another_alignment(shared_faces64: Path, tmp
     save_backbone(DistilledFacenet(), tmp_path / "old.pt", {"pretrained": "distilled"})  # before alignment: box
     with pytest.raises(BackboneUnavailable, match="old.pt was trained on box-aligned faces"):
         load_embedder(tmp_path / "old.pt", 80, prepared=tmp_path / "aligned")
+    # the editor's identity term (gan.identity_network) is held to the faces the editor trains on, too
+    gan = GanConfig(lambda_identity=1.0, identity_network=tmp_path / "student.pt", identity_input_size=80)
+    assert identity_term(gan, tmp_path / "aligned") is not None
+    with pytest.raises(BackboneUnavailable, match="student.pt was trained on landmarks-aligned faces"):
+        identity_term(gan, tmp_path / "box")
 
 
 def test_distiller_refuses_skipped_faces_and_mismatched_inputs(taught, tmp_path: Path) -> None:
