@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from facegen.data.prepare import CenterCropResize
@@ -19,9 +20,9 @@ from facegen.data.prepare import CenterCropResize
 class SlowCrop(CenterCropResize):
     """A centre crop that takes 0.2 s, so that a run lasts long enough to be killed in the middle."""
 
-    def __call__(self, image: Image.Image) -> Image.Image:
+    def __call__(self, image: Image.Image, landmarks: np.ndarray | None = None) -> Image.Image:
         time.sleep(0.2)
-        return super().__call__(image)
+        return super().__call__(image, landmarks)
 
 
 def main(command: str, *paths: str) -> None:
