@@ -9,6 +9,7 @@ recognition/distill.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from torch.nn import functional as F
 
 from facegen.weights import CheckpointError, load_checkpoint
 from facegen.metrics.identity import IdentityNetwork
+
+log = logging.getLogger(__name__)
 
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
 TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/teacher.py), not a facenet
@@ -74,6 +77,18 @@ def load_backbone(pretrained: str) -> nn.Module:
     model = DistilledFacenet(weights["head.weight"].shape[0]) if "head.weight" in weights else InceptionResnetV1()
     model.load_state_dict(weights)
     return model.eval()
+
+
+def trained_input_size(path: Path | str, meta: Mapping[str, object], asked: int) -> int:
+    """The input size a backbone file was trained at (its ``meta["input_size"]``), else ``asked``. A network
+    run at another size than it learnt sees every face at another scale (studies/ownphotos once read a 112 px
+    student at 80 px and lost a third of its top-1), so the file wins, and a different ``asked`` is logged."""
+    trained = meta.get("input_size")
+    if trained is None:
+        return asked
+    if int(trained) != asked:
+        log.info("%s was trained at %s px: embedding at %s px, not the %s px asked", path, trained, trained, asked)
+    return int(trained)
 
 
 def save_backbone(model: nn.Module | None, path: Path, meta: Mapping[str, object]) -> None:
@@ -168,8 +183,10 @@ class GeneratorSpaceEmbedding(nn.Module):
 
 
 def generator_space_embedding(path: Path, input_size: int) -> GeneratorSpaceEmbedding:
-    """The backbone file at ``path`` (e.g. studies/faces64's distilled facenet) as the editor's identity network."""
-    return GeneratorSpaceEmbedding(load_backbone(str(path)), input_size)
+    """The backbone file at ``path`` (e.g. studies/faces64's distilled facenet) as the editor's identity network,
+    at the input size the file was trained at (``input_size`` for a file that records none)."""
+    meta = load_checkpoint(path, "facegen backbone checkpoint", ("backbone",)).get("meta", {})
+    return GeneratorSpaceEmbedding(load_backbone(str(path)), trained_input_size(path, meta, input_size))
 
 
 def identity_network(path: Path, input_size: int) -> IdentityNetwork | None:

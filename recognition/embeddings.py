@@ -19,7 +19,7 @@ from torch import nn
 
 from facegen.io import atomic_file, md5sum
 from facegen.weights import load_checkpoint
-from recognition.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone
+from recognition.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone, trained_input_size
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,20 @@ def load_embedder(
     backbone: Path, input_size: int, batch_size: int = 64, teacher_workers: int = 1, prepared: Path | None = None
 ) -> Embedder:
     """The embedder a project backbone file stands for: its facenet network, or the dlib teacher when the file
-    records ``recognition.pretrained: dlib`` (stage pretrain_backbone). With `prepared` (the cache whose faces it
-    will embed), a facenet trained on faces of another alignment (``prepare.align``) is refused."""
+    records ``recognition.pretrained: dlib`` (stage pretrain_backbone). A facenet embeds at the input size its
+    file records it was trained at (`trained_input_size`; ``input_size`` only for files that record none). With
+    `prepared` (the cache whose faces it will embed), a facenet trained on faces of another alignment
+    (``prepare.align``) is refused."""
     state = load_checkpoint(backbone, "facegen backbone checkpoint", ("backbone",)) if Path(backbone).is_file() else {}
+    meta = state.get("meta", {})
     if state and prepared is not None:
-        check_alignment(backbone, state.get("meta", {}), Path(prepared))
-    if state.get("meta", {}).get("pretrained") == TEACHER:
+        check_alignment(backbone, meta, Path(prepared))
+    if meta.get("pretrained") == TEACHER:
         from recognition.teacher import DlibTeacher
 
         return DlibTeacher(workers=teacher_workers)
-    return TorchEmbedder(load_backbone(str(backbone)), md5sum(backbone), input_size, batch_size)
+    size = trained_input_size(backbone, meta, input_size)
+    return TorchEmbedder(load_backbone(str(backbone)), md5sum(backbone), size, batch_size)
 
 
 def check_alignment(backbone: Path, meta: dict, prepared: Path) -> None:

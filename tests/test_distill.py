@@ -14,7 +14,14 @@ from facegen.config import GanConfig
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, LandmarkAlign, prepare_faces
 from pipelines.train_gan import identity_term
-from recognition.backbone import BackboneUnavailable, DistilledFacenet, embed_images, load_backbone, save_backbone
+from recognition.backbone import (
+    BackboneUnavailable,
+    DistilledFacenet,
+    embed_images,
+    generator_space_embedding,
+    load_backbone,
+    save_backbone,
+)
 from recognition.distill import Distiller, DistillSettings, centred_targets, jitter
 from recognition.embeddings import load_embedder
 from recognition.fisherfaces import Fisherfaces
@@ -140,3 +147,19 @@ def test_people_intervals_are_wider_than_photo_intervals_when_people_differ() ->
     better[people == 15] = 1  # one more person recognised
     difference, low, high = paired_difference(better, correct, people)
     assert difference == pytest.approx(0.05) and 0 <= low <= high
+
+
+def test_a_backbone_embeds_at_the_input_size_it_was_trained_at(tmp_path: Path) -> None:
+    """The size a file records wins over the size asked (a 112 px student read at 80 px sees faces at another
+    scale); a file that records none is read at the size asked."""
+    torch.manual_seed(0)
+    student = DistilledFacenet()
+    save_backbone(student, tmp_path / "s112.pt", {"pretrained": "distilled", "input_size": 112})
+    save_backbone(student, tmp_path / "plain.pt", {"pretrained": "distilled"})
+    faces = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    at_112 = load_embedder(tmp_path / "s112.pt", 80)
+    assert at_112.input_size == 112 and at_112.fingerprint.endswith("|112")
+    assert np.allclose(at_112.embed(faces), embed_images(student.eval(), faces, 112), atol=1e-5)
+    assert not np.allclose(at_112.embed(faces), embed_images(student.eval(), faces, 80), atol=1e-3)
+    assert load_embedder(tmp_path / "plain.pt", 96).input_size == 96
+    assert generator_space_embedding(tmp_path / "s112.pt", 80).input_size == 112

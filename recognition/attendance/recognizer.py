@@ -8,7 +8,6 @@ from pathlib import Path
 
 from facegen.config import RecognitionConfig
 from facegen.paths import ATTENDANCE_RECOGNIZER, BACKBONE
-from facegen.weights import load_checkpoint
 from recognition.backbone import FACENET_WEIGHTS, TEACHER, BackboneUnavailable, load_backbone
 from recognition.embeddings import Embedder, TorchEmbedder, load_embedder
 
@@ -28,9 +27,7 @@ def load_recognizer(config: RecognitionConfig) -> Embedder:
     path = BACKBONE if pretrained == "none" else Path(pretrained)
     if not path.is_file():
         raise BackboneUnavailable(f"recognition.pretrained={pretrained}: no model file {path}; {_build_hint(path)}")
-    meta = load_checkpoint(path, "facegen backbone checkpoint", ("backbone",)).get("meta", {})
-    input_size = int(meta.get("input_size", config.input_size))
-    return load_embedder(path, input_size, config.embed_batch_size, config.teacher.workers)
+    return load_embedder(path, config.input_size, config.embed_batch_size, config.teacher.workers)
 
 
 def _build_hint(path: Path) -> str:
