@@ -38,6 +38,10 @@ class CelebASource(_Section):
     mirror_url: str | None = None
     checksums: Literal["auto", "official", "none"] = "auto"
     include_optional: bool = True
+    # a transfer averaging fewer bytes/s than this over the last rate_window_s seconds is stopped, its partial file
+    # kept for the next run (0: never): per-read timeouts never fire for a mirror trickling a byte every few seconds
+    min_rate_bytes_per_s: float = Field(10_000.0, ge=0)
+    rate_window_s: float = Field(120.0, gt=0)
 
 
 class LocalSource(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import stat
 import zipfile
@@ -13,10 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.data import download
+from facegen.data import download, extract
 from facegen.data.annotations import ATTR_FILE, CELEBA_FILES, IDENTITY_FILE, IMAGES_DIR, IMAGES_ZIP, PARTITION_FILE
 from facegen.data.download import DownloadConfig, DownloadError, download_celeba, looks_like_html
-from facegen.data.extract import UnsafeArchiveError, safe_extract_zip
+from facegen.data.extract import (
+    ExistingEntryError,
+    NotEnoughSpaceError,
+    UnsafeArchiveError,
+    marker_path,
+    safe_extract_zip,
+)
 from facegen.io import md5sum
 from tests.support.http_mirror import BASE_PATH, Mirror
 
@@ -248,7 +255,9 @@ def test_safe_extract_is_atomic_and_idempotent(tmp_path: Path, monkeypatch: pyte
     assert safe_extract_zip(archive, dest) == 3
     assert sorted(p.name for p in (dest / IMAGES_DIR).iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
     assert (dest / IMAGES_DIR / "1.jpg").read_bytes() == _jpeg(1)
-    assert len(list(dest.glob(".extracted-good.zip-*"))) == 1
+    record = json.loads(marker_path(archive, dest).read_text())  # what the extraction created, and from what
+    assert record["entries"] == [IMAGES_DIR] and record["complete"] and record["archive"] == "good.zip"
+    assert record["size"] == archive.stat().st_size and record["md5"] == md5sum(archive)
     assert safe_extract_zip(archive, dest) == 0
 
 
@@ -327,3 +336,149 @@ def test_celeba_source_from_params_downloads_and_prepares(mirror: Mirror, tmp_pa
     assert report.images_written == 20
     fetched_before = len(mirror.requests)
     assert acquire(params.data) == root and len(mirror.requests) - fetched_before <= 2  # MD5SUMS (+ 404 landmarks)
+
+
+# Issue 31: the cost of a slow mirror, a large answer and an archive is bounded; nothing of the user's is replaced.
+
+
+def test_a_trickling_mirror_is_stopped_by_the_rate_guard_and_the_part_file_resumes(
+    mirror: Mirror, tmp_path: Path
+) -> None:
+    mirror.trickle[IMAGES_ZIP] = 0.5  # a byte every 0.5 s: no per-read timeout (10 s) ever fires
+    root = tmp_path / "celeba"
+    slow = _config(mirror, include_optional=False, min_rate_bytes_per_s=1000, rate_window_s=2.0)
+    with pytest.raises(DownloadError) as err:
+        download_celeba(root, slow)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(mirror.url + IMAGES_ZIP)
+    assert "kB/s averaged over the last 2 s" in message and "minimum of 1 kB/s" in message
+    part = root / f"{IMAGES_ZIP}.part"
+    assert str(part) in message and "resumes on the next run" in message
+    kept = part.stat().st_size
+    assert 1 <= kept <= 10 and not (root / IMAGES_ZIP).exists()  # a few bytes in about 2 s, all kept
+
+    mirror.trickle.clear()
+    report = download_celeba(root, slow)
+    assert mirror.requested(IMAGES_ZIP)[-1].range == f"bytes={kept}-"
+    assert md5sum(root / IMAGES_ZIP) == md5sum(mirror.folder / IMAGES_ZIP) and report["extracted"] == N_IMAGES
+
+
+def test_a_trickled_checksum_list_is_stopped_too(mirror: Mirror, tmp_path: Path) -> None:
+    mirror.trickle["MD5SUMS"] = 0.5
+    with pytest.raises(DownloadError, match=r"/MD5SUMS: .* kB/s averaged over the last 2 s"):
+        download_celeba(tmp_path / "celeba", _config(mirror, min_rate_bytes_per_s=1000, rate_window_s=2.0))
+
+
+def test_a_checksum_list_over_1_mib_is_refused_unread(mirror: Mirror, tmp_path: Path) -> None:
+    line = f"{'0' * 32}  some_file.txt\n"
+    (mirror.folder / "MD5SUMS").write_text(line * ((1 << 20) // len(line) + 100))  # 1 MiB and a bit
+    with pytest.raises(DownloadError) as err:
+        download_celeba(tmp_path / "celeba", _config(mirror))
+    assert str(err.value).startswith(f"{mirror.url}MD5SUMS: larger than 1024 KiB, not a checksum list")
+    assert "checksums: official" in str(err.value)
+    assert list((tmp_path / "celeba").iterdir()) == []
+
+
+def _zeros_zip(path: Path, sizes: dict[str, int]) -> Path:
+    """A real zip of zero-filled members, deflated (about 1000x smaller than they expand)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, size in sizes.items():
+            zf.writestr(name, bytes(size))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["member", "overall"])
+def test_a_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path, layout: str) -> None:
+    if layout == "member":  # one member of 11 MiB from about 11 kB, at the default limits (100x over 10 MiB)
+        archive = _zeros_zip(tmp_path / "bomb.zip", {"ok.txt": 10, "inner/zeros.bin": 11 << 20})
+        limits: dict = {}
+    else:  # 40 members of 100 kB each, none over the size limit, 4 MB together
+        archive = _zeros_zip(tmp_path / "bomb.zip", {f"z/{i}.bin": 100_000 for i in range(40)})
+        limits = {"ratio_min_bytes": 1 << 20}
+    assert archive.stat().st_size < 40_000
+    dest = tmp_path / "out"
+    with pytest.raises(UnsafeArchiveError) as err:
+        safe_extract_zip(archive, dest, **limits)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{archive}: ") and "zip bomb" in message
+    assert ("member 'inner/zeros.bin' expands" if layout == "member" else "its 40 members expand") in message
+    assert not dest.exists()
+    assert safe_extract_zip(archive, dest, **limits, max_ratio=1e6) > 0  # the limit is what refused it
+
+
+def test_an_archive_larger_than_the_free_space_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = _zeros_zip(tmp_path / "big.zip", {"data/a.bin": 3_000_000, "data/b.bin": 2_000_000})
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(extract.shutil, "disk_usage", lambda p: real_usage(p)._replace(free=4_000_000))
+    with pytest.raises(NotEnoughSpaceError, match=rf"^{archive}: extracting needs 5 MB .* has 4 MB free"):
+        safe_extract_zip(archive, tmp_path / "out" / "dest")
+    assert not (tmp_path / "out").exists()
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_same_named_folder_of_the_user_is_never_replaced(tmp_path: Path) -> None:
+    archive = tmp_path / "good.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/000001.jpg", _jpeg(1))
+    dest = tmp_path / "dest"
+    (dest / IMAGES_DIR).mkdir(parents=True)
+    (dest / IMAGES_DIR / "000001.jpg").write_bytes(b"the user's own photo")
+    before = _snapshot(dest)
+    with pytest.raises(ExistingEntryError) as err:
+        safe_extract_zip(archive, dest)
+    assert str(err.value) == (
+        f"{archive}: member '{IMAGES_DIR}/000001.jpg' would replace {dest / IMAGES_DIR}, which no earlier extraction "
+        f"of good.zip created (see .extracted-good.zip.json); move or rename it, then run again"
+    )
+    assert _snapshot(dest) == before and sorted(p.name for p in dest.iterdir()) == [IMAGES_DIR]
+
+    shutil.rmtree(dest / IMAGES_DIR)  # the user moved it away: extracted, and then the folder is the extraction's
+    assert safe_extract_zip(archive, dest) == 1
+    with zipfile.ZipFile(archive, "w") as zf:  # a new version of the archive replaces what the first one created
+        zf.writestr(f"{IMAGES_DIR}/000002.jpg", _jpeg(2))
+    assert safe_extract_zip(archive, dest) == 1
+    assert sorted(p.name for p in (dest / IMAGES_DIR).iterdir()) == ["000002.jpg"]
+
+
+def test_an_extraction_marked_by_an_earlier_version_is_recognised(tmp_path: Path) -> None:
+    archive = tmp_path / "good.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/000001.jpg", _jpeg(1))
+    dest = tmp_path / "dest"
+    assert safe_extract_zip(archive, dest) == 1
+    marker_path(archive, dest).unlink()
+    with zipfile.ZipFile(archive) as zf:
+        legacy = dest / f".extracted-good.zip-{extract._fingerprint(zf.infolist())}"
+    legacy.touch()
+    assert safe_extract_zip(archive, dest) == 0
+    assert not legacy.exists() and json.loads(marker_path(archive, dest).read_text())["entries"] == [IMAGES_DIR]
+
+
+def test_download_into_a_users_folder_deletes_nothing_of_theirs(mirror: Mirror, tmp_path: Path) -> None:
+    root = tmp_path / "celeba"  # data.celeba.root pointed at a folder the user already had
+    (root / "photos").mkdir(parents=True)
+    (root / "photos" / "me.jpg").write_bytes(_jpeg(7))
+    (root / "notes.txt").write_text("my notes\n")
+    (root / ".hidden").write_text("x")
+    (root / f"{IMAGES_ZIP}.bak").write_bytes(b"an old copy")
+    (root / IMAGES_DIR).mkdir()
+    (root / IMAGES_DIR / "000001.jpg").write_bytes(b"the user's own photo")
+    foreign = _snapshot(root)
+
+    with pytest.raises(ExistingEntryError, match=f"would replace {root / IMAGES_DIR}, which no earlier extraction"):
+        download_celeba(root, _config(mirror, include_optional=False))
+    assert {k: v for k, v in _snapshot(root).items() if k in foreign} == foreign
+    assert md5sum(root / IMAGES_ZIP) == md5sum(mirror.folder / IMAGES_ZIP)  # downloaded, verified and kept
+    assert set(_snapshot(root)) == set(foreign) | {*ANNOTATION_FILES, IMAGES_ZIP}
+
+    (root / IMAGES_DIR).rename(root / "my_faces")  # once the user moved their folder, the rerun extracts
+    report = download_celeba(root, _config(mirror, include_optional=False))
+    assert report["fetched"] == [] and report["extracted"] == N_IMAGES
+    after = _snapshot(root)
+    assert after["my_faces/000001.jpg"] == b"the user's own photo"
+    assert {k: v for k, v in after.items() if k in foreign and not k.startswith(IMAGES_DIR)} == {
+        k: v for k, v in foreign.items() if not k.startswith(IMAGES_DIR)
+    }

@@ -3,6 +3,9 @@
 Each file is written to ``<name>.part`` and renamed to its official name only once its md5 matches, so a
 file under its final name is always complete. Files already present with the right md5 are not fetched
 again. The small annotation files come first, so a misconfigured mirror fails before the 1.4 GB zip.
+
+A mirror's cost is bounded: a transfer slower on average than ``min_rate_bytes_per_s`` over ``rate_window_s`` is
+stopped (its ``.part`` is kept and resumed next run), and small text answers (MD5SUMS) are read up to 1 MiB only.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import requests
 from tqdm import tqdm
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from facegen.data.annotations import CELEBA_FILES, IMAGES_ZIP, CelebAFile
 from facegen.data.extract import safe_extract_zip
@@ -27,8 +32,9 @@ from facegen.io import md5sum
 log = logging.getLogger(__name__)
 
 BACKOFF_S = 1.0  # delay before the first retry; doubled for each further one
-_CHUNK = 64 << 10  # a connection lost mid-chunk loses that chunk's bytes (urllib3 drops them): resumed from there
+_CHUNK = 64 << 10  # most bytes per read; what arrived before a connection is lost is kept and resumed from
 _SNIFF = 64 << 10  # bytes read to recognise a web page saved in place of the data
+_TEXT_CAP = 1 << 20  # a small text answer (MD5SUMS: a few hundred bytes) larger than this is refused, not read whole
 _QUOTA_MARKERS = (b"quota exceeded", b"too many users have viewed or downloaded")
 _ADVICE = (
     "wait 24 h and retry, set data.celeba.mirror_url to a mirror, "
@@ -57,13 +63,19 @@ class DownloadConfig:
     include_optional: bool = True  # also fetch the bbox/landmark files; unavailable ones are skipped
     extract: bool = True  # extract img_align_celeba.zip into root/img_align_celeba/
     retries: int = 3
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # per read: a server that sends nothing for this long has its request retried
+    # a transfer averaging fewer bytes/s than this over the last rate_window_s is stopped (0: never): per-read
+    # timeouts never fire for a server trickling a byte every few seconds
+    min_rate_bytes_per_s: float = 10_000.0
+    rate_window_s: float = 120.0
 
 
 def download_celeba(root: Path, config: DownloadConfig) -> dict:
     """Make the CelebA files present and verified under `root`; returns what was fetched, present and skipped."""
     if config.checksums not in ("auto", "official", "none"):
         raise ValueError(f"checksums must be 'auto', 'official' or 'none', got {config.checksums!r}")
+    if config.min_rate_bytes_per_s < 0 or config.rate_window_s <= 0:
+        raise ValueError("min_rate_bytes_per_s must be >= 0 and rate_window_s > 0")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     files = sorted(
@@ -109,7 +121,7 @@ def _expected_md5s(session: requests.Session, config: DownloadConfig) -> tuple[d
     if config.checksums == "official" or config.mirror_url is None:
         return official, "official"
     url = _url(config.mirror_url, "MD5SUMS")
-    text = _retrying(lambda: _get_text(session, url, config.timeout_s), f"GET {url}", config)
+    text = _retrying(lambda: _get_text(session, url, config), f"GET {url}", config)
     if text is None:
         log.info("%s: not found (404); using the official md5s", url)
         return official, "official"
@@ -146,7 +158,7 @@ def _fetch(
         received = _fetch_gdrive(file, part)
     else:
         url = _url(config.mirror_url, file.name)
-        received = _retrying(lambda: _stream(session, url, part, config.timeout_s), f"download of {url}", config)
+        received = _retrying(lambda: _stream(session, url, part, config), f"download of {url}", config)
     _reject_html(part, file.name)
     if expected is not None:
         _check_md5(part, file.name, expected)
@@ -167,11 +179,12 @@ def _fetch_gdrive(file: CelebAFile, part: Path) -> int:
     return part.stat().st_size
 
 
-def _stream(session: requests.Session, url: str, part: Path, timeout: float) -> int:
+def _stream(session: requests.Session, url: str, part: Path, config: DownloadConfig) -> int:
     """GET `url` into `part`, resuming what `part` holds with a Range request; returns the bytes received."""
     start = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={start}-"} if start else {}
-    with session.get(url, headers=headers, stream=True, timeout=timeout) as response:
+    guard = _RateGuard(url, config, f"the partial download is kept in {part} and resumes on the next run")
+    with session.get(url, headers=headers, stream=True, timeout=config.timeout_s) as response:
         if response.status_code == 416 and start:  # nothing left to send: .part is complete (the md5 will tell)
             return 0
         _check_status(response, url)
@@ -189,20 +202,79 @@ def _stream(session: requests.Session, url: str, part: Path, timeout: float) -> 
             open(part, "ab" if start else "wb") as out,
             tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
         ):
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _body(response, guard):
                 out.write(chunk)
                 bar.update(len(chunk))
                 received += len(chunk)
     return received
 
 
-def _get_text(session: requests.Session, url: str, timeout: float) -> str | None:
-    """The body of `url`, or None if the server answers 404."""
-    response = session.get(url, timeout=timeout)
-    if response.status_code == 404:
-        return None
-    _check_status(response, url)
-    return response.text
+def _get_text(session: requests.Session, url: str, config: DownloadConfig) -> str | None:
+    """The body of `url` (at most `_TEXT_CAP` bytes, else an error), or None if the server answers 404."""
+    guard = _RateGuard(url, config, "run again or use another mirror (data.celeba.mirror_url)")
+    with session.get(url, stream=True, timeout=config.timeout_s) as response:
+        if response.status_code == 404:
+            return None
+        _check_status(response, url)
+        body = bytearray()
+        for piece in _body(response, guard):
+            body += piece
+            if len(body) > _TEXT_CAP:
+                raise DownloadError(
+                    f"{url}: larger than {_TEXT_CAP >> 10} KiB, not a checksum list (stopped reading it); "
+                    "check data.celeba.mirror_url or set data.celeba.checksums: official"
+                )
+    return body.decode(response.encoding or "utf-8", errors="replace")
+
+
+class _RateGuard:
+    """Stops a transfer whose average rate over the last `config.rate_window_s` seconds (counted from the request)
+    falls below `config.min_rate_bytes_per_s`, with a DownloadError naming the URL and the rate.
+
+    Per-read timeouts restart with every byte, so a server trickling one byte every few seconds would otherwise
+    hold a download for ever; with the guard it holds one for about a window (plus one read timeout if it stops
+    sending altogether). Samples are kept about every 1/64 window, so memory does not grow with the rate.
+    """
+
+    def __init__(self, url: str, config: DownloadConfig, then: str) -> None:
+        self.url, self.then = url, then
+        self.min_rate, self.window = config.min_rate_bytes_per_s, config.rate_window_s
+        self.total = 0
+        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
+
+    def update(self, received: int) -> None:
+        self.total += received
+        now = time.monotonic()
+        samples = self._samples
+        if now - samples[-1][0] >= self.window / 64:
+            samples.append((now, self.total))
+        start = now - self.window
+        while len(samples) > 1 and samples[1][0] <= start:  # keep the last sample at or before the window's start
+            samples.popleft()
+        since, before = samples[0]
+        if self.min_rate <= 0 or since > start:  # not a whole window since the request yet
+            return
+        rate = (self.total - before) / (now - since)
+        if rate < self.min_rate:
+            raise DownloadError(
+                f"{self.url}: {rate / 1000:.3g} kB/s averaged over the last {now - since:.0f} s, below the minimum "
+                f"of {self.min_rate / 1000:g} kB/s (data.celeba.min_rate_bytes_per_s over rate_window_s); {self.then}"
+            )
+
+
+def _body(response: requests.Response, guard: _RateGuard) -> Iterator[bytes]:
+    """The body as it arrives, each piece after one read from the socket, so that `guard` sees every piece
+    (iter_content would wait for whole 64 KiB chunks). Errors are mapped as iter_content maps them."""
+    try:
+        while piece := response.raw.read1(_CHUNK, decode_content=True):
+            yield piece  # written before the guard may stop the transfer: a resumed download keeps it
+            guard.update(len(piece))
+    except ProtocolError as err:
+        raise requests.exceptions.ChunkedEncodingError(err) from err
+    except DecodeError as err:
+        raise requests.exceptions.ContentDecodingError(err) from err
+    except ReadTimeoutError as err:
+        raise requests.ConnectionError(err) from err
 
 
 def _check_status(response: requests.Response, url: str) -> None:

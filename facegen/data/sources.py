@@ -28,6 +28,8 @@ def acquire(data: DataConfig) -> Path:
             mirror_url=data.celeba.mirror_url,
             checksums=data.celeba.checksums,
             include_optional=data.celeba.include_optional,
+            min_rate_bytes_per_s=data.celeba.min_rate_bytes_per_s,
+            rate_window_s=data.celeba.rate_window_s,
         )
         download_celeba(data.celeba.root, config)
         return data.celeba.root

@@ -22,14 +22,17 @@ class Mirror:
     """Serves the files of `folder` under http://127.0.0.1:<port>/celeba/ until `stop()`.
 
     Faults, set by tests: `html[name]` serves that page instead of the file; `drop_after[name] = n` sends
-    only n bytes of the next answer for the file, then closes the connection; names in `missing` get 404.
+    only n bytes of the next answer for the file, then closes the connection; names in `missing` get 404;
+    `trickle[name] = s` sends the file one byte every s seconds (until the client hangs up or the mirror stops).
     """
 
     folder: Path
     html: dict[str, bytes] = field(default_factory=dict)
     drop_after: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    trickle: dict[str, float] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -38,6 +41,7 @@ class Mirror:
         self._thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -73,9 +77,22 @@ class _Handler(BaseHTTPRequestHandler):
         limit = mirror.drop_after.pop(name, length)
         with open(path, "rb") as f:
             f.seek(start)
+            if name in mirror.trickle:
+                return self._trickle(f.read(min(limit, length)), mirror.trickle[name], mirror.stopping)
             self.wfile.write(f.read(min(limit, length)))
         self.wfile.flush()
         self.close_connection = True
+
+    def _trickle(self, body: bytes, interval: float, stopping: threading.Event) -> None:
+        self.close_connection = True
+        for i in range(len(body)):
+            try:
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
+            if stopping.wait(interval):
+                return
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self._head(status, len(body), content_type, headers or {})
