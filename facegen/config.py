@@ -6,11 +6,12 @@ Unknown keys and wrong values are errors that name the parameter, e.g. ``data.im
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from facegen import paths
 
@@ -480,6 +481,42 @@ class ReportConfig(_Section):
     out: Path = paths.REPORT
 
 
+DASK_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?/?")
+
+
+class ComputeConfig(_Section):
+    """Where the per-photo work of prepare, the embeddings and generate runs (pipelines/scale_out.py): here, as
+    always (both unset), on a Dask cluster at ``dask_address`` (a running ``dask scheduler``), or on a temporary
+    Dask ``LocalCluster`` of ``dask_workers`` worker processes (one thread each). The outputs are the same bytes."""
+
+    dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786
+    dask_workers: int = Field(0, ge=0)
+
+    @field_validator("dask_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not DASK_ADDRESS.fullmatch(value.strip()):
+            raise ValueError(
+                "not a Dask scheduler address such as tcp://host:8786 (null: no cluster; compute.dask_workers: "
+                "a local one)"
+            )
+        return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _one_cluster(self) -> ComputeConfig:
+        if self.dask_address and self.dask_workers:
+            raise ValueError(
+                f"compute.dask_address={self.dask_address} and compute.dask_workers={self.dask_workers} are both "
+                "set: give the address of a running cluster or a local cluster's size, not both"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Per-photo work goes to Dask."""
+        return bool(self.dask_address or self.dask_workers)
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -494,6 +531,7 @@ class Params(_Section):
     augmentation: AugmentationConfig = AugmentationConfig()
     photo_folder: PhotoFolderConfig = PhotoFolderConfig()
     report: ReportConfig = ReportConfig()
+    compute: ComputeConfig = ComputeConfig()
 
 
 class ParamsError(ValueError):

@@ -11,6 +11,7 @@ Run by `dvc repro compare_backbones`, or standalone: `python -m pipelines.compar
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +21,10 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import atomic_file, write_json
+from facegen.mapping import Mapper
 from facegen.paths import BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
 from pipelines import run_from_command_line
+from pipelines.scale_out import run_scaled_out
 from recognition.distill import no_margin_path
 from recognition.embeddings import load_embedder
 from recognition.fisherfaces import Fisherfaces
@@ -42,7 +45,7 @@ BOOTSTRAP_SAMPLES = 2000
 
 
 @task
-def score_recognizers(params: Params) -> dict:
+def score_recognizers(params: Params, mapper: Mapper | None = None) -> dict:
     rec = params.recognition
     names = ("pretrain", *SPLIT_SETS)
     sets = attendance_sets(params.prepare.out, params.attendance, rec.calibration_people, names=names)
@@ -51,13 +54,12 @@ def score_recognizers(params: Params) -> dict:
         sets["pretrain"].images, sets["pretrain"].annotations["identity"].to_numpy()
     )
     prepared = params.prepare.out  # each facenet must have been trained on faces aligned as these are
-    embedders = {"facenet_distilled": load_embedder(rec.distill.out, rec.distill.input_size, prepared=prepared).embed}
+    load = partial(load_embedder, prepared=prepared, mapper=mapper)  # mapper: the faces embedded on Dask workers
+    embedders = {"facenet_distilled": load(rec.distill.out, rec.distill.input_size).embed}
     if rec.distill.margin_epochs:  # the margin's ablation: the student before its margin epochs
-        embedders["facenet_distilled_no_margin"] = load_embedder(
-            no_margin_path(rec.distill.out), rec.distill.input_size, prepared=prepared
-        ).embed
+        embedders["facenet_distilled_no_margin"] = load(no_margin_path(rec.distill.out), rec.distill.input_size).embed
     embedders |= {
-        "facenet_trained_here": load_embedder(rec.trained_here, rec.input_size, prepared=prepared).embed,
+        "facenet_trained_here": load(rec.trained_here, rec.input_size).embed,
         "fisherfaces": fisher.embed,
     }
     scores: dict[str, SplitScore] = {
@@ -148,7 +150,7 @@ def bar_plot(summary: dict, path: Path) -> None:
 @flow(name="compare_backbones", log_prints=True)
 def compare_backbones_flow(params_file: str = "params.yaml") -> dict:
     params = load_params(params_file)
-    summary = score_recognizers(params)
+    summary = run_scaled_out(params.compute, score_recognizers, params)
     write_json(BACKBONES_SUMMARY, summary)
     table = markdown_table(summary, params.recognition.far)
     with atomic_file(BACKBONES_TABLE, "w") as f:

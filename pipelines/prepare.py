@@ -17,8 +17,10 @@ from facegen.config import DataConfig, PrepareConfig, load_params
 from facegen.data.prepare import PrepareReport
 from facegen.data.sources import acquire, prepare_source
 from facegen.io import write_json
+from facegen.mapping import Mapper
 from facegen.paths import PREPARE_METRICS
 from pipelines import run_from_command_line
+from pipelines.scale_out import run_scaled_out
 
 
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
@@ -30,8 +32,8 @@ def acquire_source(data: DataConfig) -> Path:
 
 
 @task
-def preprocess(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
-    return prepare_source(data, prepare, root)
+def preprocess(data: DataConfig, prepare: PrepareConfig, root: Path, mapper: Mapper | None = None) -> PrepareReport:
+    return prepare_source(data, prepare, root, mapper)
 
 
 @flow(name="prepare", log_prints=True)
@@ -39,7 +41,7 @@ def prepare_flow(params_file: str = "params.yaml", metrics: Path = PREPARE_METRI
     """Acquire the face source named by `data.source` and write `prepare.out` plus `metrics`."""
     params = load_params(params_file)
     root = acquire_source(params.data)
-    report = preprocess(params.data, params.prepare, root)
+    report = run_scaled_out(params.compute, preprocess, params.data, params.prepare, root)  # compute: on Dask
     write_json(Path(metrics), asdict(report))
     create_markdown_artifact(
         key="prepare-report",

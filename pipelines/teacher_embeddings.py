@@ -16,18 +16,20 @@ from prefect import flow, task
 from facegen.config import Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.io import write_json
+from facegen.mapping import Mapper
 from facegen.paths import TEACHER_METRICS
 from pipelines import run_from_command_line
+from pipelines.scale_out import run_scaled_out
 from recognition.embeddings import EmbeddingCache
 from recognition.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
 
 
 @task
-def embed_prepared(params: Params) -> dict:
+def embed_prepared(params: Params, mapper: Mapper | None = None) -> dict:
     config = params.recognition.teacher
     faces = PreparedFaces(params.prepare.out)
     images = faces.images
-    teacher = DlibTeacher(workers=config.workers)
+    teacher = DlibTeacher(workers=config.workers, mapper=mapper)
     cache = EmbeddingCache(cache_folder(config.embeddings), teacher, chunk_size=2048)
     start = time.perf_counter()
     embeddings = cache.embed(images)
@@ -48,7 +50,8 @@ def embed_prepared(params: Params) -> dict:
 
 @flow(name="teacher_embeddings", log_prints=True)
 def teacher_embeddings_flow(params_file: str = "params.yaml") -> dict:
-    report = embed_prepared(load_params(params_file))  # the output folder is written under its lock
+    params = load_params(params_file)
+    report = run_scaled_out(params.compute, embed_prepared, params)  # the output folder is written under its lock
     write_json(TEACHER_METRICS, report)
     print(
         f"teacher: {report['embedded']} of {report['faces']} faces embedded, {report['skipped']} skipped "

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 from torch import nn
 
 from facegen.io import atomic_file, md5sum
+from facegen.mapping import Mapper, chunked, with_torch_threads
 from facegen.weights import load_checkpoint
 from recognition.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone, trained_input_size
 
@@ -31,24 +34,62 @@ class Embedder(Protocol):
 
 
 class TorchEmbedder:
-    """A facenet backbone as an embedder: 512-d L2-normalised embeddings at ``input_size`` px."""
+    """A facenet backbone as an embedder: 512-d L2-normalised embeddings at ``input_size`` px.
 
-    def __init__(self, model: nn.Module, fingerprint: str, input_size: int, batch_size: int = 64) -> None:
+    With ``mapper`` (facegen.mapping: e.g. Dask workers) chunks of whole batches are embedded through it, with
+    this process's torch threads: the same batches, so the same floats. A worker reads the network from
+    ``backbone`` (the file it was loaded from; once per worker) when given, else receives it with every chunk."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        fingerprint: str,
+        input_size: int,
+        batch_size: int = 64,
+        mapper: Mapper | None = None,
+        backbone: Path | None = None,
+    ) -> None:
         self.model, self.input_size, self.batch_size = model, input_size, batch_size
         self.fingerprint = f"{fingerprint}|{input_size}"
+        self.mapper, self.backbone = mapper, backbone
 
     def embed(self, images: np.ndarray) -> np.ndarray:
-        return embed_images(self.model, images, self.input_size, self.batch_size, progress=len(images) > 256)
+        if self.mapper is None:
+            return embed_images(self.model, images, self.input_size, self.batch_size, progress=len(images) > 256)
+        network = (str(self.backbone), self.fingerprint) if self.backbone is not None else self.model
+        work = partial(_embed_chunk, network, self.input_size, self.batch_size)
+        chunks = chunked(images, self.batch_size * MAPPED_BATCHES)
+        parts = list(self.mapper(with_torch_threads(work, torch.get_num_threads()), chunks))
+        return np.concatenate(parts) if parts else embed_images(self.model, images, self.input_size, self.batch_size)
+
+
+MAPPED_BATCHES = 8  # batches per chunk sent through a mapper
+_NETWORKS: dict[tuple[str, str], nn.Module] = {}  # a mapper worker's networks, read once per file
+
+
+def _embed_chunk(network: nn.Module | tuple[str, str], input_size: int, batch_size: int, images: np.ndarray):
+    """`embed_images` of one chunk in any process; `network` is the network or its (file, fingerprint)."""
+    if isinstance(network, tuple):
+        if network not in _NETWORKS:
+            _NETWORKS.clear()
+            _NETWORKS[network] = load_backbone(network[0])
+        network = _NETWORKS[network]
+    return embed_images(network, images, input_size, batch_size)
 
 
 def load_embedder(
-    backbone: Path, input_size: int, batch_size: int = 64, teacher_workers: int = 1, prepared: Path | None = None
+    backbone: Path,
+    input_size: int,
+    batch_size: int = 64,
+    teacher_workers: int = 1,
+    prepared: Path | None = None,
+    mapper: Mapper | None = None,
 ) -> Embedder:
     """The embedder a project backbone file stands for: its facenet network, or the dlib teacher when the file
     records ``recognition.pretrained: dlib`` (stage pretrain_backbone). A facenet embeds at the input size its
     file records it was trained at (`trained_input_size`; ``input_size`` only for files that record none). With
     `prepared` (the cache whose faces it will embed), a facenet trained on faces of another alignment
-    (``prepare.align``) is refused."""
+    (``prepare.align``) is refused. `mapper` (facegen.mapping) embeds chunks elsewhere, e.g. on Dask workers."""
     state = load_checkpoint(backbone, "facegen backbone checkpoint", ("backbone",)) if Path(backbone).is_file() else {}
     meta = state.get("meta", {})
     if state and prepared is not None:
@@ -56,9 +97,10 @@ def load_embedder(
     if meta.get("pretrained") == TEACHER:
         from recognition.teacher import DlibTeacher
 
-        return DlibTeacher(workers=teacher_workers)
+        return DlibTeacher(workers=teacher_workers, mapper=mapper)
     size = trained_input_size(backbone, meta, input_size)
-    return TorchEmbedder(load_backbone(str(backbone)), md5sum(backbone), size, batch_size)
+    file = Path(backbone) if Path(backbone).is_file() else None  # else a name such as "none"
+    return TorchEmbedder(load_backbone(str(backbone)), md5sum(backbone), size, batch_size, mapper, file)
 
 
 def check_alignment(backbone: Path, meta: dict, prepared: Path) -> None:

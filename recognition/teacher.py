@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facegen.io import atomic_dir
+from facegen.mapping import Mapper
 
 EMBEDDING_SIZE = 128
 CHIP_SIZE = 150  # dlib's recognizer is trained on 150 x 150 chips with 0.25 padding
@@ -70,11 +72,12 @@ def fingerprint() -> str:
 
 
 class DlibTeacher:
-    """Embeds uint8 RGB face crops (N x S x S x 3) with dlib, in ``workers`` processes."""
+    """Embeds uint8 RGB face crops (N x S x S x 3) with dlib, in ``workers`` processes, or chunk by chunk through
+    ``mapper`` (facegen.mapping: e.g. Dask workers, each loading the models once)."""
 
-    def __init__(self, workers: int = 1, chunk_size: int = 128) -> None:
+    def __init__(self, workers: int = 1, chunk_size: int = 128, mapper: Mapper | None = None) -> None:
         self.files = model_files()
-        self.workers, self.chunk_size = max(1, workers), chunk_size
+        self.workers, self.chunk_size, self.mapper = max(1, workers), chunk_size, mapper
         self.fingerprint = fingerprint()
 
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -101,6 +104,9 @@ class DlibTeacher:
         return [_landmark_problem(_MODELS["predictor"], np.ascontiguousarray(image)) for image in images]
 
     def _map(self, chunks: list[np.ndarray]) -> Iterator[np.ndarray]:
+        if self.mapper is not None:
+            yield from self.mapper(partial(_embed_chunk_with, self.files), chunks)
+            return
         if self.workers == 1 or len(chunks) == 1:
             _load_models(*self.files)
             yield from map(_embed_chunk, chunks)
@@ -163,6 +169,14 @@ def _load_models(predictor: Path, recognizer: Path) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _MODELS["predictor"] = dlib.shape_predictor(str(predictor))
     _MODELS["recognizer"] = dlib.face_recognition_model_v1(str(recognizer))
+
+
+def _embed_chunk_with(files: tuple[Path, Path], images: np.ndarray) -> np.ndarray:
+    """`_embed_chunk` in any process: the models are loaded on its first chunk (a mapper's worker)."""
+    if _MODELS.get("files") != files:
+        _load_models(*files)
+        _MODELS["files"] = files
+    return _embed_chunk(images)
 
 
 def _embed_chunk(images: np.ndarray) -> np.ndarray:

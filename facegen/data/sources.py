@@ -10,6 +10,7 @@ from facegen.data.celeba import CelebA
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, Cropper, LandmarkAlign, MTCNNCrop, PrepareReport, prepare_faces
 from facegen.io import check_separate
+from facegen.mapping import Mapper
 
 
 def acquire(data: DataConfig) -> Path:
@@ -66,8 +67,9 @@ def cropper_for(data: DataConfig, prepare: PrepareConfig) -> Cropper:
     return CenterCropResize(data.image_size)
 
 
-def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> PrepareReport:
-    """Crop and cache every face of an acquired source into `prepare.out` (never into or around its inputs)."""
+def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path, mapper: Mapper | None = None) -> PrepareReport:
+    """Crop and cache every face of an acquired source into `prepare.out` (never into or around its inputs);
+    `mapper` (facegen.mapping) crops chunks of photos elsewhere, e.g. on Dask workers."""
     inputs = [root] + ([data.folder.attributes_csv, data.folder.celeba_root] if data.source == "folder" else [])
     check_separate(prepare.out, inputs, "prepare.out")
     faces = open_faces(data, root)
@@ -85,4 +87,5 @@ def prepare_source(data: DataConfig, prepare: PrepareConfig, root: Path) -> Prep
         workers=prepare.workers,
         batch_size=prepare.batch_size,
         source=source,
+        mapper=mapper,
     )

@@ -18,6 +18,7 @@ from facegen.data.attendance import assign_roles
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
 from facegen.gan.inference import FaceModel
 from facegen.io import check_separate, sha256sum
+from facegen.mapping import Mapper
 from facegen.synthetic.datacard import DataCard
 from facegen.synthetic.plan import chosen_attributes, edit_plan, sampling_plan
 from facegen.synthetic.quality import PredictorLoader, QualityFilter
@@ -48,10 +49,14 @@ class SyntheticFactory:
         sampling: SamplingConfig = SamplingConfig(),
         model: FaceModel | None = None,
         load_predictor: PredictorLoader | None = None,
+        mapper: Mapper | None = None,
     ) -> None:
         """``prepared``: the real faces (``prepare.out``); ``model`` (already loaded, with its own sampling settings)
-        replaces loading ``config.checkpoint``; ``load_predictor`` reads the quality filter's classifier."""
-        self.config, self.attendance, self.load_predictor = config, attendance, load_predictor
+        replaces loading ``config.checkpoint``; ``load_predictor`` reads the quality filter's classifier;
+        ``mapper`` (facegen.mapping: e.g. Dask workers) renders the chunks of faces, each worker reading the
+        generator from ``config.checkpoint`` once (a ``model`` handed in is sent along with every chunk)."""
+        self.config, self.attendance, self.load_predictor, self.mapper = config, attendance, load_predictor, mapper
+        self._checkpoint = None if model is not None else config.checkpoint
         self.prepared_path = prepared
         self.model = model or FaceModel.load(config.checkpoint, config.device, sampling)
         if self.model.device.type == "cpu":
@@ -106,7 +111,7 @@ class SyntheticFactory:
             {**settings, "checkpoint": str(self.config.checkpoint), "prepared": str(self.prepared_path)},
         )
         start = time.perf_counter()
-        meta = write_dataset(job, render, card, quality)
+        meta = write_dataset(job, render, card, quality, self.mapper)
         return DatasetReport(
             spec.name,
             spec.mode,
@@ -120,12 +125,7 @@ class SyntheticFactory:
         )
 
     def _sampler(self) -> Renderer:
-        def render(rows: pd.DataFrame) -> np.ndarray:
-            seeds = rows["seed"].unique()
-            assert len(seeds) == 1, "a chunk of sampled faces shares one seed"
-            return self.model.sample(_attributes(rows, self.model), seed=int(seeds[0]))
-
-        return render
+        return _Sampler(_ModelSource(self.model, self._checkpoint))
 
     def _editor(self) -> Renderer:
         images = self.prepared._all_images
@@ -135,15 +135,76 @@ class SyntheticFactory:
                 f"{self.model.resolution}px ones; prepare and train_gan must use the same data.image_size"
             )
 
-        def render(rows: pd.DataFrame) -> np.ndarray:
-            sources = self.annotations.loc[rows["source_row"].to_numpy()]
-            return self.model.edit(
-                np.asarray(images[rows["source_row"].to_numpy()]),
-                _attributes(rows, self.model),
-                source_attributes=_attributes(sources, self.model),
-            )
+        return _Editor(
+            _ModelSource(self.model, self._checkpoint),
+            self.prepared_path / IMAGES_FILE,
+            self.annotations[list(self.model.attributes)],
+        )
 
-        return render
+
+_MODELS: dict[tuple, FaceModel] = {}  # this process's generators (a mapper's worker reads one once)
+
+
+class _ModelSource:
+    """A factory's generator as a renderer reaches it in any process: this process's model, or in another process
+    the checkpoint read once (as the factory reads it), or, for a model handed in, the model sent along."""
+
+    def __init__(self, model: FaceModel, checkpoint: Path | None) -> None:
+        self.checkpoint, self.device, self.sampling = checkpoint, str(model.device), model.sampling
+        self.threads = torch.get_num_threads()  # a worker computes with this process's threads: the same floats
+        self.key = (model.checkpoint_sha256, str(checkpoint), self.device, _json_sha256(model.sampling.model_dump()))
+        self.model: FaceModel | None = model
+
+    def get(self) -> FaceModel:
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        if self.model is not None:  # this process's model, or one sent along
+            return self.model
+        if self.key not in _MODELS:
+            model = FaceModel.load(self.checkpoint, self.device, self.sampling)
+            if model.device.type == "cpu":  # as SyntheticFactory: channels_last on CPU
+                model.generator.to(memory_format=torch.channels_last)
+            _MODELS.clear()
+            _MODELS[self.key] = model
+        return _MODELS[self.key]
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "model": None if self.checkpoint is not None else self.model}
+
+
+class _Sampler:
+    """Renders a chunk of sampled faces (one seed), in any process."""
+
+    def __init__(self, source: _ModelSource) -> None:
+        self.source = source
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        model = self.source.get()
+        seeds = rows["seed"].unique()
+        assert len(seeds) == 1, "a chunk of sampled faces shares one seed"
+        return model.sample(_attributes(rows, model), seed=int(seeds[0]))
+
+
+class _Editor:
+    """Renders a chunk of edited faces, in any process: the real faces are read from the prepared images file."""
+
+    def __init__(self, source: _ModelSource, images_file: Path, attributes: pd.DataFrame) -> None:
+        self.source, self.images_file, self.attributes = source, images_file, attributes
+        self._images: np.ndarray | None = None
+
+    def __call__(self, rows: pd.DataFrame) -> np.ndarray:
+        model = self.source.get()
+        if self._images is None:
+            self._images = np.load(self.images_file, mmap_mode="r")
+        source_rows = rows["source_row"].to_numpy()
+        return model.edit(
+            np.asarray(self._images[source_rows]),
+            _attributes(rows, model),
+            source_attributes=_attributes(self.attributes.loc[source_rows], model),
+        )
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_images": None}
 
 
 def generate_datasets(
@@ -153,9 +214,11 @@ def generate_datasets(
     sampling: SamplingConfig = SamplingConfig(),
     only: Sequence[str] | None = None,
     load_predictor: PredictorLoader | None = None,
+    mapper: Mapper | None = None,
 ) -> list[DatasetReport]:
     """Every data set of ``config.datasets`` (or those named in ``only``), from the real faces in ``prepared``;
-    ``load_predictor`` reads the quality filter's classifier (needed when a data set enables the filter)."""
+    ``load_predictor`` reads the quality filter's classifier (needed when a data set enables the filter);
+    ``mapper`` (facegen.mapping) renders the chunks of faces elsewhere, e.g. on Dask workers."""
     check_separate(config.out, [prepared, config.checkpoint], "generate.out")
     specs = [d for d in config.datasets if not only or d.name in only]
     unknown = sorted(set(only or ()) - {d.name for d in config.datasets})
@@ -163,7 +226,7 @@ def generate_datasets(
         raise ValueError(
             f"no data set named {unknown} in generate.datasets ({', '.join(d.name for d in config.datasets)})"
         )
-    factory = SyntheticFactory(config, attendance, prepared, sampling, load_predictor=load_predictor)
+    factory = SyntheticFactory(config, attendance, prepared, sampling, load_predictor=load_predictor, mapper=mapper)
     return [factory.make(spec) for spec in specs]
 
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from facegen.io import atomic_file, check_replaceable, write_json
 from facegen.locks import output_lock
+from facegen.mapping import Mapper
 from facegen.synthetic.datacard import cell_balance
 from facegen.synthetic.quality import QualityFilter
 
@@ -64,29 +65,41 @@ def is_complete(job: DatasetJob) -> bool:
     return meta.is_file() and json.loads(meta.read_text()).get("stamp") == job.stamp
 
 
-def write_dataset(job: DatasetJob, render: Renderer, describe: Describer, quality: QualityFilter | None = None) -> dict:
+def write_dataset(
+    job: DatasetJob,
+    render: Renderer,
+    describe: Describer,
+    quality: QualityFilter | None = None,
+    mapper: Mapper | None = None,
+) -> dict:
     """Generate the job's faces (resuming a killed run); returns the finished data set's meta.json.
+
+    With `mapper` (facegen.mapping: e.g. Dask workers; `render` must then be picklable) the chunks are rendered
+    through it, in order; filtering and writing stay here, so the files are the same bytes.
 
     The run holds the data set's lock (a second run for it is refused) and replaces only a folder this
     project wrote (with its meta.json)."""
     with output_lock(job.final):
         if not is_complete(job):
             check_replaceable(job.final, META_FILE)
-            _write(job, render, describe, quality)
+            _write(job, render, describe, quality, mapper)
         return json.loads((job.final / META_FILE).read_text())
 
 
-def _write(job: DatasetJob, render: Renderer, describe: Describer, quality: QualityFilter | None) -> None:
+def _write(
+    job: DatasetJob, render: Renderer, describe: Describer, quality: QualityFilter | None, mapper: Mapper | None
+) -> None:
     _open_partial(job)
     n_chunks = -(-len(job.plan) // job.chunk_size)
     done = {int(p.stem) for p in (job.partial / CHUNKS_DIR).glob("*.parquet")}
     with tqdm(
         total=len(job.plan), desc=job.name, unit="img", initial=sum(len(_chunk_rows(job, k)) for k in done)
     ) as bar:
-        for k in range(n_chunks):
-            if k not in done:
-                _write_chunk(job, k, render, quality)
-                bar.update(len(_chunk_rows(job, k)))
+        pending = [k for k in range(n_chunks) if k not in done]
+        rendered = iter(mapper(render, [_chunk_rows(job, k) for k in pending])) if mapper is not None else None
+        for k in pending:
+            _write_chunk(job, k, render, quality, next(rendered) if rendered is not None else None)
+            bar.update(len(_chunk_rows(job, k)))
     rows = pd.concat(
         [pd.read_parquet(job.partial / CHUNKS_DIR / f"{k:06d}.parquet") for k in range(n_chunks)], ignore_index=True
     )
@@ -132,9 +145,12 @@ def _chunk_rows(job: DatasetJob, k: int) -> pd.DataFrame:
     return job.plan.iloc[k * job.chunk_size : (k + 1) * job.chunk_size]
 
 
-def _write_chunk(job: DatasetJob, k: int, render: Renderer, quality: QualityFilter | None) -> None:
+def _write_chunk(
+    job: DatasetJob, k: int, render: Renderer, quality: QualityFilter | None, images: np.ndarray | None = None
+) -> None:
+    """Render (unless `images` came from a mapper), filter and write chunk `k`, then record its rows."""
     rows = _chunk_rows(job, k).copy()
-    images = render(rows)
+    images = render(rows) if images is None else images
     rows["kept"] = quality.accept(images, rows) if quality is not None else True
     rows["file"] = [image_file(i) for i in rows.index]
     for image, file, kept in zip(images, rows["file"], rows["kept"], strict=True):
