@@ -25,6 +25,7 @@ COMPONENTS = (
             "facegen/io.py",
             "facegen/cpu_kernels.py",
             "facegen/locks.py",
+            "facegen/mapping.py",
             "facegen/processes.py",
             "facegen/weights.py",
         ),
