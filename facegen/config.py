@@ -7,6 +7,7 @@ Unknown keys and wrong values are errors that name the parameter, e.g. ``data.im
 from __future__ import annotations
 
 import re
+import reprlib
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -21,6 +22,16 @@ MAX_IMAGE_PIXELS = 100_000_000  # default of data.max_image_pixels: larger photo
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        """``~`` in a path setting is the home folder, as in a shell (``gan.out=~/gan``), not a folder named ``~``."""
+        if isinstance(value, Path):
+            return value.expanduser()
+        if isinstance(value, tuple) and any(isinstance(v, Path) for v in value):
+            return tuple(v.expanduser() if isinstance(v, Path) else v for v in value)
+        return value
 
 
 class DemoSource(_Section):
@@ -533,6 +544,101 @@ class Params(_Section):
     report: ReportConfig = ReportConfig()
     compute: ComputeConfig = ComputeConfig()
 
+    def outputs(self) -> dict[str, Path]:
+        """Every setting that names a file or folder a stage writes (replaces or deletes), by dotted name."""
+        found = {
+            "data.demo.root": self.data.demo.root,
+            "data.celeba.root": self.data.celeba.root,
+            "prepare.out": self.prepare.out,
+            "gan.out": self.gan.out,
+            "generate.out": self.generate.out,
+            "evaluate.classifier_out": self.evaluate.classifier_out,
+            "recognition.teacher.embeddings": self.recognition.teacher.embeddings,
+            "recognition.distill.out": self.recognition.distill.out,
+            "augmentation.out": self.augmentation.out,
+            "photo_folder.out": self.photo_folder.out,
+            "photo_folder.people_csv": self.photo_folder.people_csv,
+            "report.out": self.report.out,
+        }
+        if self.gan_baseline is not None:
+            found["gan_baseline.out"] = self.gan_baseline.out
+        return found
+
+    def inputs(self) -> dict[str, Path]:
+        """Every setting that names a file or folder a stage only reads, by dotted name (``recognition.pretrained``
+        when it is a file path, not a name such as ``dlib``)."""
+        found: dict[str, Path | None] = {
+            "data.local.root": self.data.local.root,
+            "data.folder.root": self.data.folder.root,
+            "data.folder.attributes_csv": self.data.folder.attributes_csv,
+            "data.folder.celeba_root": self.data.folder.celeba_root,
+            "gan.identity_network": self.gan.identity_network,
+            "generate.checkpoint": self.generate.checkpoint,
+            "recognition.gan_dataset": self.recognition.gan_dataset,
+            "recognition.trained_here": self.recognition.trained_here,
+            "photo_folder.celeba_root": self.photo_folder.celeba_root,
+            "photo_folder.exclude_folder": self.photo_folder.exclude_folder,
+        }
+        if "/" in self.recognition.pretrained or self.recognition.pretrained.endswith(".pt"):
+            found["recognition.pretrained"] = Path(self.recognition.pretrained).expanduser()
+        for k, path in enumerate(self.recognition.distill.extra_prepared):
+            found[f"recognition.distill.extra_prepared[{k}]"] = path
+        for k, path in enumerate(self.recognition.distill.exclude_people):
+            found[f"recognition.distill.exclude_people[{k}]"] = path
+        for dataset in self.generate.datasets:
+            if dataset.filter.enabled:
+                found[f"generate.datasets[{dataset.name}].filter.classifier"] = dataset.filter.classifier
+        return {name: path for name, path in found.items() if path is not None}
+
+    @model_validator(mode="after")
+    def _outputs_apart(self) -> Params:
+        """No output is, holds or lies in another output, and none is, holds or lies in an input, except where
+        the input is what that output's stage makes (``generate.checkpoint`` in ``gan.out``): a stage that
+        replaces its output folder would otherwise delete another stage's output or the user's files."""
+        outputs = {name: _absolute(path) for name, path in self.outputs().items()}
+        names = list(outputs)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if _overlap(outputs[a], outputs[b]):
+                    raise ValueError(
+                        f"{a}={self.outputs()[a]} and {b}={self.outputs()[b]} overlap: one stage's output would "
+                        "replace or delete the other's; give each its own path"
+                    )
+        for name, given in self.inputs().items():
+            source = _absolute(given)
+            for out_name, out in outputs.items():
+                made_there = (re.sub(r"\[[^]]*\]", "[]", name), out_name) in _MADE_BY
+                if _overlap(source, out) and not (made_there and (out == source or out in source.parents)):
+                    raise ValueError(
+                        f"{out_name}={self.outputs()[out_name]} overlaps the input {name}={given}: a stage would "
+                        "overwrite or delete what another reads; choose an output path apart from every input"
+                    )
+        return self
+
+
+# (input, output) pairs where the input is, or lies in, what the output's stage writes: reading it is the point.
+_MADE_BY = frozenset(
+    {
+        ("generate.checkpoint", "gan.out"),
+        ("recognition.gan_dataset", "generate.out"),
+        ("data.folder.root", "photo_folder.out"),
+        ("recognition.distill.exclude_people[]", "photo_folder.people_csv"),
+        ("recognition.pretrained", "recognition.distill.out"),
+        ("gan.identity_network", "recognition.distill.out"),
+        ("recognition.distill.extra_prepared[]", "prepare.out"),
+        ("data.local.root", "data.celeba.root"),
+        ("generate.datasets[].filter.classifier", "evaluate.classifier_out"),
+    }
+)
+
+
+def _absolute(path: Path) -> Path:
+    return Path(path).expanduser().resolve()
+
+
+def _overlap(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
 
 class ParamsError(ValueError):
     """params.yaml is missing, unreadable or has an invalid value; the message names the parameter."""
@@ -556,11 +662,27 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
     try:
         return Params.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e else "")
-            for e in err.errors()
-        )
-        raise ParamsError(f"{path}: {problems}") from None
+        errors = err.errors()
+        problems = "; ".join(_problem(e) for e in errors[:MAX_PROBLEMS])
+        more = f"; and {len(errors) - MAX_PROBLEMS} more" if len(errors) > MAX_PROBLEMS else ""
+        raise ParamsError(f"{path}: {problems}{more}") from None
+
+
+MAX_PROBLEMS = 8  # an error lists at most this many invalid values
+_SHORT = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+_SHORT.maxlevel = 1
+
+
+def _problem(error: dict) -> str:
+    """One invalid value as ``name: why (got value)``, the value's repr capped (a small YAML file of aliases can
+    stand for gigabytes of repr)."""
+    if not error["loc"]:  # a check across settings (a model validator): its message names them
+        return error["msg"].removeprefix("Value error, ")
+    where = ".".join(str(p) for p in error["loc"])
+    got = f" (got {_SHORT.repr(error['input'])})" if "input" in error else ""
+    return f"{where}: {error['msg']}{got}"
 
 
 def _set_dotted(tree: dict, dotted: str, value: object) -> None:
@@ -572,6 +694,7 @@ def _set_dotted(tree: dict, dotted: str, value: object) -> None:
         tree = tree.setdefault(key, {})
         if not isinstance(tree, dict):
             raise ParamsError(
-                f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a value ({tree!r}), not a group of parameters"
+                f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a value ({_SHORT.repr(tree)}), "
+                "not a group of parameters"
             )
     tree[leaf] = value

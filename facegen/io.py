@@ -4,13 +4,15 @@ nothing the project did not write is ever replaced."""
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +40,76 @@ class UnsafeOutputError(ValueError):
     """An output would replace a folder the project did not write, or overlaps an input; the message names it."""
 
 
+MAX_MARKER_BYTES = 1_000_000  # a marker larger than this is not one of ours (and is not read whole)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a folder of one kind that facegen writes holds, to tell it from anyone else's folder by content:
+    the marker file it writes last (a JSON object with ``keys``, or a text file whose first line starts ``text``)
+    and every entry's name (``entries``: fnmatch patterns; ``.<name>.tmp-*`` files of killed runs always)."""
+
+    kind: str  # what the folder is, for messages: "prepared faces"
+    marker: str
+    entries: tuple[str, ...]
+    keys: tuple[str, ...] = ()
+    text: str | None = None
+
+    def foreign(self, folder: Path) -> str | None:
+        """Why ``folder`` is not a complete folder of this kind (None when it is one, is empty or is missing)."""
+        folder = Path(folder)
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            return "it exists and is not a folder"
+        if not folder.is_dir():
+            return None
+        names = sorted(entry.name for entry in folder.iterdir())
+        if not names:
+            return None
+        strangers = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in (*self.entries, ".*.tmp-*"))]
+        if strangers:
+            shown = ", ".join(strangers[:3]) + (" ..." if len(strangers) > 3 else "")
+            return f"it holds {shown}, which no folder of {self.kind} has"
+        return self._marker_problem(folder / self.marker)
+
+    def _marker_problem(self, marker: Path) -> str | None:
+        if not marker.is_file() or marker.is_symlink():
+            return f"it has no {self.marker}"
+        if marker.stat().st_size > MAX_MARKER_BYTES:
+            return f"its {self.marker} is larger than facegen writes"
+        try:
+            with open(marker, "rb") as f:
+                content = f.read(MAX_MARKER_BYTES).decode()
+            if self.text is not None:
+                first = content.splitlines()[0] if content else ""
+                return None if first.startswith(self.text) else f"its {self.marker} was not written by facegen"
+            record = json.loads(content)
+        except (OSError, UnicodeDecodeError, ValueError):
+            return f"its {self.marker} was not written by facegen"
+        if not isinstance(record, dict) or not all(k in record for k in self.keys):
+            return f"its {self.marker} was not written by facegen"
+        return None
+
+
 @contextlib.contextmanager
-def atomic_dir(final: Path, marker: str) -> Iterator[Path]:
+def atomic_dir(final: Path, layout: Layout) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
 
-    The block must write the file named ``marker`` (the one the project writes into every such folder): a
-    `final` that exists is replaced only when it holds that file or nothing, never a folder of someone else's.
+    The block must write ``layout.marker`` (last): a `final` that exists is replaced only when it is a folder of
+    ``layout`` (its marker's content and every entry's name say so) or empty, never a folder of someone else's.
     The run holds `final`'s lock (:func:`facegen.locks.output_lock`) throughout; its temporary folder is named
     after its pid, and those of dead runs (``kill -9``) are removed first.
     """
     final = Path(final)
-    check_replaceable(final, marker)
+    check_replaceable(final, layout)
     with output_lock(final):
         remove_leftovers(final.parent, final.name)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
         os.chmod(tmp, 0o777 & ~_umask())
         try:
             yield tmp
-            if not (tmp / marker).is_file():
-                raise RuntimeError(f"{final}: the run wrote no {marker}; its output would not be recognised later")
-            check_replaceable(final, marker)
+            if layout.foreign(tmp) is not None:
+                raise RuntimeError(f"{final}: the run wrote no complete {layout.kind} ({layout.foreign(tmp)})")
+            check_replaceable(final, layout)
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)
@@ -77,15 +129,25 @@ def remove_leftovers(folder: Path, name: str = "*") -> None:
             leftover.unlink(missing_ok=True)
 
 
-def check_replaceable(final: Path, marker: str) -> None:
-    """Refuse a `final` that is a file, or a non-empty folder without the project's ``marker`` file."""
-    final = Path(final)
-    if final.is_symlink() or (final.exists() and not final.is_dir()):
-        raise UnsafeOutputError(f"{final} exists and is not a folder; refusing to replace it (choose another output)")
-    if final.is_dir() and not (final / marker).is_file() and any(final.iterdir()):
+def check_replaceable(final: Path, layout: Layout) -> None:
+    """Refuse a `final` that exists and is not an empty folder or a folder of ``layout``, saying why."""
+    why = layout.foreign(final)
+    if why is not None:
         raise UnsafeOutputError(
-            f"{final} holds files this project did not write (no {marker}); refusing to "
-            f"replace it: choose an empty or new output folder"
+            f"{final} is not a folder of {layout.kind} that facegen wrote ({why}); refusing to replace it: "
+            "choose an empty or new output folder"
+        )
+
+
+def check_file_output(path: Path, ours: Callable[[Path], bool], what: str) -> None:
+    """Refuse to replace an existing file at ``path`` that ``ours`` does not recognise as a file of ``what`` that
+    facegen wrote (a user's photo given as ``-o``, a checkpoint named as another stage's output), or a folder."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UnsafeOutputError(f"{path} exists and is not a plain file; refusing to replace it with {what}")
+    if path.is_file() and not ours(path):
+        raise UnsafeOutputError(
+            f"{path} exists and is not {what} that facegen wrote; refusing to replace it: choose another file name"
         )
 
 

@@ -40,3 +40,12 @@ def load_checkpoint(path: Path | str, what: str, keys: Sequence[str]) -> dict:
     if missing:
         raise CheckpointError(f"{path}: not a {what}: no {missing[0]!r} entry")
     return state
+
+
+def is_checkpoint(path: Path | str, keys: Sequence[str]) -> bool:
+    """Whether ``path`` is a torch file holding ``keys`` (one facegen wrote); False for anything else."""
+    try:
+        load_checkpoint(path, "checkpoint", keys)
+    except (CheckpointError, OSError):
+        return False
+    return True

@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facegen.config import AugmentationConfig, ClassicAugmentation
-from facegen.io import atomic_dir
+from facegen.io import Layout, atomic_dir
 from recognition.augment import classic_copies
 from recognition.classifier import NearestClassMean, threshold_at_far
 from recognition.distill import centred_targets
@@ -39,12 +39,15 @@ from recognition.sets import FaceSet
 from recognition.verified_edits import TABLE_COLUMNS, MadeFaces
 
 AUGMENT_META = "meta.json"
+AUGMENT_LAYOUT = Layout(
+    "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META), ("threshold",)
+)
 FAMILIES = ("prototypes", "finetuned", "embedding")
 
 
 def write_made_faces(folder: Path, made: MadeFaces, meta: dict) -> None:
     """images.npy, faces.parquet, teacher.npy and meta.json, as one folder written atomically."""
-    with atomic_dir(folder, AUGMENT_META) as tmp:
+    with atomic_dir(folder, AUGMENT_LAYOUT) as tmp:
         np.save(tmp / "images.npy", made.images)
         made.table.to_parquet(tmp / "faces.parquet", index=False)
         np.save(tmp / "teacher.npy", made.teacher)

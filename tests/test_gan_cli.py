@@ -221,3 +221,18 @@ def test_user_errors_are_one_line(trained: Path, tmp_path: Path) -> None:
     assert missing.returncode == 2 and "nope.jpg" in missing.stderr and "Traceback" not in missing.stderr
     no_model = _facegen("sample", "-c", str(tmp_path / "none.pt"))
     assert no_model.returncode == 2 and "run `dvc repro train_gan` first" in no_model.stderr
+
+
+def test_an_output_never_replaces_a_file_facegen_did_not_write(trained: Path, tmp_path: Path, shared_faces64: Path):
+    """`facegen edit me.jpg -o me.jpg` refuses (the photo is the only copy); a grid facegen wrote is replaced."""
+    photo = tmp_path / "me.jpg"
+    photo.write_bytes(next(iter(sorted(next(iter(sorted(shared_faces64.iterdir()))).iterdir()))).read_bytes())
+    before = photo.read_bytes()
+    refused = _facegen("edit", str(photo), "--set", "Smiling=1", "-c", str(trained), "-o", str(photo))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "me.jpg exists and is not a facegen PNG" in refused.stderr and photo.read_bytes() == before
+    grid = tmp_path / "grid.png"
+    for seed in ("1", "2"):  # the second run replaces the first's grid
+        result = _facegen("sample", "-c", str(trained), "-n", "1", "--seed", seed, "-o", str(grid), "--device", "cpu")
+        assert result.returncode == 0, result.stderr
+    assert Image.open(grid).info["Software"] == "facegen"

@@ -20,7 +20,7 @@ from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, prepare_faces
 from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import prepare_source
-from facegen.io import UnsafeOutputError, atomic_dir, check_separate
+from facegen.io import Layout, UnsafeOutputError, atomic_dir, check_separate
 from facegen.locks import OutputLockedError, lock_path, output_lock, read_owner
 from facegen.synthetic.writer import DatasetJob, write_dataset
 from tests.support.photos import make_people
@@ -65,7 +65,7 @@ def test_prepare_out_on_a_folder_of_other_files_is_refused(tmp_path: Path) -> No
     photos = make_people(tmp_path / "photos")
     (tmp_path / "documents").mkdir()
     (tmp_path / "documents" / "thesis.tex").write_text("years of work")
-    with pytest.raises(UnsafeOutputError, match=r"documents holds files this project did not write \(no meta.json\)"):
+    with pytest.raises(UnsafeOutputError, match=r"documents is not a folder of prepared faces .*\(it holds thesis.tex"):
         prepare_source(*_folder_source(photos, tmp_path / "documents"), photos)
     assert (tmp_path / "documents" / "thesis.tex").read_text() == "years of work"
     (tmp_path / "afile").write_text("x")
@@ -125,7 +125,7 @@ def _describe(folder: Path, manifest: pd.DataFrame, rows: pd.DataFrame) -> None:
 def test_a_synthetic_data_set_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "faces").mkdir()
     (tmp_path / "faces" / "mine.jpg").write_bytes(b"a photo")
-    with pytest.raises(UnsafeOutputError, match="faces holds files this project did not write"):
+    with pytest.raises(UnsafeOutputError, match="faces is not a folder of a synthetic data set that facegen wrote"):
         write_dataset(_job(tmp_path), _render, _describe)
     assert (tmp_path / "faces" / "mine.jpg").read_bytes() == b"a photo"
     (tmp_path / "faces" / "mine.jpg").unlink()
@@ -198,9 +198,9 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) ->
     (tmp_path / ".out.tmp-999999-abc").mkdir()
     (tmp_path / ".out.tmp-999999-abc" / "staging.npy").write_bytes(b"0" * 1000)
     (tmp_path / ".other.tmp-1-x").mkdir()  # another output's: not ours to remove
-    with atomic_dir(tmp_path / "out", "done") as tmp:
+    with atomic_dir(tmp_path / "out", Layout("test output", "done", ("done",), text="ok")) as tmp:
         assert tmp.name.startswith(f".out.tmp-{os.getpid()}-")  # a temporary folder names its run
-        (tmp / "done").write_text("")
+        (tmp / "done").write_text("ok\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-1-x", "out"]
 
 

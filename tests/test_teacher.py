@@ -80,7 +80,10 @@ def test_stored_descriptors_round_trip_and_bad_files_are_named(people, tmp_path:
     assert cache.hits == 3
     folder = tmp_path / "teacher"
     write_teacher_embeddings(
-        folder, embeddings, pd.DataFrame(columns=["image_id", "identity", "reason"]), {"faces": 20}
+        folder,
+        embeddings,
+        pd.DataFrame(columns=["image_id", "identity", "reason"]),
+        {"faces": 20, "fingerprint": "dlib"},
     )
     np.testing.assert_array_equal(read_teacher_embeddings(folder, 20), embeddings)
     with pytest.raises(ValueError, match="prepared faces changed"):

@@ -33,7 +33,7 @@ from facegen.data.annotations import (
     write_identities,
     write_partition,
 )
-from facegen.io import atomic_dir, md5sum, write_json
+from facegen.io import Layout, atomic_dir, md5sum, write_json
 
 RGB = tuple[int, int, int]
 
@@ -107,6 +107,9 @@ EYES_AT = (89.0, 112.0)  # where the point between the eyes lands in an unposed 
 JPEG_QUALITY = 90
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SPEC_FILE = "demo.json"
+LAYOUT = Layout(
+    "demo CelebA files", SPEC_FILE, (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, SPEC_FILE), ("spec",)
+)
 SKIN_RANGE = ((246, 216, 194), (96, 62, 44))
 PALE_SKIN: RGB = (252, 240, 234)
 RED_HAIR_RANGE = ((204, 100, 48), (150, 52, 30))
@@ -691,11 +694,9 @@ def make_demo_celeba(root: Path | str, spec: DemoSpec = DemoSpec()) -> Path:
     recorded = _recorded(root)
     if recorded == record:
         return root
-    if recorded is None and root.is_dir() and any(root.iterdir()):
-        raise FileExistsError(f"{root} holds files but is not a demo (no {SPEC_FILE}); choose an empty or new folder")
     people = sample_people(spec)
     photos = plan_photos(spec, people)
-    with atomic_dir(root, SPEC_FILE) as tmp:
+    with atomic_dir(root, LAYOUT) as tmp:
         _write_images(tmp / IMAGES_ZIP, people, photos)
         _write_annotations(tmp, photos)
         write_json(tmp / SPEC_FILE, record)  # last: its presence marks the demo complete

@@ -15,10 +15,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from facegen.data.celeba import CelebA
-from facegen.io import atomic_dir, atomic_file
+from facegen.io import Layout, atomic_dir, atomic_file, check_file_output
 
 PEOPLE_COLUMNS = ("identity", "photos")
 FOLDER_MARKER = ".facegen_photo_folder"  # written last: the folder is complete and the project made it
+FOLDER_SIGNATURE = "photos written by facegen.data.photo_folder"
+PEOPLE_HEADER = "identity,photos"  # write_people's CSV header
+LAYOUT = Layout("photos of the photo_folder stage", FOLDER_MARKER, ("*",), text=FOLDER_SIGNATURE)
 
 
 def choose_people(
@@ -41,17 +44,19 @@ def write_photo_folder(faces: CelebA, chosen: pd.DataFrame, out: Path) -> int:
     """Write every photo of the chosen people to ``out/<identity>/<image_id>`` with its original bytes
     (atomically: the folder appears complete or not at all); returns the number of photos."""
     rows = faces.annotations[faces.annotations["identity"].astype(str).isin(chosen["identity"])]
-    with atomic_dir(Path(out), FOLDER_MARKER) as tmp:
+    with atomic_dir(Path(out), LAYOUT) as tmp:
         for image_id, identity in tqdm(
             zip(rows["image_id"], rows["identity"].astype(str)), total=len(rows), desc="photo folder", unit="photo"
         ):
             (tmp / identity).mkdir(exist_ok=True)
             (tmp / identity / image_id).write_bytes(faces.read_bytes(image_id))
-        (tmp / FOLDER_MARKER).write_text("photos written by facegen.data.photo_folder\n")
+        (tmp / FOLDER_MARKER).write_text(FOLDER_SIGNATURE + "\n")
     return len(rows)
 
 
 def write_people(chosen: pd.DataFrame, path: Path) -> None:
+    """The chosen people as CSV; an existing file is replaced only if it is such a list."""
+    check_file_output(Path(path), _is_people_csv, "a people list of the photo_folder stage")
     with atomic_file(Path(path), "w") as f:
         chosen.to_csv(f, index=False)
 
@@ -65,3 +70,8 @@ def read_people(path: Path) -> set[str]:
     if "identity" not in table:
         raise ValueError(f"{path}: no 'identity' column (columns: {', '.join(map(str, table.columns))})")
     return set(table["identity"].astype(str))
+
+
+def _is_people_csv(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.readline(100).rstrip(b"\r\n") == PEOPLE_HEADER.encode()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from facegen.data.align import align_face
 from facegen.data.base import FaceDataset
 from facegen.data.images import CorruptImageError
-from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, META_FILE, SKIPPED_FILE
+from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, LAYOUT, META_FILE, SKIPPED_FILE
 from facegen.io import atomic_dir, write_json
 from facegen.mapping import Mapper, chunked, with_torch_threads
 from facegen.processes import die_with_parent
@@ -237,7 +237,7 @@ def prepare_faces(
     kept: list[int] = []
     skipped = list(faces.skipped_files)
     several_faces = 0
-    with atomic_dir(Path(out), META_FILE) as tmp:
+    with atomic_dir(Path(out), LAYOUT) as tmp:
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
             for batch in loader:

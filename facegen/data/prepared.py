@@ -16,11 +16,18 @@ import pandas as pd
 from PIL import Image
 
 from facegen.data.base import FaceDataset
+from facegen.io import Layout
 
 IMAGES_FILE = "images.npy"
 ANNOTATIONS_FILE = "annotations.parquet"
 SKIPPED_FILE = "skipped.csv"
 META_FILE = "meta.json"
+LAYOUT = Layout(
+    "prepared faces",
+    META_FILE,
+    (IMAGES_FILE, ANNOTATIONS_FILE, SKIPPED_FILE, META_FILE),
+    ("image_size", "images_written"),
+)
 
 
 class PreparedFaces(FaceDataset):

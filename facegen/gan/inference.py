@@ -7,19 +7,20 @@ arbitrary objects (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, PngImagePlugin
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.utils import save_image
 
 from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
-from facegen.io import atomic_file, sha256sum
+from facegen.io import atomic_file, check_file_output, sha256sum
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -51,11 +52,30 @@ def load_photos(paths: Sequence[Path], resolution: int) -> np.ndarray:
     )
 
 
+PNG_SOFTWARE = "facegen"  # the tEXt "Software" entry of every grid PNG: files a later -o may replace
+
+
 def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
-    """N x R x R x 3 uint8 images as one PNG grid (a single image: just that image), written atomically."""
+    """N x R x R x 3 uint8 images as one PNG grid (a single image: just that image), written atomically and
+    marked as facegen's (``Software``); an existing file is replaced only if it is such a grid (never the photo
+    being edited, say)."""
+    check_file_output(Path(path), is_facegen_png, "a facegen PNG")
     tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
-    with atomic_file(Path(path)) as f:
-        save_image(tensor, f, nrow=nrow, padding=0 if len(images) == 1 else 2, format="png")
+    encoded = io.BytesIO()
+    save_image(tensor, encoded, nrow=nrow, padding=0 if len(images) == 1 else 2, format="png")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", PNG_SOFTWARE)
+    with Image.open(encoded) as grid, atomic_file(Path(path)) as f:
+        grid.save(f, format="png", pnginfo=info)
+
+
+def is_facegen_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG that `save_grid` wrote."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 class FaceModel:

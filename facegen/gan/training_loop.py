@@ -34,13 +34,17 @@ from facegen.data.prepared import PreparedFaces
 from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
 from facegen.gan.loss import balancing_weight, objective
 from facegen.gan.networks import ema_update
-from facegen.io import atomic_file, check_separate, remove_leftovers
+from facegen.io import Layout, atomic_file, check_replaceable, check_separate, remove_leftovers
 from facegen.locks import output_lock
 from facegen.paths import GAN_CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
 
 METRICS = "metrics.csv"
+# gan.out: its training log (written from the first logged step on) marks a folder this project trains into
+LAYOUT = Layout(
+    "GAN training outputs", METRICS, (GAN_CHECKPOINT_NAME, METRICS, "grid_*.png", "edits_*.png"), text="step,"
+)
 GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
 
@@ -347,6 +351,7 @@ def train_gan(
     than run length and output cadence); otherwise its outputs are replaced.
     One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
     check_separate(config.out, [prepared], "gan.out")
+    check_replaceable(config.out, LAYOUT)  # a fresh start deletes the checkpoint, log and grids found there
     writer = not dist.is_initialized() or dist.get_rank() == 0
     with output_lock(config.out) if writer else contextlib.nullcontext():
         return _train(config, prepared, device, people, identity)

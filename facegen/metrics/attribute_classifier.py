@@ -15,9 +15,12 @@ import torch
 
 from facegen.config import NetTraining
 from facegen.gan.inference import to_tensor
-from facegen.io import atomic_file
+from facegen.io import atomic_file, check_file_output
 from facegen.metrics.convnet import ConvNet, Uint8Features, fit, holdout_split, predict_logits
-from facegen.weights import load_checkpoint
+from facegen.weights import is_checkpoint, load_checkpoint
+
+
+CLASSIFIER_KEYS = ("attributes", "resolution", "state_dict")  # what every saved classifier holds
 
 
 class AttributeClassifier:
@@ -60,6 +63,7 @@ class AttributeClassifier:
             "state_dict": self.net.state_dict(),
             "report": self.report,
         }
+        check_file_output(Path(path), lambda p: is_checkpoint(p, CLASSIFIER_KEYS), "an attribute classifier")
         with atomic_file(Path(path)) as f:
             torch.save(state, f)
 

@@ -10,7 +10,7 @@ import jinja2
 import pandas as pd
 from markdown_it import MarkdownIt
 
-from facegen.io import atomic_file
+from facegen.io import atomic_file, check_file_output
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,16 @@ def render_page(title: str, lead: str, sections: list[Section], footer: str = ""
 
 
 def write_page(path: Path, title: str, lead: str, sections: list[Section], footer: str = "") -> Path:
+    """Write the page atomically; an existing file is replaced only if it is a page of this template."""
+    check_file_output(Path(path), is_report_page, "a facegen report page")
     with atomic_file(path, "w") as f:
         f.write(render_page(title, lead, sections, footer))
     return path
+
+
+def is_report_page(path: Path) -> bool:
+    """Whether ``path`` starts as this template's pages do (its style sheet), read no further than that."""
+    style = _TEMPLATE.render(title="", lead="", sections=[], footer="").split("</title>")[1].split("</style>")[0]
+    with open(path, "rb") as f:
+        start = f.read(len(style) + 4096).decode("utf-8", "replace")
+    return start.startswith("<!doctype html>") and style in start

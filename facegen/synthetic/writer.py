@@ -21,10 +21,10 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from facegen.io import atomic_file, check_replaceable, write_json
+from facegen.io import Layout, atomic_file, check_replaceable, write_json
 from facegen.locks import output_lock
 from facegen.mapping import Mapper
-from facegen.synthetic.datacard import cell_balance
+from facegen.synthetic.datacard import DATACARD_FILE, GRID_FILE, cell_balance
 from facegen.synthetic.quality import QualityFilter
 
 MANIFEST_PARQUET = "manifest.parquet"
@@ -33,6 +33,11 @@ META_FILE = "meta.json"
 IMAGES_DIR = "images"
 STAMP_FILE = "stamp.json"
 CHUNKS_DIR = "chunks"
+_CONTENTS = (IMAGES_DIR, MANIFEST_PARQUET, MANIFEST_CSV, DATACARD_FILE, GRID_FILE)
+LAYOUT = Layout("a synthetic data set", META_FILE, (*_CONTENTS, META_FILE), ("name", "images", "stamp"))
+PARTIAL_LAYOUT = Layout(
+    "an unfinished synthetic data set", STAMP_FILE, (*_CONTENTS, CHUNKS_DIR, STAMP_FILE), ("params_sha256",)
+)
 
 Renderer = Callable[[pd.DataFrame], np.ndarray]
 """Makes the faces of one chunk of plan rows: N x R x R x 3 uint8."""
@@ -81,7 +86,7 @@ def write_dataset(
     project wrote (with its meta.json)."""
     with output_lock(job.final):
         if not is_complete(job):
-            check_replaceable(job.final, META_FILE)
+            check_replaceable(job.final, LAYOUT)
             _write(job, render, describe, quality, mapper)
         return json.loads((job.final / META_FILE).read_text())
 
@@ -134,11 +139,13 @@ def _open_partial(job: DatasetJob) -> None:
     """Keep a partial folder left by a killed run with the same stamp; start afresh otherwise."""
     stamp_file = job.partial / STAMP_FILE
     if job.partial.exists() and not (stamp_file.is_file() and json.loads(stamp_file.read_text()) == job.stamp):
+        check_replaceable(job.partial, PARTIAL_LAYOUT)
         shutil.rmtree(job.partial)
-    (job.partial / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    (job.partial / CHUNKS_DIR).mkdir(exist_ok=True)
-    if not stamp_file.is_file():
+    job.partial.mkdir(parents=True, exist_ok=True)
+    if not stamp_file.is_file():  # first: a partial folder is known for one by its stamp
         write_json(stamp_file, job.stamp)
+    (job.partial / IMAGES_DIR).mkdir(exist_ok=True)
+    (job.partial / CHUNKS_DIR).mkdir(exist_ok=True)
 
 
 def _chunk_rows(job: DatasetJob, k: int) -> pd.DataFrame:
