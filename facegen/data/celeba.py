@@ -34,7 +34,7 @@ from facegen.data.annotations import (
 )
 from facegen.data.base import FaceDataset
 from facegen.config import MAX_IMAGE_PIXELS
-from facegen.data.images import CorruptImageError, decode_image
+from facegen.data.images import CorruptImageError, decode_image, max_photo_bytes, read_photo_bytes
 
 log = logging.getLogger(__name__)
 
@@ -143,11 +143,18 @@ class _ImageStore:
 
     def read_bytes(self, name: str) -> bytes:
         if self.folder is not None:
-            return (self.folder / name).read_bytes()
+            return read_photo_bytes(self.folder / name, self.max_pixels)
         if self._zip is None or self._zip_pid != os.getpid():  # zip handles must not cross a fork
             self._zip, self._zip_pid = zipfile.ZipFile(self.archive), os.getpid()
         member = f"{IMAGES_DIR}/{name}"
         try:
+            # the declared size bounds what zipfile inflates (it stops there), so it is checked before reading
+            size, limit = self._zip.getinfo(member).file_size, max_photo_bytes(self.max_pixels)
+            if size > limit:
+                raise CorruptImageError(
+                    f"{self.archive}: member {member}: too large: {size:,} bytes, more than a photo of "
+                    f"data.max_image_pixels ({self.max_pixels:,}) takes"
+                )
             data = self._zip.read(member)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as err:  # bad CRC, damaged member
             raise CorruptImageError(f"{self.archive}: member {member}: cannot be read ({err})") from None

@@ -20,16 +20,18 @@ from facegen.data.annotations import ATTR_FILE, PARTITION_FILE, AnnotationError,
 from facegen.data.attribute_csv import read_attribute_csv
 from facegen.data.base import FaceDataset
 from facegen.config import MAX_IMAGE_PIXELS
-from facegen.data.images import IMAGE_SUFFIXES, decode_image
+from facegen.data.images import IMAGE_SUFFIXES, display_path, load_photo, walk_files
 
 log = logging.getLogger(__name__)
 
 
 class FaceFolder(FaceDataset):
-    """Photos under ``root/<person>/``; the identity is the folder name, image_id the relative path.
+    """Photos under ``root/<person>/`` (sub-folders of a person's folder included); the identity is the
+    top-level folder's name, image_id the relative path.
 
-    Files there that cannot be photos (``.heic``, ``.txt``, photos outside a person's folder) are listed in
-    ``skipped_files`` with the reason; hidden files are ignored."""
+    Files there that cannot be photos (``.heic``, ``.txt``, photos outside a person's folder, dangling symbolic
+    links, fifos, folders that cannot be read) are listed in ``skipped_files`` with the reason; hidden files are
+    ignored. A name whose bytes are no UTF-8 is read all the same, and shown with ``\\xNN`` escapes."""
 
     def __init__(
         self,
@@ -74,7 +76,7 @@ class FaceFolder(FaceDataset):
         if "split" not in frame:
             frame["split"] = "train"
         super().__init__(
-            frame.drop(columns="file"),
+            frame.drop(columns="file"),  # keeps "_path": the relative path to open (image_id is for display)
             attributes=attributes,
             split=split,
             min_images_per_identity=min_images_per_identity,
@@ -82,29 +84,27 @@ class FaceFolder(FaceDataset):
         )
 
     def load_image(self, i: int) -> Image.Image:
-        path = self.root / self.annotations.at[i, "image_id"]
-        return decode_image(path, path.read_bytes(), self.max_image_pixels)
+        return load_photo(self.root / os.fsdecode(self.annotations.at[i, "_path"]), self.max_image_pixels)
 
 
 def _scan(root: Path) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Photos as (image_id, identity, file) rows, and the other files found as (path, reason)."""
-    rows, skipped = [], []
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_file():
-            skipped.append((entry.name, "not in a per-person folder"))
-            continue
-        for photo in sorted(os.scandir(entry.path), key=lambda e: e.name):
-            if photo.name.startswith(".") or not photo.is_file():
-                continue
-            if photo.name.lower().endswith(IMAGE_SUFFIXES):
-                rows.append((f"{entry.name}/{photo.name}", entry.name, photo.name))
-            else:
-                skipped.append(
-                    (f"{entry.name}/{photo.name}", f"unsupported format ({Path(photo.name).suffix or 'no extension'})")
-                )
-    return pd.DataFrame(rows, columns=["image_id", "identity", "file"]), skipped
+    """Photos as (image_id, identity, file, _path) rows, and the other files found as (path, reason). ``_path``
+    is the relative path to open as bytes (a pandas string column cannot hold a name's non-UTF-8 bytes)."""
+    files, skipped = walk_files(root)
+    rows, ids = [], set()
+    for parts, _ in files:
+        relative = "/".join(parts)
+        image_id = display_path(relative)
+        if len(parts) == 1:
+            skipped.append((image_id, "not in a per-person folder"))
+        elif not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+            skipped.append((image_id, f"unsupported format ({Path(parts[-1]).suffix or 'no extension'})"))
+        elif image_id in ids:  # "caf\xe9.jpg" spelt out by hand beside a caf<0xe9>.jpg that reads the same
+            skipped.append((image_id, "its name reads the same as another photo's; rename it"))
+        else:
+            ids.add(image_id)
+            rows.append((image_id, display_path(parts[0]), display_path(parts[-1]), os.fsencode(relative)))
+    return pd.DataFrame(rows, columns=["image_id", "identity", "file", "_path"]), sorted(skipped)
 
 
 def _join_csv(frame: pd.DataFrame, table: pd.DataFrame, csv: Path, strict: bool) -> tuple[pd.DataFrame, int, int]:

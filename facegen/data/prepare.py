@@ -192,7 +192,7 @@ class _Cropped(Dataset):
         try:
             face = self.cropper(self.faces.load_image(i), self.faces.landmarks(i))
         except CorruptImageError as err:
-            return i, None, f"corrupt: {err}", 0
+            return i, None, f"{err.kind}: {err}", 0  # "corrupt: ..." or "unreadable: ..."
         except NoUsableFace as err:
             return i, None, str(err), 0
         if face is None:

@@ -3,15 +3,15 @@ of every face mapped onto the ArcFace template (``LandmarkAlign``), largest face
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from facegen.config import MAX_IMAGE_PIXELS
-from facegen.data.images import IMAGE_SUFFIXES, decode_image
+from facegen.data.images import IMAGE_SUFFIXES, display_path, load_photo, walk_files
 from facegen.data.prepare import NO_FACE, LandmarkAlign, NoUsableFace
 
 
@@ -42,7 +42,7 @@ class FaceFinder:
         found = self._align.detect_all(image)
         if not found:
             raise NoUsableFace(NO_FACE)
-        result = PhotoFaces(str(photo), len(found))
+        result = PhotoFaces(display_path(photo), len(found))
         for number, landmarks in enumerate(found[:1] if largest_only else found, start=1):
             try:
                 crop = self._align(image, landmarks)
@@ -57,33 +57,26 @@ class FaceFinder:
 
 
 def read_photo(path: Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """The photo as 8-bit RGB, upright as its camera's EXIF orientation says (phones store portraits sideways)."""
-    image = decode_image(path, Path(path).read_bytes(), max_pixels)
-    return ImageOps.exif_transpose(image)
+    """The photo as 8-bit RGB, upright as its camera's EXIF orientation says (phones store portraits sideways);
+    files too large for ``max_pixels``, fifos and unreadable files raise ``CorruptImageError`` naming the file."""
+    return load_photo(path, max_pixels)
 
 
 def photo_files(path: Path) -> tuple[list[Path], list[tuple[str, str]]]:
-    """The photos a path names (itself, or every image file under a folder, sorted; hidden files ignored) and the
-    other files found there as (path, reason)."""
+    """The photos a path names (itself, or every image file under a folder and its sub-folders, sorted; hidden
+    files ignored) and the other entries found there as (path, reason): other formats, dangling symbolic links,
+    fifos, folders that cannot be read (``walk_files``). Names that are no UTF-8 are shown with ``\\xNN``."""
     path = Path(path)
-    if path.is_file():
-        return [path], []
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such photo or folder")
-    photos, others = [], []
-    for file in _files(path):
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"{display_path(path)}: no such photo or folder")
+        return [path], []  # a file, or a fifo or dangling link that reading it refuses as a counted skip
+    files, problems = walk_files(path)
+    photos, others = [], [(f"{display_path(path)}/{name}", reason) for name, reason in problems]
+    for _, name in files:
+        file = Path(name)
         if file.name.lower().endswith(IMAGE_SUFFIXES):
             photos.append(file)
         else:
-            others.append((str(file), f"not a photo ({file.suffix or 'no extension'})"))
-    return photos, others
-
-
-def _files(folder: Path) -> Iterator[Path]:
-    for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            yield from _files(entry)
-        elif entry.is_file():
-            yield entry
+            others.append((display_path(file), f"not a photo ({file.suffix or 'no extension'})"))
+    return photos, sorted(others)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from facegen.data.images import display_path
 from facegen.data.prepare import NoUsableFace
 from recognition.attendance.database import (
     BUSY_TIMEOUT_S,
@@ -100,7 +101,7 @@ class Attendance:
         people, skipped = roster_photos(roster)
         found = self._find([photo for _, photo in people], skipped, largest_only=True)
         faces = self._embed(found, skipped)
-        person_of = {str(photo): person for person, photo in people}
+        person_of = {display_path(photo): person for person, photo in people}
         photos: dict[str, list[tuple[str, np.ndarray]]] = {}
         for face in faces:
             photos.setdefault(person_of[face.photo], []).append((face.photo, face.embedding))
@@ -176,12 +177,12 @@ class Attendance:
             try:
                 faces = self.finder.faces(photo, largest_only)
             except NoUsableFace as err:
-                skipped.append(Skipped(str(photo), str(err)))
+                skipped.append(Skipped(display_path(photo), str(err)))
                 continue
             except OSError as err:  # CorruptImageError (names the file), or a file that vanished or is not allowed
-                skipped.append(Skipped(str(photo), _without(str(err), str(photo)), UNREADABLE))
+                skipped.append(Skipped(display_path(photo), _without(str(err), display_path(photo)), UNREADABLE))
                 continue
-            skipped.extend(Skipped(str(photo), problem) for problem in faces.problems)
+            skipped.extend(Skipped(display_path(photo), problem) for problem in faces.problems)
             found.append(faces)
         return found
 
@@ -211,13 +212,15 @@ def roster_photos(roster: Path) -> tuple[list[tuple[str, Path]], list[Skipped]]:
     for photo in photos:
         parts = photo.relative_to(roster).parts
         if len(parts) == 1:
-            skipped.append(Skipped(str(photo), "not in a per-person folder (ROSTER_DIR/<person>/<photo>)", NOT_USED))
+            skipped.append(
+                Skipped(display_path(photo), "not in a per-person folder (ROSTER_DIR/<person>/<photo>)", NOT_USED)
+            )
         elif parts[0] == UNKNOWN:
             skipped.append(
-                Skipped(str(photo), f"{UNKNOWN!r} names faces not on the roster: rename the folder", NOT_USED)
+                Skipped(display_path(photo), f"{UNKNOWN!r} names faces not on the roster: rename the folder", NOT_USED)
             )
         else:
-            people.append((parts[0], photo))
+            people.append((display_path(parts[0]), photo))  # a name that is no UTF-8 shows as \\xNN
     if not people:
         raise AttendanceError(f"{roster}: no photos in per-person folders (expected ROSTER_DIR/<person>/<photo>.jpg)")
     return people, skipped
@@ -237,7 +240,11 @@ def skip_counts(skipped: Sequence[Skipped]) -> str:
 
 def _person_folders(root: Path, photos: Sequence[Path]) -> set[str]:
     """The names of the folders right under `root` that hold photos (the people of a folder-per-person set)."""
-    return {photo.relative_to(root).parts[0] for photo in photos if root in photo.parents and photo.parent != root}
+    return {
+        display_path(photo.relative_to(root).parts[0])
+        for photo in photos
+        if root in photo.parents and photo.parent != root
+    }
 
 
 def _classifier(roster: Roster) -> NearestClassMean:
