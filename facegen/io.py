@@ -188,6 +188,32 @@ def _umask() -> int:
     return mask
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a truncated or hand-broken file is an error naming it (json's own names no file)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not valid JSON ({err.msg}: line {err.lineno} column {err.colno}); cut short or edited? "
+            "rerun what writes it"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not valid JSON (not UTF-8 text); rerun what writes it") from None
+
+
+def load_array(path: Path, mmap_mode: str | None = None) -> Any:
+    """An .npy file's array (never unpickled: an array of Python objects is refused), or an error naming the
+    file; numpy's own messages name none."""
+    import numpy as np
+
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, EOFError) as err:
+        raise ValueError(
+            f"{path}: not an array facegen wrote ({' '.join(str(err).split())}); rerun what writes it"
+        ) from None
+
+
 def write_json(path: Path, data: Any) -> None:
     with atomic_file(path, "w") as f:
         json.dump(data, f, indent=2, sort_keys=True)

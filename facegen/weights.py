@@ -42,6 +42,19 @@ def load_checkpoint(path: Path | str, what: str, keys: Sequence[str]) -> dict:
     return state
 
 
+def load_weights(module: torch.nn.Module, weights: object, path: Path | str, part: str) -> None:
+    """``module.load_state_dict(weights)``, for the ``part`` (e.g. "G_ema") of checkpoint ``path``; weights that do
+    not fit the network the file's own config builds (edited, or of another version) are a :class:`CheckpointError`
+    naming the file in one line, not torch's list of every tensor."""
+    try:
+        module.load_state_dict(weights if isinstance(weights, dict) else {})
+    except RuntimeError as err:
+        details = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = details[0] if details else " ".join(str(err).split())
+        first = first if len(first) <= 200 else first[:200] + " ..."
+        raise CheckpointError(f"{path}: its {part} weights do not match its config ({first})") from None
+
+
 def is_checkpoint(path: Path | str, keys: Sequence[str]) -> bool:
     """Whether ``path`` is a torch file holding ``keys`` (one facegen wrote); False for anything else."""
     try:

@@ -12,9 +12,7 @@ from facegen.config import ParamsError, SamplingConfig, load_params
 from facegen.cpu_kernels import pin_avx2_kernels
 from facegen.paths import GAN_CHECKPOINT
 from facegen.processes import exit_on_sigterm
-
-# Errors whose message says all a user needs: the file, parameter or output and what is wrong with it.
-_USER_ERRORS = (ValueError, OSError, RuntimeError)
+from pipelines import USER_ERRORS, debugging, one_line
 
 app = typer.Typer(help="facegen: GAN-made faces and how much they help face recognition.", no_args_is_help=True)
 data_app = typer.Typer(help="Acquire, inspect and prepare face data.", no_args_is_help=True)
@@ -55,7 +53,7 @@ def _main(
 ) -> None:
     pin_avx2_kernels()  # `facegen train` trains what `dvc repro train_gan` trains, on any x86-64 CPU
     exit_on_sigterm()  # `kill` of a command removes its temporary folders and releases its locks
-    _DEBUG["traceback"] = debug
+    _DEBUG["traceback"] = debug or debugging()  # --debug or FACEGEN_DEBUG=1, as for the stages
     logging.basicConfig(
         level=logging.DEBUG if verbose or debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -405,13 +403,10 @@ def run() -> None:
     except Exception as err:  # broad on purpose: the one place that turns any error into a message
         if _DEBUG["traceback"]:
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
         typer.echo(
-            f"error: {message}"
+            f"error: {one_line(err)}"
             + (
-                ""
-                if isinstance(err, _USER_ERRORS)
-                else f" ({type(err).__name__}; rerun with --debug for the traceback)"
+                "" if isinstance(err, USER_ERRORS) else f" ({type(err).__name__}; rerun with --debug for the traceback)"
             ),
             err=True,
         )

@@ -4,12 +4,17 @@ Without ``PREFECT_API_URL`` every stage process starts and stops a temporary ser
 stage on a 2-core machine). Under this command the stages of one `dvc repro` all report to a single
 `prefect server start` on 127.0.0.1, started before the command and stopped after it. When ``PREFECT_API_URL``
 is set already, that server is used and none is started.
+
+Nothing outlives this command: the server and the command get SIGTERM when it dies (``kill -9`` included:
+``facegen.processes.parent_death_signal``), and a SIGTERM it receives is passed on to the command, after which the
+server is stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,12 +24,15 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import IO
 
+from facegen.processes import parent_death_signal
+
 
 @contextlib.contextmanager
 def prefect_server(env: Mapping[str, str] | None = None, startup_seconds: float = 180) -> Iterator[str]:
     """Yield the API URL of a running Prefect server: ``PREFECT_API_URL`` of ``env`` (default: this process's
     environment) when set, else a `prefect server start` on a free loopback port (its database under ``env``'s
-    ``PREFECT_HOME``), stopped when the block ends."""
+    ``PREFECT_HOME``), stopped when the block ends, or sent SIGTERM by the kernel if this process dies first
+    (start it from the main thread: the kernel takes the starting thread for the parent)."""
     env = os.environ if env is None else env
     if url := env.get("PREFECT_API_URL"):
         yield url
@@ -38,13 +46,18 @@ def prefect_server(env: Mapping[str, str] | None = None, startup_seconds: float 
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=parent_death_signal(signal.SIGTERM),
         )
         try:
             _wait_healthy(url, server, startup_seconds, log)
             yield url
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def _free_port() -> int:
@@ -70,12 +83,22 @@ def _wait_healthy(url: str, server: subprocess.Popen, seconds: float, log: IO[st
 
 
 def main() -> None:
-    """Run the command line given as arguments with ``PREFECT_API_URL`` set to one server; exit with its code."""
+    """Run the command line given as arguments with ``PREFECT_API_URL`` set to one server; exit with its code.
+    SIGTERM is passed on to the command; the server is stopped when the command has ended."""
     if len(sys.argv) < 2:
         sys.exit(f"usage: python -m pipelines.prefect_server COMMAND [ARG ...]\n\n{__doc__}")
     with prefect_server() as url:
-        code = subprocess.run(sys.argv[1:], env={**os.environ, "PREFECT_API_URL": url}).returncode
-    sys.exit(code)
+        command = subprocess.Popen(
+            sys.argv[1:],
+            env={**os.environ, "PREFECT_API_URL": url},
+            preexec_fn=parent_death_signal(signal.SIGTERM),
+        )
+        signal.signal(signal.SIGTERM, lambda signum, frame: command.send_signal(signum))
+        try:
+            code = command.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the command too (one process group): let it unwind first
+            code = command.wait()
+    sys.exit(128 - code if code < 0 else code)  # a command ended by signal N exits as a shell reports it, 128 + N
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from facegen.io import Layout, UnsafeOutputError, atomic_dir, check_separate
 from facegen.locks import OutputLockedError, lock_path, output_lock, read_owner
 from facegen.synthetic.writer import DatasetJob, write_dataset
 from tests.support.photos import make_people
+from tests.support.processes import children, wait_gone
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -207,25 +208,6 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) ->
 # --- interrupted runs leave nothing behind ---------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _start_prepare(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     """A prepare run whose two loader workers are busy, with its temporary folder in place."""
     photos = make_people(tmp_path / "photos", n_people=4, per_person=40)
@@ -238,7 +220,7 @@ def _start_prepare(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     assert run.stdout.readline().strip() == "started"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        workers = [p for p in _children(run.pid) if "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = [p for p in children(run.pid) if "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text()]
         if len(workers) >= 2 and list(tmp_path.glob(".out.tmp-*/staging.npy")):
             time.sleep(3)  # the workers are past their start-up, cropping
             return run, workers
@@ -247,19 +229,12 @@ def _start_prepare(tmp_path: Path) -> tuple[subprocess.Popen, list[int]]:
     pytest.fail("the prepare run did not start its two workers within 120 s")
 
 
-def _wait_gone(pids: list[int], seconds: float = 30) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return [p for p in pids if _alive(p)]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal and /proc are Linux's")
 def test_kill_9_of_prepare_takes_its_workers_along_and_the_next_run_cleans_up(tmp_path: Path) -> None:
     run, workers = _start_prepare(tmp_path)
     run.send_signal(signal.SIGKILL)
     run.wait()
-    assert _wait_gone(workers) == []
+    assert wait_gone(workers) == []
     assert list(tmp_path.glob(".out.tmp-*")) and lock_path(tmp_path / "out").exists()  # what kill -9 leaves
     prepare_faces(FaceFolder(tmp_path / "photos"), tmp_path / "out", CenterCropResize(16), workers=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"]
@@ -271,5 +246,5 @@ def test_sigterm_of_prepare_removes_its_temporary_folder_lock_and_workers(tmp_pa
     run, workers = _start_prepare(tmp_path)
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 128 + signal.SIGTERM
-    assert _wait_gone(workers) == []
+    assert wait_gone(workers) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]

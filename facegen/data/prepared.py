@@ -6,7 +6,6 @@ Layout of ``data/prepared/``: ``images.npy`` (N x S x S x 3 uint8, memory-mapped
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import pandas as pd
 from PIL import Image
 
 from facegen.data.base import FaceDataset
-from facegen.io import Layout
+from facegen.io import Layout, load_array, read_json
 
 IMAGES_FILE = "images.npy"
 ANNOTATIONS_FILE = "annotations.parquet"
@@ -45,10 +44,10 @@ class PreparedFaces(FaceDataset):
         self.root = Path(root)
         if not (self.root / META_FILE).is_file():
             raise FileNotFoundError(f"{self.root}: no prepared faces here; run `dvc repro prepare` first")
-        self.meta = json.loads((self.root / META_FILE).read_text())
+        self.meta = read_json(self.root / META_FILE)
         annotations = pd.read_parquet(self.root / ANNOTATIONS_FILE)
         annotations["_row"] = np.arange(len(annotations))
-        self._all_images = np.load(self.root / IMAGES_FILE, mmap_mode="r")
+        self._all_images = load_array(self.root / IMAGES_FILE, mmap_mode="r")
         if len(self._all_images) != len(annotations):
             raise ValueError(
                 f"{self.root}: {IMAGES_FILE} has {len(self._all_images)} images "

@@ -21,6 +21,7 @@ from torchvision.utils import save_image
 from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
 from facegen.io import atomic_file, check_file_output, sha256sum
+from facegen.weights import load_weights
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -126,7 +127,7 @@ class FaceModel:
             nets = build_networks(config, len(config.attributes), resolution)
         for name in ("G_ema", "D", "E_ema"):
             if name in nets:
-                nets[name].load_state_dict(state[name])
+                load_weights(nets[name], state.get(name), path, name)
         generator, editor = sampling_networks(nets)
         return cls(config, resolution, generator, editor, sha256sum(path), device, nets["D"], sampling)
 

@@ -37,6 +37,7 @@ from facegen.gan.networks import ema_update
 from facegen.io import Layout, atomic_file, check_replaceable, check_separate, remove_leftovers
 from facegen.locks import output_lock
 from facegen.paths import GAN_CHECKPOINT_NAME
+from facegen.weights import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,15 @@ def training_tensors(
         if not keep.any():
             raise ValueError(f"{prepared}: none of the {len(people)} people to train the GAN on is in this cache")
     values = torch.tensor(faces.annotations[list(attributes)].to_numpy()[keep], dtype=torch.float32)
+    for name, share in zip(attributes, values.mean(0).tolist()):
+        if share in (0.0, 1.0):  # the GAN cannot learn to draw (or leave out) what it never sees
+            log.warning(
+                "%s: gan.attributes %s: %s of the %d training faces has it; the GAN cannot learn it",
+                prepared,
+                name,
+                "none" if share == 0.0 else "every one",
+                len(values),
+            )
     return torch.from_numpy(np.ascontiguousarray(faces.images[keep])), values
 
 
@@ -271,7 +281,9 @@ class GanTrainer:
                     f"{path} was trained with {key} {saved.get(key)}, "
                     f"not gan.{key} {self.config.model_dump(mode='json')[key]}"
                 )
-        for name, module in (self.nets | self.optimizers).items():
+        for name, module in self.nets.items():
+            load_weights(module, state.get(name), path, name)
+        for name, module in self.optimizers.items():
             module.load_state_dict(state[name])
         if state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])

@@ -5,14 +5,13 @@ Every input is optional: a stage that has not run yet is named on the page inste
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib.figure
 import pandas as pd
 
 from facegen.config import Params
-from facegen.io import atomic_file
+from facegen.io import atomic_file, read_json
 from facegen.paths import (
     AUGMENT_FACES_GRID,
     AUGMENTATION_PLOT,
@@ -106,7 +105,7 @@ def evaluation_section() -> Section:
     if not GAN_METRICS.is_file():
         section.missing.append(f"{GAN_METRICS} (stage evaluate_gan)")
         return section
-    m = json.loads(GAN_METRICS.read_text())
+    m = read_json(GAN_METRICS)
     control = pd.DataFrame(
         {
             "attribute": [a for a in m["control_sampled"] if a != "mean"],

@@ -29,7 +29,23 @@ def load_manifest(path: Path | str) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{path}: not a finished synthetic data set (no {MANIFEST_PARQUET}); run `dvc repro generate` or `dvc pull`"
         )
-    return pd.read_parquet(manifest)
+    try:
+        frame = pd.read_parquet(manifest)
+    except (OSError, ValueError) as err:  # pyarrow's errors for a file that is no parquet table are ValueErrors
+        raise ValueError(f"{manifest}: not a manifest table ({' '.join(str(err).split())})") from None
+    return _checked(frame, manifest)
+
+
+# what every manifest the writer writes has, and what reading one needs: ``file`` and ``mode`` around the
+# conditioned attributes, ``identity`` for the labels
+REQUIRED_COLUMNS = ("file", "mode", "identity")
+
+
+def _checked(manifest: pd.DataFrame, where: object) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ValueError(f"{where}: no {missing[0]!r} column; a synthetic data set's manifest has {REQUIRED_COLUMNS}")
+    return manifest
 
 
 def conditioned_attributes(manifest: pd.DataFrame) -> list[str]:
@@ -104,7 +120,7 @@ def read_manifest(path: str, repo: str | None = None, rev: str | None = None) ->
     import dvc.api
 
     data = dvc.api.read(f"{path.rstrip('/')}/{MANIFEST_PARQUET}", repo=repo, rev=rev, mode="rb")
-    return pd.read_parquet(io.BytesIO(data))
+    return _checked(pd.read_parquet(io.BytesIO(data)), f"{path.rstrip('/')}/{MANIFEST_PARQUET}")
 
 
 def fetch_dataset(path: str, to: Path | str, repo: str | None = None, rev: str | None = None) -> Path:

@@ -9,7 +9,6 @@ folder is renamed to ``<out>/<name>/``. The same plan and generator give byte-id
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from facegen.io import Layout, atomic_file, check_replaceable, write_json
+from facegen.io import Layout, atomic_file, check_replaceable, read_json, write_json
 from facegen.locks import output_lock
 from facegen.mapping import Mapper
 from facegen.synthetic.datacard import DATACARD_FILE, GRID_FILE, cell_balance
@@ -67,7 +66,7 @@ class DatasetJob:
 def is_complete(job: DatasetJob) -> bool:
     """The final folder holds a data set made with exactly this stamp."""
     meta = job.final / META_FILE
-    return meta.is_file() and json.loads(meta.read_text()).get("stamp") == job.stamp
+    return meta.is_file() and read_json(meta).get("stamp") == job.stamp
 
 
 def write_dataset(
@@ -88,7 +87,7 @@ def write_dataset(
         if not is_complete(job):
             check_replaceable(job.final, LAYOUT)
             _write(job, render, describe, quality, mapper)
-        return json.loads((job.final / META_FILE).read_text())
+        return read_json(job.final / META_FILE)
 
 
 def _write(
@@ -138,7 +137,7 @@ def _write(
 def _open_partial(job: DatasetJob) -> None:
     """Keep a partial folder left by a killed run with the same stamp; start afresh otherwise."""
     stamp_file = job.partial / STAMP_FILE
-    if job.partial.exists() and not (stamp_file.is_file() and json.loads(stamp_file.read_text()) == job.stamp):
+    if job.partial.exists() and not (stamp_file.is_file() and read_json(stamp_file) == job.stamp):
         check_replaceable(job.partial, PARTIAL_LAYOUT)
         shutil.rmtree(job.partial)
     job.partial.mkdir(parents=True, exist_ok=True)
