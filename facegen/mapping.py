@@ -9,9 +9,13 @@ and are assembled exactly as the local path assembles them, so the outputs are t
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar
+
+from facegen.cpu_kernels import AVX2_KERNELS
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -29,17 +33,57 @@ def local_map(fn: Callable[[T], R], chunks: Sequence[T]) -> Iterator[R]:
 
 
 def with_torch_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], R]:
-    """`fn`, run with torch set to `threads` intra-op threads: a worker computes with the thread count the
-    local run uses, so that float results (summation order) are the same to the last bit. Picklable when `fn` is."""
-    return partial(_run_with_torch_threads, fn, threads)
+    """`fn`, run with torch computing as this process does: `threads` intra-op threads and this process's CPU
+    kernels (:func:`torch_kernels`). A worker then gets the same floats to the last bit (summation order, AVX2 or
+    AVX-512 arithmetic). Picklable when `fn` is."""
+    return partial(_run_like_here, fn, threads, torch_kernels())
 
 
-def _run_with_torch_threads(fn: Callable[[T], R], threads: int, chunk: T) -> R:
+def _run_like_here(fn: Callable[[T], R], threads: int, kernels: dict[str, str | None], chunk: T) -> R:
+    match_torch(threads, kernels)
+    return fn(chunk)
+
+
+def torch_kernels() -> dict[str, str | None]:
+    """The CPU kernel settings torch computes with in this process, as the variables of facegen.cpu_kernels: ATen's
+    capability in use (AVX2, AVX512, ...), and oneDNN's cap when it was set before torch started (a variable set
+    later, e.g. by a benchmark called inside a test session, changed nothing here, so it is not handed on)."""
     import torch
 
+    capability = torch.backends.cpu.get_cpu_capability()
+    set_in_time = os.environ.get("ATEN_CPU_CAPABILITY", capability).upper() == capability.upper()
+    onednn = os.environ.get("ONEDNN_MAX_CPU_ISA") if set_in_time else None
+    return {"ATEN_CPU_CAPABILITY": capability.lower(), "ONEDNN_MAX_CPU_ISA": onednn, "from": _PROCESS}
+
+
+def match_torch(threads: int, kernels: dict[str, str | None]) -> None:
+    """Make torch in this process (a mapper's worker) compute as the process that handed out the work: its threads
+    and, before this process's first tensor operation, its CPU kernels; refuse a worker whose torch already chose
+    other kernels (its floats would differ)."""
+    import torch
+
+    global _KERNELS_SET
+    if not _KERNELS_SET and kernels["from"] != _PROCESS:  # torch reads them at its first operation: set them before
+        for name in AVX2_KERNELS:
+            value = kernels[name]
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _KERNELS_SET = True
+    capability = torch.backends.cpu.get_cpu_capability().lower()
+    if capability != kernels["ATEN_CPU_CAPABILITY"]:
+        raise RuntimeError(
+            f"this worker's torch computes with its {capability} CPU kernels, the run that sent the work with "
+            f"{kernels['ATEN_CPU_CAPABILITY']}: the outputs would differ; start the worker with "
+            f"ATEN_CPU_CAPABILITY={kernels['ATEN_CPU_CAPABILITY']} (facegen/cpu_kernels.py)"
+        )
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
-    return fn(chunk)
+
+
+_KERNELS_SET = False  # this process has set torch's kernel variables from a run's (match_torch)
+_PROCESS = uuid.uuid4().hex  # tells the process that handed out work from its workers
 
 
 def chunked(items: Sequence[T], size: int) -> list[Sequence[T]]:

@@ -12,6 +12,7 @@ Workers need the project installed (the same versions) and the data paths visibl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from collections import deque
@@ -105,7 +106,26 @@ def run_scaled_out(config: ComputeConfig, work: Callable[..., T], *args: Any, **
     where = config.dask_address or f"a local cluster of {config.dask_workers} workers"
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO lines would drown the stage's own
     subflow = _on_dask.with_options(name=f"{name} on dask", task_runner=runner, flow_run_name=f"{name} on {where}")
-    return subflow(work, args, kwargs, config)
+    with _shared_local_server(local=not config.dask_address):
+        return subflow(work, args, kwargs, config)
+
+
+@contextlib.contextmanager
+def _shared_local_server(local: bool) -> Iterator[None]:
+    """With no PREFECT_API_URL, Prefect runs a temporary server per process, so every local worker would start its
+    own (seconds each, and its task runs invisible here): a LocalCluster's workers are handed this process's
+    server instead (a remote worker cannot reach it at 127.0.0.1; give a cluster a PREFECT_API_URL, see README)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    if not local or PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # this process's temporary server (one per process: started already, or now)
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
 
 
 @flow(validate_parameters=False, log_prints=True)

@@ -3,6 +3,7 @@ LocalCluster of 2 workers as in one process; the compute settings refuse what ca
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,17 @@ def test_generate_on_two_dask_workers_writes_the_same_bytes(tmp_path: Path) -> N
     assert [r.images for r in on_dask] == [r.images for r in plain] and all(r.images for r in plain)
     for name in ("balanced", "edits"):
         assert files(tmp_path / "dask" / name) == files(tmp_path / "plain" / name)
+
+
+def test_a_worker_whose_torch_chose_other_cpu_kernels_is_refused(monkeypatch) -> None:
+    """A worker that already computed with other kernels (AVX-512 where the run uses AVX2) would give other floats."""
+    import facegen.mapping as mapping
+
+    for name in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):  # restored after the test
+        monkeypatch.setenv(name, os.environ.get(name, "unset"))
+    monkeypatch.setattr(mapping, "_KERNELS_SET", False)
+    here = mapping.torch_kernels()
+    mapping.match_torch(torch.get_num_threads(), here)  # the process that made them: nothing to change
+    other = {**here, "ATEN_CPU_CAPABILITY": "zvector", "from": "another process"}
+    with pytest.raises(RuntimeError, match="start the worker with ATEN_CPU_CAPABILITY=zvector"):
+        mapping.match_torch(torch.get_num_threads(), other)

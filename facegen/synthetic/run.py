@@ -18,7 +18,7 @@ from facegen.data.attendance import assign_roles
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, PreparedFaces
 from facegen.gan.inference import FaceModel
 from facegen.io import check_separate, sha256sum
-from facegen.mapping import Mapper
+from facegen.mapping import Mapper, match_torch, torch_kernels
 from facegen.synthetic.datacard import DataCard
 from facegen.synthetic.plan import chosen_attributes, edit_plan, sampling_plan
 from facegen.synthetic.quality import PredictorLoader, QualityFilter
@@ -151,13 +151,12 @@ class _ModelSource:
 
     def __init__(self, model: FaceModel, checkpoint: Path | None) -> None:
         self.checkpoint, self.device, self.sampling = checkpoint, str(model.device), model.sampling
-        self.threads = torch.get_num_threads()  # a worker computes with this process's threads: the same floats
+        self.threads, self.kernels = torch.get_num_threads(), torch_kernels()  # a worker computes as this process
         self.key = (model.checkpoint_sha256, str(checkpoint), self.device, _json_sha256(model.sampling.model_dump()))
         self.model: FaceModel | None = model
 
     def get(self) -> FaceModel:
-        if torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        match_torch(self.threads, self.kernels)  # the same threads and CPU kernels: the same floats
         if self.model is not None:  # this process's model, or one sent along
             return self.model
         if self.key not in _MODELS:
