@@ -134,6 +134,23 @@ def test_teacher_and_facenet_embeddings_on_two_dask_workers_are_the_same_bytes(s
     assert facenet_dask.tobytes() == facenet.tobytes()  # 1 chunk of 8 batches of 4 faces
 
 
+@pytest.mark.slow
+def test_embeddings_on_a_running_scheduler_named_by_its_address(shared_faces64, tmp_path) -> None:
+    """compute.dask_address: a scheduler and 2 workers started apart from the stage, as `dask scheduler` and
+    `dask worker` start them (here a LocalCluster in this process, reached only through its address)."""
+    from distributed import LocalCluster
+
+    root = copy_people(shared_faces64, tmp_path / "people", n_people=2, per_person=8)
+    images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in sorted(root.glob("*/*.jpg"))])
+    torch.manual_seed(1)
+    save_backbone(InceptionResnetV1().eval(), tmp_path / "backbone.pt", {"pretrained": "none"})
+    teacher, facenet = _embeddings_flow(images, tmp_path / "backbone.pt", ComputeConfig())
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        on_cluster = ComputeConfig(dask_address=cluster.scheduler_address)
+        teacher_dask, facenet_dask = _embeddings_flow(images, tmp_path / "backbone.pt", on_cluster)
+    assert teacher_dask.tobytes() == teacher.tobytes() and facenet_dask.tobytes() == facenet.tobytes()
+
+
 @task
 def _generate(config: GenerateConfig, prepared: Path, mapper=None) -> list:
     return generate_datasets(config, ATTENDANCE, prepared, mapper=mapper)
