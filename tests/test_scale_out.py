@@ -109,6 +109,26 @@ def test_prepare_on_two_dask_workers_writes_the_same_bytes(shared_faces64: Path,
     assert files(tmp_path / "dask") == files(tmp_path / "plain")
 
 
+@pytest.mark.slow
+def test_teacher_embeddings_stage_on_two_dask_workers_writes_the_same_bytes(shared_faces64, tmp_path, monkeypatch):
+    """The teacher_embeddings stage's flow, plain and with compute.dask_workers: 2, on 40 prepared real faces."""
+    from pipelines.teacher_embeddings import teacher_embeddings_flow
+
+    monkeypatch.chdir(tmp_path)  # the stage writes metrics/teacher_embeddings.json here
+    faces = FaceFolder(copy_people(shared_faces64, tmp_path / "people", n_people=5, per_person=8))
+    prepare_faces(faces, tmp_path / "prepared", CenterCropResize(64), workers=0)
+    for name, compute in (("plain", {}), ("dask", {"dask_workers": 2})):
+        params = {
+            "prepare": {"out": str(tmp_path / "prepared")},
+            "recognition": {"teacher": {"workers": 1, "embeddings": str(tmp_path / name / "teacher")}},
+            "compute": compute,
+        }
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(params))
+        report = teacher_embeddings_flow(str(tmp_path / f"{name}.yaml"))
+        assert report["faces"] == 40 and report["embedded"] >= 38
+    assert files(tmp_path / "dask" / "teacher") == files(tmp_path / "plain" / "teacher")
+
+
 @task
 def _embed_both(images: np.ndarray, backbone: Path, mapper=None) -> tuple[np.ndarray, np.ndarray]:
     teacher = DlibTeacher(workers=1, chunk_size=8, mapper=mapper).embed(images)
