@@ -41,15 +41,10 @@ def resolve_device(device: str) -> torch.device:
 
 def load_photos(paths: Sequence[Path], resolution: int) -> np.ndarray:
     """Photos centre-cropped to a square and resized to ``resolution``: N x R x R x 3 uint8."""
-    from facegen.data.images import decode_image
+    from facegen.data.images import load_photo
 
     return np.stack(
-        [
-            np.asarray(
-                ImageOps.fit(decode_image(p, Path(p).read_bytes()), (resolution, resolution), Image.Resampling.LANCZOS)
-            )
-            for p in paths
-        ]
+        [np.asarray(ImageOps.fit(load_photo(p), (resolution, resolution), Image.Resampling.LANCZOS)) for p in paths]
     )
 
 
