@@ -9,6 +9,10 @@ and written as JPEG files in a temporary folder-per-person layout; both runs go 
 process (``workers=0``), after one warm-up photo. Prints JSON: photos/s each way, and the largest difference of the
 five landmarks (in crop pixels) and of the crops' pixels between the two ways, beside the landmark shift between the
 full photo and the same photo shrunk to 90% (how far MTCNN's points move with the scale anyway).
+
+`batching` (issue 30) times MTCNN on the detection canvases of these photos and of the original CelebA photos
+(178 x 218), one at a time as `prepare` runs it and `--block` equal-sized canvases per call, with the largest
+landmark difference between the two: what batching photos by size would gain.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from facenet_pytorch import MTCNN
 from PIL import Image
 
 from facegen.cpu_kernels import pin_avx2_kernels
@@ -55,6 +60,28 @@ def timed_prepare(folder: Path, out: Path, max_detect_side: int) -> tuple[float,
     return report.images_written / seconds, PreparedFaces(out).images
 
 
+def batching(aligner: LandmarkAlign, photos: list[Image.Image], block: int) -> dict[str, float]:
+    """MTCNN on the photos' detection canvases (all of one size here), one per call and `block` per call."""
+    canvases = [aligner._detection_canvas(photo)[0] for photo in photos]  # what prepare hands MTCNN
+    detector = MTCNN(keep_all=True, post_process=False)  # as LandmarkAlign builds it
+    detector.detect(canvases[:1])  # warm-up
+    start = time.perf_counter()
+    single = [detector.detect(canvas, landmarks=True)[2][0] for canvas in canvases]
+    single_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    batched = []
+    for k in range(0, len(canvases), block):
+        batched += [points[0] for points in detector.detect(canvases[k : k + block], landmarks=True)[2]]
+    batched_seconds = time.perf_counter() - start
+    return {
+        "canvas_size": list(canvases[0].size),
+        "photos_per_second_one_at_a_time": round(len(canvases) / single_seconds, 2),
+        "photos_per_second_batched": round(len(canvases) / batched_seconds, 2),
+        "speed_up": round(single_seconds / batched_seconds, 2),
+        "landmark_difference_px_max": float(max(np.abs(a - b).max() for a, b in zip(single, batched))),
+    }
+
+
 def landmark_shift(full: LandmarkAlign, shrunk: LandmarkAlign, photo: Image.Image) -> float:
     """How far (in crop px) the landmarks found on the shrunk photo lie from those found on the full one."""
     points_full, _ = full.detect(photo)
@@ -68,6 +95,7 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--scale", type=int, default=12)
     parser.add_argument("--max-detect-side", type=int, default=1024)
+    parser.add_argument("--block", type=int, default=16, help="canvases per MTCNN call in the batching test")
     args = parser.parse_args()
     pin_avx2_kernels()
     with tempfile.TemporaryDirectory() as tmp:
@@ -80,6 +108,12 @@ def main() -> None:
         full_aligner = LandmarkAlign(64, max_detect_side=NO_SHRINKING)
         nearly_full = LandmarkAlign(64, max_detect_side=int(0.9 * max(photo_size)))  # MTCNN's own jitter
         pairs = {"shrunk": LandmarkAlign(64, max_detect_side=args.max_detect_side), "at_90_percent": nearly_full}
+        large = [faces.load_image(i) for i in range(len(faces))]
+        with zipfile.ZipFile(SHARED / "celeba" / "img_align_celeba.zip") as zf:
+            names = sorted(n for n in zf.namelist() if n.endswith(".jpg"))[: args.photos]
+            small = [Image.open(io.BytesIO(zf.read(n))).convert("RGB") for n in names]
+        shrinking = LandmarkAlign(64, max_detect_side=args.max_detect_side)
+        batched = {"large": batching(shrinking, large, args.block), "celeba": batching(shrinking, small, args.block)}
         shifts = {
             name: max(landmark_shift(full_aligner, aligner, faces.load_image(i)) for i in range(min(5, len(faces))))
             for name, aligner in pairs.items()
@@ -98,6 +132,7 @@ def main() -> None:
                 "landmark_shift_px_max": {name: round(shift, 2) for name, shift in shifts.items()},
                 "crop_pixel_difference_mean": round(float(difference.mean()), 2),
                 "crop_pixel_difference_p99": float(np.percentile(difference, 99)),
+                "batching": {"block": args.block, **batched},
             },
             indent=2,
         )

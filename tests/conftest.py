@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from facegen.cpu_kernels import pin_avx2_kernels
 from tests.support.faces import make_celeba_subset
 from tests.support.shared import SHARED  # the real data: ../shared, or $FACEGEN_SHARED
 
@@ -18,6 +19,9 @@ from tests.support.shared import SHARED  # the real data: ../shared, or $FACEGEN
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="facegen-prefect-"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The test process computes with the CPU kernels a stage computes with, from its first tensor operation on: the
+# loader workers and Dask workers it starts then compute alike too, whichever test pinned them first.
+pin_avx2_kernels()
 
 
 def _shared(name: str) -> Path:

@@ -18,6 +18,9 @@ def test_the_benchmark_prints_both_ways(shared_celeba: Path, monkeypatch, capsys
     result = json.loads(out[out.index("{") :])
     assert result["photos"] == 2 and result["photo_size"] == [178 * 4, 218 * 4]
     assert result["photos_per_second_full"] > 0 and result["photos_per_second_shrunk"] > 0
+    for photos in ("large", "celeba"):  # MTCNN batched finds the points it finds one photo at a time
+        assert result["batching"][photos]["landmark_difference_px_max"] < 0.01
+    assert result["batching"]["celeba"]["canvas_size"] == [178, 218]
     assert set(result["landmark_shift_px_max"]) == {"shrunk", "at_90_percent"}
 
 
