@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from facegen import paths
+from facegen.io import read_text_file
 
 
 MAX_IMAGE_PIXELS = 100_000_000  # default of data.max_image_pixels: larger photos are refused before decoding
@@ -22,6 +23,14 @@ MAX_IMAGE_PIXELS = 100_000_000  # default of data.max_image_pixels: larger photo
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        """``identities: true`` is a mistake, not 1 (pydantic's lax mode would take it as 1)."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError("expected a number, got a boolean")
+        return value
 
     @field_validator("*", mode="after")
     @classmethod
@@ -648,11 +657,17 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
     """Read and validate params.yaml (plus optional nested overrides) into typed config objects."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(read_text_file(path, MAX_PARAMS_BYTES)) or {}
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such file; run from the project root or pass --params") from None
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+        raise ParamsError(f"{path}: not valid YAML: {_SHORT.repr(str(err))}") from None
+    except RecursionError:
+        raise ParamsError(f"{path}: nested too deeply to be a parameters file") from None
+    except (OSError, ValueError) as err:  # a folder, a fifo, a file too large
+        raise ParamsError(f"{path}: cannot be read as a parameters file ({err})") from None
     if not isinstance(raw, dict):
         raise ParamsError(
             f"{path}: expected a mapping of parameter groups (data:, prepare:, ...), got a YAML {type(raw).__name__}"
@@ -669,6 +684,7 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
 
 
 MAX_PROBLEMS = 8  # an error lists at most this many invalid values
+MAX_PARAMS_BYTES = 10_000_000  # a parameters file is a few KB: a larger one is refused unread
 _SHORT = reprlib.Repr()  # (keyword arguments only from Python 3.12)
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,23 +41,28 @@ class UnsafeOutputError(ValueError):
     """An output would replace a folder the project did not write, or overlaps an input; the message names it."""
 
 
-MAX_MARKER_BYTES = 1_000_000  # a marker larger than this is not one of ours (and is not read whole)
+STAMP_FILE = ".facegen.json"  # in every output folder: {"facegen": <kind>, "version": STAMP_VERSION}
+STAMP_VERSION = 1
+MAX_STAMP_BYTES = 4096  # a stamp larger than this is not one of ours (and is not read)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """What a folder of one kind that facegen writes holds, to tell it from anyone else's folder by content:
-    the marker file it writes last (a JSON object with ``keys``, or a text file whose first line starts ``text``)
-    and every entry's name (``entries``: fnmatch patterns; ``.<name>.tmp-*`` files of killed runs always)."""
+    """What a folder of one kind that facegen writes holds, to tell it from anyone else's by content: its stamp
+    (`STAMP_FILE`, naming this kind and the stamp's version exactly), the names of every entry (``entries``:
+    fnmatch patterns; ``.<name>.tmp-*`` files of killed runs always), and ``marker``, the file written last
+    (a folder without it is unfinished)."""
 
-    kind: str  # what the folder is, for messages: "prepared faces"
+    kind: str  # what the folder is, for messages and its stamp: "prepared faces"
     marker: str
     entries: tuple[str, ...]
-    keys: tuple[str, ...] = ()
-    text: str | None = None
+
+    def stamp(self, folder: Path) -> None:
+        """Mark ``folder`` as a folder of this kind that facegen writes."""
+        write_json(Path(folder) / STAMP_FILE, {"facegen": self.kind, "version": STAMP_VERSION})
 
     def foreign(self, folder: Path) -> str | None:
-        """Why ``folder`` is not a complete folder of this kind (None when it is one, is empty or is missing)."""
+        """Why ``folder`` is not a folder of this kind (None when it is one, is empty or is missing)."""
         folder = Path(folder)
         if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
             return "it exists and is not a folder"
@@ -65,37 +71,41 @@ class Layout:
         names = sorted(entry.name for entry in folder.iterdir())
         if not names:
             return None
-        strangers = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in (*self.entries, ".*.tmp-*"))]
+        allowed = (*self.entries, STAMP_FILE, ".*.tmp-*")
+        strangers = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in allowed)]
         if strangers:
             shown = ", ".join(strangers[:3]) + (" ..." if len(strangers) > 3 else "")
             return f"it holds {shown}, which no folder of {self.kind} has"
-        return self._marker_problem(folder / self.marker)
+        return self._stamp_problem(folder / STAMP_FILE)
 
-    def _marker_problem(self, marker: Path) -> str | None:
-        if not marker.is_file() or marker.is_symlink():
-            return f"it has no {self.marker}"
-        if marker.stat().st_size > MAX_MARKER_BYTES:
-            return f"its {self.marker} is larger than facegen writes"
+    def _stamp_problem(self, stamp: Path) -> str | None:
+        if stamp.is_symlink() or not stamp.is_file():
+            return f"it has no {STAMP_FILE} naming it facegen's"
+        expected = {"facegen": self.kind, "version": STAMP_VERSION}
         try:
-            with open(marker, "rb") as f:
-                content = f.read(MAX_MARKER_BYTES).decode()
-            if self.text is not None:
-                first = content.splitlines()[0] if content else ""
-                return None if first.startswith(self.text) else f"its {self.marker} was not written by facegen"
-            record = json.loads(content)
+            if stamp.stat().st_size > MAX_STAMP_BYTES:
+                raise ValueError
+            with open(stamp, "rb") as f:
+                found = json.loads(f.read(MAX_STAMP_BYTES).decode())
         except (OSError, UnicodeDecodeError, ValueError):
-            return f"its {self.marker} was not written by facegen"
-        if not isinstance(record, dict) or not all(k in record for k in self.keys):
-            return f"its {self.marker} was not written by facegen"
+            return f"its {STAMP_FILE} is not facegen's"
+        if found != expected:
+            return f"its {STAMP_FILE} says {_short_repr(found)}, not {expected}"
         return None
+
+
+def _short_repr(value: object) -> str:  # a value, capped, for a message
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 @contextlib.contextmanager
 def atomic_dir(final: Path, layout: Layout) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `final` in one rename, on error it is removed.
 
-    The block must write ``layout.marker`` (last): a `final` that exists is replaced only when it is a folder of
-    ``layout`` (its marker's content and every entry's name say so) or empty, never a folder of someone else's.
+    The block must write ``layout.marker`` (last); the folder gets ``layout``'s stamp. A `final` that exists is
+    replaced only when it is a folder of ``layout`` (its stamp and every entry's name say so) or empty, never a
+    folder of someone else's.
     The run holds `final`'s lock (:func:`facegen.locks.output_lock`) throughout; its temporary folder is named
     after its pid, and those of dead runs (``kill -9``) are removed first.
     """
@@ -107,8 +117,9 @@ def atomic_dir(final: Path, layout: Layout) -> Iterator[Path]:
         os.chmod(tmp, 0o777 & ~_umask())
         try:
             yield tmp
-            if layout.foreign(tmp) is not None:
-                raise RuntimeError(f"{final}: the run wrote no complete {layout.kind} ({layout.foreign(tmp)})")
+            if not (tmp / layout.marker).is_file():
+                raise RuntimeError(f"{final}: the run wrote no {layout.marker}; its output would not be complete")
+            layout.stamp(tmp)
             check_replaceable(final, layout)
             if final.exists():
                 shutil.rmtree(final)
@@ -163,6 +174,30 @@ def check_separate(output: Path, inputs: Iterable[Path | None], what: str = "out
                 f"{what} {output} overlaps the input {given}: an output must not be an input, "
                 f"lie inside one or hold one; choose another folder"
             )
+
+
+class InputTooLargeError(ValueError):
+    """An input file is larger than any file of its kind should be; the message names it and the cap."""
+
+
+def read_text_file(path: Path | str, max_bytes: int, encoding: str = "utf-8") -> str:
+    """The text of the regular file ``path`` (universal newlines, as ``Path.read_text``), read only when it
+    holds at most ``max_bytes`` (checked before
+    reading; a fifo or device is refused without waiting on it). OSError or ValueError (UnicodeDecodeError,
+    InputTooLargeError) otherwise; a caller names the setting in its own message."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise InputTooLargeError(f"{path}: not a regular file")
+        if status.st_size > max_bytes:
+            raise InputTooLargeError(
+                f"{path}: {status.st_size:,} bytes, more than the {max_bytes:,} such a file may have"
+            )
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputTooLargeError(f"{path}: grew past {max_bytes:,} bytes while read")
+    return data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # newlines as text mode reads them
 
 
 @contextlib.contextmanager

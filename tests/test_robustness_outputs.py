@@ -126,7 +126,7 @@ def _describe(folder: Path, manifest: pd.DataFrame, rows: pd.DataFrame) -> None:
 def test_a_synthetic_data_set_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (tmp_path / "faces").mkdir()
     (tmp_path / "faces" / "mine.jpg").write_bytes(b"a photo")
-    with pytest.raises(UnsafeOutputError, match="faces is not a folder of a synthetic data set that facegen wrote"):
+    with pytest.raises(UnsafeOutputError, match="faces is not a folder of synthetic data set that facegen wrote"):
         write_dataset(_job(tmp_path), _render, _describe)
     assert (tmp_path / "faces" / "mine.jpg").read_bytes() == b"a photo"
     (tmp_path / "faces" / "mine.jpg").unlink()
@@ -199,7 +199,7 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_run(tmp_path: Path) ->
     (tmp_path / ".out.tmp-999999-abc").mkdir()
     (tmp_path / ".out.tmp-999999-abc" / "staging.npy").write_bytes(b"0" * 1000)
     (tmp_path / ".other.tmp-1-x").mkdir()  # another output's: not ours to remove
-    with atomic_dir(tmp_path / "out", Layout("test output", "done", ("done",), text="ok")) as tmp:
+    with atomic_dir(tmp_path / "out", Layout("test output", "done", ("done",))) as tmp:
         assert tmp.name.startswith(f".out.tmp-{os.getpid()}-")  # a temporary folder names its run
         (tmp / "done").write_text("ok\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-1-x", "out"]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from facegen.io import InputTooLargeError, read_text_file
+
 if TYPE_CHECKING:
     import torch
 
@@ -92,6 +94,7 @@ LANDMARKS_FILE = "list_landmarks_align_celeba.txt"  # optional: five points per 
 LANDMARK_COLUMNS = tuple(f"_landmark_{i}" for i in range(10))  # x, y of left eye, right eye, nose, mouth corners
 IDENTITY_FILE = "identity_CelebA.txt"
 PARTITION_FILE = "list_eval_partition.txt"
+MAX_ANNOTATION_BYTES = 256_000_000  # the largest official file (list_attr_celeba.txt) is 26.7 MB
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,9 @@ def select_attributes(names: list[str] | tuple[str, ...], available: tuple[str, 
 
 def _lines(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="ascii").splitlines()
+        return read_text_file(path, MAX_ANNOTATION_BYTES, "ascii").splitlines()
+    except InputTooLargeError as err:
+        raise AnnotationError(str(err)) from None
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not an ASCII text annotation file ({err})") from None
 

@@ -14,6 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from facegen.data.annotations import SPLIT_NAMES, AnnotationError
+from facegen.io import InputTooLargeError, read_text_file
+
+MAX_CSV_BYTES = 256_000_000  # about 2 million photos' rows: a larger attributes CSV is refused unread
 
 
 def read_attribute_csv(path: Path) -> pd.DataFrame:
@@ -44,11 +47,13 @@ def read_attribute_csv(path: Path) -> pd.DataFrame:
 
 def _text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of 'image'
+        text = read_text_file(path, MAX_CSV_BYTES, "utf-8-sig")  # a spreadsheet's byte-order mark is not data
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such attributes CSV (data.folder.attributes_csv)") from None
     except UnicodeDecodeError as err:
         raise AnnotationError(f"{path}: not UTF-8 text ({err})") from None
+    except InputTooLargeError as err:
+        raise AnnotationError(f"{err} (data.folder.attributes_csv)") from None
     if not text.strip():
         raise AnnotationError(f"{path}: empty file; expected a header with an 'image' column, then one row per photo")
     return text

@@ -107,9 +107,7 @@ EYES_AT = (89.0, 112.0)  # where the point between the eyes lands in an unposed 
 JPEG_QUALITY = 90
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SPEC_FILE = "demo.json"
-LAYOUT = Layout(
-    "demo CelebA files", SPEC_FILE, (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, SPEC_FILE), ("spec",)
-)
+LAYOUT = Layout("demo CelebA files", SPEC_FILE, (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, SPEC_FILE))
 SKIN_RANGE = ((246, 216, 194), (96, 62, 44))
 PALE_SKIN: RGB = (252, 240, 234)
 RED_HAIR_RANGE = ((204, 100, 48), (150, 52, 30))

@@ -125,8 +125,9 @@ def decode_image(where: Path | str, data: bytes, max_pixels: int = MAX_IMAGE_PIX
             image.load()
     except Image.DecompressionBombError as err:  # "Image size (N pixels) exceeds limit ..."
         pixels = int(re.search(r"\((\d+) pixels\)", str(err)).group(1))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise CorruptImageError(f"{where}: cannot decode image ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:  # Pillow names the buffer it read from: not worth a reader's eye
+        why = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(err))
+        raise CorruptImageError(f"{where}: cannot decode image ({why})") from None
     if pixels > max_pixels:
         raise CorruptImageError(
             f"{where}: too large: {pixels:,} pixels, more than data.max_image_pixels ({max_pixels:,})"

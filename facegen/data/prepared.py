@@ -14,19 +14,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from facegen.data.base import FaceDataset
+from facegen.data.base import ANNOTATION_KEYS, FaceDataset
 from facegen.io import Layout, load_array, read_json
 
 IMAGES_FILE = "images.npy"
 ANNOTATIONS_FILE = "annotations.parquet"
 SKIPPED_FILE = "skipped.csv"
 META_FILE = "meta.json"
-LAYOUT = Layout(
-    "prepared faces",
-    META_FILE,
-    (IMAGES_FILE, ANNOTATIONS_FILE, SKIPPED_FILE, META_FILE),
-    ("image_size", "images_written"),
-)
+LAYOUT = Layout("prepared faces", META_FILE, (IMAGES_FILE, ANNOTATIONS_FILE, SKIPPED_FILE, META_FILE))
 
 
 class PreparedFaces(FaceDataset):
@@ -46,6 +41,11 @@ class PreparedFaces(FaceDataset):
             raise FileNotFoundError(f"{self.root}: no prepared faces here; run `dvc repro prepare` first")
         self.meta = read_json(self.root / META_FILE)
         annotations = pd.read_parquet(self.root / ANNOTATIONS_FILE)
+        missing = [c for c in ANNOTATION_KEYS if c not in annotations.columns]  # every source gives all three
+        if missing:
+            raise ValueError(
+                f"{self.root / ANNOTATIONS_FILE}: no {', '.join(map(repr, missing))} column; prepare again"
+            )
         annotations["_row"] = np.arange(len(annotations))
         self._all_images = load_array(self.root / IMAGES_FILE, mmap_mode="r")
         if len(self._all_images) != len(annotations):

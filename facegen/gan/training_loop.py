@@ -43,9 +43,7 @@ log = logging.getLogger(__name__)
 
 METRICS = "metrics.csv"
 # gan.out: its training log (written from the first logged step on) marks a folder this project trains into
-LAYOUT = Layout(
-    "GAN training outputs", METRICS, (GAN_CHECKPOINT_NAME, METRICS, "grid_*.png", "edits_*.png"), text="step,"
-)
+LAYOUT = Layout("GAN training outputs", METRICS, (GAN_CHECKPOINT_NAME, METRICS, "grid_*.png", "edits_*.png"))
 GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
 
@@ -381,6 +379,8 @@ def _train(
     trainer = GanTrainer(config, *tensors, config.out, device, identity)
     if trainer.rank == 0:
         remove_leftovers(config.out)  # half-written checkpoints or grids of a killed run
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+        LAYOUT.stamp(config.out)  # the folder is facegen's GAN training folder from its first file on
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
     if state is not None and resumable(state["config"], config):

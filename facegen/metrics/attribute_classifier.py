@@ -20,7 +20,7 @@ from facegen.metrics.convnet import ConvNet, Uint8Features, fit, holdout_split, 
 from facegen.weights import is_checkpoint, load_checkpoint
 
 
-CLASSIFIER_KEYS = ("attributes", "resolution", "state_dict")  # what every saved classifier holds
+CLASSIFIER_KEYS = ("attributes", "resolution", "width", "state_dict", "report")  # what a saved classifier holds
 
 
 class AttributeClassifier:

@@ -33,10 +33,8 @@ IMAGES_DIR = "images"
 STAMP_FILE = "stamp.json"
 CHUNKS_DIR = "chunks"
 _CONTENTS = (IMAGES_DIR, MANIFEST_PARQUET, MANIFEST_CSV, DATACARD_FILE, GRID_FILE)
-LAYOUT = Layout("a synthetic data set", META_FILE, (*_CONTENTS, META_FILE), ("name", "images", "stamp"))
-PARTIAL_LAYOUT = Layout(
-    "an unfinished synthetic data set", STAMP_FILE, (*_CONTENTS, CHUNKS_DIR, STAMP_FILE), ("params_sha256",)
-)
+LAYOUT = Layout("synthetic data set", META_FILE, (*_CONTENTS, META_FILE))
+PARTIAL_LAYOUT = Layout("synthetic data set", STAMP_FILE, (*_CONTENTS, CHUNKS_DIR, STAMP_FILE))  # being written
 
 Renderer = Callable[[pd.DataFrame], np.ndarray]
 """Makes the faces of one chunk of plan rows: N x R x R x 3 uint8."""
@@ -66,7 +64,10 @@ class DatasetJob:
 def is_complete(job: DatasetJob) -> bool:
     """The final folder holds a data set made with exactly this stamp."""
     meta = job.final / META_FILE
-    return meta.is_file() and read_json(meta).get("stamp") == job.stamp
+    if LAYOUT.foreign(job.final) is not None or not meta.is_file():
+        return False
+    record = read_json(meta)
+    return isinstance(record, dict) and record.get("stamp") == job.stamp
 
 
 def write_dataset(
@@ -141,7 +142,8 @@ def _open_partial(job: DatasetJob) -> None:
         check_replaceable(job.partial, PARTIAL_LAYOUT)
         shutil.rmtree(job.partial)
     job.partial.mkdir(parents=True, exist_ok=True)
-    if not stamp_file.is_file():  # first: a partial folder is known for one by its stamp
+    if not stamp_file.is_file():  # first: a partial folder is known for one by its stamps
+        PARTIAL_LAYOUT.stamp(job.partial)  # it becomes the data set, stamp and all
         write_json(stamp_file, job.stamp)
     (job.partial / IMAGES_DIR).mkdir(exist_ok=True)
     (job.partial / CHUNKS_DIR).mkdir(exist_ok=True)
