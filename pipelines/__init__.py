@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import ctypes
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +25,11 @@ from facegen.processes import exit_on_sigterm
 # line (:func:`one_line`) and exit with code 2.
 USER_ERRORS = (ValueError, OSError, RuntimeError)
 DEBUG_VARIABLE = "FACEGEN_DEBUG"  # =1: errors end in their traceback, in the stages and in `facegen`
+# Seconds a stage whose parent died has to unwind (its own finally blocks run first, in well under a second) and
+# report to Prefect before it ends at once: a stage under `pipelines.prefect_server` gets its parent-death SIGTERM
+# as that server does, and Prefect's client then retries the dead server for two minutes and more.
+ORPHAN_GRACE_S = 10.0
+PR_GET_PDEATHSIG = 2  # linux/prctl.h
 
 
 def one_line(err: BaseException) -> str:
@@ -48,6 +56,7 @@ def run_from_command_line(stage_flow: Callable[..., Any], description: str | Non
         parser.add_argument(f"--{name}", **settings)
     args = vars(parser.parse_args())
     exit_on_sigterm()  # a stage ended with `kill` removes its temporary folders and releases its locks
+    _end_when_orphaned(ORPHAN_GRACE_S)
     debug = debugging()
     for name in () if debug else ("prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_NoTracebackOfUserErrors())
@@ -59,6 +68,28 @@ def run_from_command_line(stage_flow: Callable[..., Any], description: str | Non
             raise
         print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+
+
+def _end_when_orphaned(grace_s: float) -> None:
+    """When this process was started to die with its parent (a parent-death signal is set: by
+    `pipelines.prefect_server`, or a stage's own server), end it ``grace_s`` after its parent is gone, whatever it is
+    still doing. The kernel's SIGTERM lets it unwind; this bounds the unwinding, which Prefect's retries against a
+    server killed with the parent would stretch to minutes. A stage started otherwise (a shell, `nohup`, dvc) is
+    left alone: outliving its parent is then the user's choice."""
+    if not sys.platform.startswith("linux"):
+        return
+    signum = ctypes.c_int(0)
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_GET_PDEATHSIG, ctypes.byref(signum), 0, 0, 0) != 0 or not signum:
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        time.sleep(grace_s)
+        os._exit(128 + signum.value)
+
+    threading.Thread(target=watch, name="end-when-orphaned", daemon=True).start()
 
 
 class _NoTracebackOfUserErrors(logging.Filter):

@@ -7,7 +7,9 @@ is set already, that server is used and none is started.
 
 Nothing outlives this command: the server and the command get SIGTERM when it dies (``kill -9`` included:
 ``facegen.processes.parent_death_signal``), and a SIGTERM it receives is passed on to the command, after which the
-server is stopped.
+server is stopped. A stage run as the command ends at most ``pipelines.ORPHAN_GRACE_S`` (10 s) after this process
+dies, even while Prefect retries the server that died with it; a command that has not ended
+``STOP_GRACE_S`` after a SIGTERM or Ctrl-C passed on to it (the server may have got one too) is killed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from collections.abc import Iterator, Mapping
 from typing import IO
 
 from facegen.processes import parent_death_signal
+
+STOP_GRACE_S = 15.0  # seconds a command has to end after a SIGTERM or Ctrl-C, before it is killed
 
 
 @contextlib.contextmanager
@@ -93,11 +97,22 @@ def main() -> None:
             env={**os.environ, "PREFECT_API_URL": url},
             preexec_fn=parent_death_signal(signal.SIGTERM),
         )
-        signal.signal(signal.SIGTERM, lambda signum, frame: command.send_signal(signum))
-        try:
-            code = command.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached the command too (one process group): let it unwind first
-            code = command.wait()
+        stop_by: list[float] = []  # when a command told to stop is killed
+
+        def _pass_on(signum: int, frame: object) -> None:
+            command.send_signal(signum)
+            stop_by.append(time.monotonic() + STOP_GRACE_S)
+
+        signal.signal(signal.SIGTERM, _pass_on)
+        code = None
+        while code is None:
+            try:
+                code = command.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if stop_by and time.monotonic() > stop_by[0]:
+                    command.kill()
+            except KeyboardInterrupt:  # Ctrl-C reached the command too (one process group): let it unwind first
+                stop_by.append(time.monotonic() + STOP_GRACE_S)
     sys.exit(128 - code if code < 0 else code)  # a command ended by signal N exits as a shell reports it, 128 + N
 
 

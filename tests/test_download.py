@@ -482,3 +482,63 @@ def test_download_into_a_users_folder_deletes_nothing_of_theirs(mirror: Mirror, 
     assert {k: v for k, v in after.items() if k in foreign and not k.startswith(IMAGES_DIR)} == {
         k: v for k, v in foreign.items() if not k.startswith(IMAGES_DIR)
     }
+
+
+def test_a_users_edited_file_under_an_official_name_is_moved_aside_not_overwritten(
+    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "celeba"
+    root.mkdir()
+    edited = (mirror.folder / ATTR_FILE).read_bytes().replace(b" -1", b"  1", 5)  # a user's corrections
+    (root / ATTR_FILE).write_bytes(edited)
+    stamp = "20260101T000000Z"
+    monkeypatch.setattr(download, "_utc_stamp", lambda: stamp)
+    taken = root / f"{ATTR_FILE}.unverified-{stamp}"
+    taken.write_bytes(b"an earlier one, also the user's")  # never overwritten either
+
+    with caplog.at_level("WARNING", logger=download.__name__):
+        report = download_celeba(root, _config(mirror, include_optional=False, extract=False))
+    assert ATTR_FILE in report["fetched"]
+    assert md5sum(root / ATTR_FILE) == OFFICIAL_MD5[ATTR_FILE]  # the verified file is in place
+    aside = root / f"{ATTR_FILE}.unverified-{stamp}-1"
+    assert aside.read_bytes() == edited and taken.read_bytes() == b"an earlier one, also the user's"
+    assert any(str(root / ATTR_FILE) in r.message and str(aside) in r.message for r in caplog.records)
+
+
+def test_the_official_sizes_are_those_of_the_official_files(shared_celeba: Path) -> None:
+    assert set(download.OFFICIAL_SIZES) == set(OFFICIAL_MD5)
+    for name in ANNOTATION_FILES:  # the shared copies are the official files
+        assert md5sum(shared_celeba / name) == OFFICIAL_MD5[name]
+        assert (shared_celeba / name).stat().st_size == download.OFFICIAL_SIZES[name]
+
+
+@pytest.mark.parametrize("announced", [None, 10 << 30], ids=["no-length", "length-too-large"])
+def test_an_endless_body_is_stopped_at_the_files_size(mirror: Mirror, tmp_path: Path, announced: int | None) -> None:
+    mirror.endless[PARTITION_FILE] = announced
+    root = tmp_path / "celeba"
+    limit = download.OFFICIAL_SIZES[PARTITION_FILE]
+    with pytest.raises(DownloadError) as err:
+        download_celeba(root, _config(mirror, checksums="official", include_optional=False))
+    message = str(err.value)
+    url = mirror.url + PARTITION_FILE
+    assert "\n" not in message and message.startswith(url) and f"{limit:,}" in message and PARTITION_FILE in message
+    if announced is None:
+        assert "sent more than" in message and mirror.sent[PARTITION_FILE] < limit + (8 << 20)  # then it hung up
+    else:
+        assert f"announces {announced:,} bytes" in message and "nothing was written" in message
+    assert len(mirror.requested(PARTITION_FILE)) == 1  # not retried
+    assert not (root / f"{PARTITION_FILE}.part").exists() and not (root / PARTITION_FILE).exists()
+    assert not (root / IMAGES_ZIP).exists()
+
+
+def test_files_larger_than_the_free_space_are_refused_before_any_request(
+    mirror: Mirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "celeba"
+    root.mkdir()
+    real = shutil.disk_usage(root)
+    monkeypatch.setattr(download.shutil, "disk_usage", lambda path: real._replace(free=100 << 20))  # 100 MiB free
+    with pytest.raises(DownloadError, match=r"1,4\d\d,\d{3},\d{3} bytes still to download .* but only 104,857,600"):
+        download_celeba(root, _config(mirror, checksums="official", include_optional=False))
+    assert [r.path for r in mirror.requests] == []  # official md5s: not even MD5SUMS is asked for
+    assert list(root.iterdir()) == []

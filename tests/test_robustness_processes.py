@@ -85,3 +85,29 @@ def test_a_signal_to_prefect_server_command_ends_both_the_server_and_the_command
     assert wait_gone(servers + commands) == []
     # SIGTERM is passed on: the command ends by it and the wrapper reports so, as a shell would (128 + 15)
     assert code == (128 + signal.SIGTERM if signum == signal.SIGTERM else -signal.SIGKILL)
+
+
+def test_kill_9_of_prefect_server_command_mid_stage_ends_the_stage_within_seconds(tmp_path: Path) -> None:
+    """`make demo`'s wrapper killed while a stage runs: the server and the stage get their parent-death SIGTERM
+    together, and Prefect's retries against the dead server used to keep the stage alive for about 150 s."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["prepare"]["workers"] = 0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stage = [sys.executable, "-m", "pipelines.prepare", "--params", "params.yaml"]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.prefect_server", *stage],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for(lambda: (tmp_path / "data").exists(), 180, "the stage's flow writing data/", run)
+    servers = _servers(run.pid)
+    commands = [p for p in children(run.pid) if "pipelines.prepare" in command_line(p)]
+    tree = servers + commands + [c for p in servers + commands for c in children(p)]
+    assert len(servers) == len(commands) == 1 and all(alive(p) for p in tree)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    killed = time.monotonic()
+    assert wait_gone(tree, seconds=20) == []
+    assert time.monotonic() - killed < 20  # the stage's own bound is 10 s (pipelines.ORPHAN_GRACE_S)

@@ -6,6 +6,12 @@ again. The small annotation files come first, so a misconfigured mirror fails be
 
 A mirror's cost is bounded: a transfer slower on average than ``min_rate_bytes_per_s`` over ``rate_window_s`` is
 stopped (its ``.part`` is kept and resumed next run), and small text answers (MD5SUMS) are read up to 1 MiB only.
+Each file is capped at its official size (twice that when the mirror's MD5SUMS or ``checksums: none`` vouch for a
+file other than the official one): a larger Content-Length is refused and a longer body stopped. Files still to
+fetch must fit the free space of the root before any is requested.
+
+A file under an official name that fails its md5 (a user's edited copy, a broken download) is never overwritten:
+once the new file is verified, the old one is moved aside to ``<name>.unverified-<UTC time>`` first.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import time
 import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +33,15 @@ import requests
 from tqdm import tqdm
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
-from facegen.data.annotations import CELEBA_FILES, IMAGES_ZIP, CelebAFile
+from facegen.data.annotations import (
+    ATTR_FILE,
+    CELEBA_FILES,
+    IDENTITY_FILE,
+    IMAGES_ZIP,
+    LANDMARKS_FILE,
+    PARTITION_FILE,
+    CelebAFile,
+)
 from facegen.data.extract import safe_extract_zip
 from facegen.io import md5sum
 
@@ -40,6 +56,17 @@ _ADVICE = (
     "wait 24 h and retry, set data.celeba.mirror_url to a mirror, "
     "or point data.source=local at an existing copy (data.local.root)"
 )
+# Bytes of each official file: the three annotation files measured from copies whose md5 is the official one; the
+# zip, the bbox and the landmark files as torchvision's download of them reports (it reports the others as here).
+OFFICIAL_SIZES = {
+    IMAGES_ZIP: 1_443_490_838,
+    ATTR_FILE: 26_721_026,
+    IDENTITY_FILE: 3_424_458,
+    PARTITION_FILE: 2_836_386,
+    "list_bbox_celeba.txt": 6_082_035,
+    LANDMARKS_FILE: 12_156_055,
+}
+_OTHER_FILE_FACTOR = 2  # a file other than the official one (the mirror's md5, or none) may be this much larger
 _MD5_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
 
 T = TypeVar("T")
@@ -85,12 +112,17 @@ def download_celeba(root: Path, config: DownloadConfig) -> dict:
     with requests.Session() as session:
         session.headers["Accept-Encoding"] = "identity"  # byte offsets for Range must be those of the file
         expected, report["checksums"] = _expected_md5s(session, config)
+        missing = []
         for file in files:
             path = root / file.name
             if path.is_file() and _is_verified(path, expected.get(file.name)):
                 log.info("%s: already present%s", file.name, "" if file.name not in expected else ", md5 verified")
                 report["present"].append(file.name)
-                continue
+            else:
+                missing.append(file)
+        _check_free_space(root, [f for f in missing if _is_official(f, expected.get(f.name))])
+        for file in missing:
+            path = root / file.name
             try:
                 report["bytes"] += _fetch(session, file, path, expected.get(file.name), config)
             except DownloadError as err:
@@ -145,8 +177,60 @@ def _is_verified(path: Path, expected: tuple[str, str] | None) -> bool:
         return True
     if md5sum(path) == expected[0]:
         return True
-    log.warning("%s: present but its md5 differs from %s; downloading it again", path.name, expected[1])
+    log.warning(
+        "%s: present but its md5 differs from %s; downloading it again (the present file is kept, moved aside)",
+        path,
+        expected[1],
+    )
     return False
+
+
+def _is_official(file: CelebAFile, expected: tuple[str, str] | None) -> bool:
+    """Whether the file expected is the official one (so its size is known exactly)."""
+    return expected is not None and expected[0] == file.md5
+
+
+def _max_bytes(file: CelebAFile, expected: tuple[str, str] | None) -> tuple[int, str]:
+    """The most bytes `file` may have, and why."""
+    size = OFFICIAL_SIZES[file.name]
+    if _is_official(file, expected):
+        return size, "its official size"
+    return _OTHER_FILE_FACTOR * size, f"{_OTHER_FILE_FACTOR} x its official size"
+
+
+def _part_size(part: Path) -> int:
+    return part.stat().st_size if part.is_file() else 0
+
+
+def _check_free_space(root: Path, files: list[CelebAFile]) -> None:
+    """Refuse before any request when the files still to fetch (less what their .part files hold) do not fit."""
+    need = sum(max(OFFICIAL_SIZES[f.name] - _part_size(root / f"{f.name}.part"), 0) for f in files)
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise DownloadError(
+            f"{root}: {need:,} bytes still to download ({', '.join(f.name for f in files)}) but only {free:,} bytes "
+            "free there; free some space or set data.celeba.root to a larger disk"
+        )
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename `path` to a sibling `<name>.unverified-<UTC time>[-n]` that does not exist yet; returns the new path."""
+    stamp = _utc_stamp()
+    for n in range(1000):
+        aside = path.with_name(f"{path.name}.unverified-{stamp}" + (f"-{n}" if n else ""))
+        if not os.path.lexists(aside):
+            os.rename(path, aside)
+            log.warning(
+                "%s: its md5 did not match, so it was moved to %s before the verified download took its place",
+                path,
+                aside,
+            )
+            return aside
+    raise DownloadError(f"{path}: no free name to move it aside to; move it yourself and run again")
 
 
 def _fetch(
@@ -154,14 +238,17 @@ def _fetch(
 ) -> int:
     """Download one file to `<name>.part`, check it, rename it into place; returns the bytes received."""
     part = path.with_name(path.name + ".part")
+    limit = _max_bytes(file, expected)
     if config.mirror_url is None:
         received = _fetch_gdrive(file, part)
     else:
         url = _url(config.mirror_url, file.name)
-        received = _retrying(lambda: _stream(session, url, part, config), f"download of {url}", config)
+        received = _retrying(lambda: _stream(session, url, part, config, limit), f"download of {url}", config)
     _reject_html(part, file.name)
     if expected is not None:
         _check_md5(part, file.name, expected)
+    if os.path.lexists(path):  # not verified (else it was not fetched): never overwritten
+        _move_aside(path)
     os.replace(part, path)
     log.info("%s: downloaded (%d bytes)%s", file.name, received, "" if expected is None else ", md5 verified")
     return received
@@ -179,9 +266,15 @@ def _fetch_gdrive(file: CelebAFile, part: Path) -> int:
     return part.stat().st_size
 
 
-def _stream(session: requests.Session, url: str, part: Path, config: DownloadConfig) -> int:
-    """GET `url` into `part`, resuming what `part` holds with a Range request; returns the bytes received."""
+def _stream(session: requests.Session, url: str, part: Path, config: DownloadConfig, limit: tuple[int, str]) -> int:
+    """GET `url` into `part`, resuming what `part` holds with a Range request; returns the bytes received.
+    More than `limit` bytes in all (announced or sent) is refused, and `part` deleted."""
+    most, why = limit
+    name = part.name.removesuffix(".part")
     start = part.stat().st_size if part.exists() else 0
+    if start > most:  # an earlier version's unbounded .part: start over
+        part.unlink()
+        start = 0
     headers = {"Range": f"bytes={start}-"} if start else {}
     guard = _RateGuard(url, config, f"the partial download is kept in {part} and resumes on the next run")
     with session.get(url, headers=headers, stream=True, timeout=config.timeout_s) as response:
@@ -196,13 +289,29 @@ def _stream(session: requests.Session, url: str, part: Path, config: DownloadCon
                 f"delete {part} and run again"
             )
         size = response.headers.get("Content-Length")
-        total = start + int(size) if size is not None else None
+        total = start + int(size) if size is not None and size.isdigit() else None
+        if total is not None and total > most:
+            raise DownloadError(
+                f"{url}: announces {total:,} bytes for {name}, more than {most:,} ({why}); nothing was written. "
+                "Check data.celeba.mirror_url"
+            )
+        if total is not None and total - start > (free := shutil.disk_usage(part.parent).free):
+            raise DownloadError(
+                f"{url}: {total - start:,} bytes of {name} to download but only {free:,} bytes free in {part.parent}"
+            )
         received = 0
         with (
             open(part, "ab" if start else "wb") as out,
             tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
         ):
             for chunk in _body(response, guard):
+                if start + received + len(chunk) > most:
+                    out.close()
+                    part.unlink()
+                    raise DownloadError(
+                        f"{url}: sent more than {most:,} bytes for {name} ({why}); stopped, and {part} deleted. "
+                        "Check data.celeba.mirror_url"
+                    )
                 out.write(chunk)
                 bar.update(len(chunk))
                 received += len(chunk)

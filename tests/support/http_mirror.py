@@ -23,7 +23,9 @@ class Mirror:
 
     Faults, set by tests: `html[name]` serves that page instead of the file; `drop_after[name] = n` sends
     only n bytes of the next answer for the file, then closes the connection; names in `missing` get 404;
-    `trickle[name] = s` sends the file one byte every s seconds (until the client hangs up or the mirror stops).
+    `trickle[name] = s` sends the file one byte every s seconds (until the client hangs up or the mirror stops);
+    `endless[name] = n` answers with zeros for ever (until the client hangs up), announcing n bytes (None: no
+    Content-Length, the body ends when the connection does).
     """
 
     folder: Path
@@ -31,6 +33,8 @@ class Mirror:
     drop_after: dict[str, int] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     trickle: dict[str, float] = field(default_factory=dict)
+    endless: dict[str, int | None] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)  # bytes of the endless answers, by name
     requests: list[Request] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -62,6 +66,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = mirror.folder / name
         if name in mirror.html:
             return self._send(200, mirror.html[name], "text/html; charset=utf-8")
+        if name in mirror.endless:
+            return self._endless(name, mirror)
         if not self.path.startswith(BASE_PATH) or "/" in name or name in mirror.missing or not path.is_file():
             return self._send(404, b"not found", "text/plain")
         size = path.stat().st_size
@@ -93,6 +99,22 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if stopping.wait(interval):
                 return
+
+    def _endless(self, name: str, mirror: Mirror) -> None:
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if (announced := mirror.endless[name]) is not None:
+            self.send_header("Content-Length", str(announced))
+        self.end_headers()
+        zeros = bytes(64 << 10)
+        mirror.sent[name] = 0
+        while not mirror.stopping.is_set():
+            try:
+                self.wfile.write(zeros)
+            except OSError:  # the client gave up
+                return
+            mirror.sent[name] += len(zeros)
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self._head(status, len(body), content_type, headers or {})
