@@ -56,6 +56,9 @@ class Layout:
     kind: str  # what the folder is, for messages and its stamp: "prepared faces"
     marker: str
     entries: tuple[str, ...]
+    # a folder facegen wrote before stamps existed, told by content no other tool writes (a persisted GAN
+    # training folder: its checkpoint); it counts as this kind's and is stamped when written again
+    unstamped: Callable[[Path], bool] | None = None
 
     def stamp(self, folder: Path) -> None:
         """Mark ``folder`` as a folder of this kind that facegen writes."""
@@ -76,11 +79,14 @@ class Layout:
         if strangers:
             shown = ", ".join(strangers[:3]) + (" ..." if len(strangers) > 3 else "")
             return f"it holds {shown}, which no folder of {self.kind} has"
-        return self._stamp_problem(folder / STAMP_FILE)
+        problem = self._stamp_problem(folder / STAMP_FILE)
+        if problem and not (folder / STAMP_FILE).exists() and self.unstamped is not None and self.unstamped(folder):
+            return None
+        return problem
 
     def _stamp_problem(self, stamp: Path) -> str | None:
         if stamp.is_symlink() or not stamp.is_file():
-            return f"it has no {STAMP_FILE} naming it facegen's"
+            return f"it has no {STAMP_FILE} naming it facegen's (made by facegen before 2026-12-06? delete it yourself)"
         expected = {"facegen": self.kind, "version": STAMP_VERSION}
         try:
             if stamp.stat().st_size > MAX_STAMP_BYTES:

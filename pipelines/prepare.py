@@ -11,10 +11,12 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.states import State
 from prefect.tasks import exponential_backoff
 
 from facegen.config import DataConfig, PrepareConfig, load_params
 from facegen.data.prepare import PrepareReport
+from facegen.data.extract import NotEnoughSpaceError
 from facegen.data.sources import acquire, prepare_source
 from facegen.io import write_json
 from facegen.mapping import Mapper
@@ -23,7 +25,19 @@ from pipelines import run_from_command_line
 from pipelines.scale_out import run_scaled_out
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), retry_jitter_factor=0.5)
+def _may_pass(task: object, task_run: object, state: State) -> bool:
+    """Retry what may pass on its own (the network, a server's hiccup); not a refusal or bad input (a ValueError,
+    a missing or existing file, no disk space), which would only repeat."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, (ValueError, FileNotFoundError, FileExistsError, NotEnoughSpaceError))
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_may_pass,
+)
 def acquire_source(data: DataConfig) -> Path:
     """Generate, download or check the source files (retried with backoff: downloads can fail transiently)."""
     root = acquire(data)

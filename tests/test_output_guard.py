@@ -104,7 +104,7 @@ def test_a_folder_is_facegen_s_only_by_its_stamp(tmp_path: Path) -> None:
     layout = Layout("prepared faces", "meta.json", ("images.npy", "meta.json"))
     (tmp_path / "images.npy").write_bytes(PRECIOUS)
     (tmp_path / "meta.json").write_text('{"image_size": 64, "images_written": 1200, "note": "mine"}')
-    assert layout.foreign(tmp_path) == "it has no .facegen.json naming it facegen's"
+    assert layout.foreign(tmp_path).startswith("it has no .facegen.json naming it facegen's")
     (tmp_path / ".facegen.json").write_text('{"facegen": "teacher descriptors", "version": 1}')
     assert "says {'facegen': 'teacher descriptors'" in layout.foreign(tmp_path)
     (tmp_path / ".facegen.json").write_bytes(b"\xff\xfe not json")
@@ -221,3 +221,33 @@ def test_a_small_params_file_of_aliases_gives_a_short_error(tmp_path: Path) -> N
         load_params(tmp_path / "params.yaml")
     message = str(err.value)
     assert len(message) < 3000 and "data.image_size" in message and "\n" not in message
+
+
+def test_folders_facegen_wrote_before_stamps_are_still_its_own(tmp_path: Path) -> None:
+    """A persisted GAN folder and a demo made before stamps existed are recognised by content no other tool
+    writes (the trainer's checkpoint entries; demo.json's exact record), so `make demo` goes on after an upgrade."""
+    import dataclasses
+    import json
+
+    import torch
+
+    from facegen.data.demo import LAYOUT as DEMO_LAYOUT
+    from facegen.gan.training_loop import LAYOUT as GAN_LAYOUT
+
+    gan = tmp_path / "gan"
+    gan.mkdir()
+    trainer_entries = {"scaler": {}, "data_rng": {}, "noise_rng": {}, "torch_rng": torch.get_rng_state()}
+    torch.save({"config": {"model": "cgan"}, "resolution": 32, "step": 4, **trainer_entries}, gan / "checkpoint.pt")
+    (gan / "grid_000004.png").write_bytes(b"png")
+    assert GAN_LAYOUT.foreign(gan) is None
+    torch.save({"config": {"model": "cgan"}, "resolution": 32, "step": 4}, gan / "checkpoint.pt")  # not the trainer's
+    assert "no .facegen.json" in GAN_LAYOUT.foreign(gan)
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    record = {"spec": dataclasses.asdict(DemoSpec()), "generator_md5": "0" * 32}
+    (demo / "demo.json").write_text(json.dumps(record))
+    (demo / "list_attr_celeba.txt").write_text("1\n")
+    assert DEMO_LAYOUT.foreign(demo) is None
+    (demo / "demo.json").write_text(json.dumps({**record, "note": "mine"}))
+    assert "no .facegen.json" in DEMO_LAYOUT.foreign(demo)

@@ -221,3 +221,15 @@ def test_an_attributes_csv_that_is_a_fifo_or_too_large_is_refused_unread(tmp_pat
         f.truncate(MAX_CSV_BYTES + 1)
     with pytest.raises(AnnotationError, match="huge.csv: .* bytes, more than the"):
         read_attribute_csv(large)
+
+
+def test_acquiring_retries_the_network_not_a_refusal() -> None:
+    """A refused output or bad input fails at once; a dropped connection is retried (pipelines/prepare.py)."""
+    from prefect.states import Failed
+
+    from facegen.io import UnsafeOutputError
+    from pipelines.prepare import _may_pass
+
+    assert not _may_pass(None, None, Failed(data=UnsafeOutputError("data/raw/demo is not a folder of ...")))
+    assert not _may_pass(None, None, Failed(data=FileNotFoundError("no such folder")))
+    assert _may_pass(None, None, Failed(data=ConnectionError("connection reset")))

@@ -33,7 +33,7 @@ from facegen.data.annotations import (
     write_identities,
     write_partition,
 )
-from facegen.io import Layout, atomic_dir, md5sum, write_json
+from facegen.io import Layout, atomic_dir, md5sum, read_text_file, write_json
 
 RGB = tuple[int, int, int]
 
@@ -107,7 +107,12 @@ EYES_AT = (89.0, 112.0)  # where the point between the eyes lands in an unposed 
 JPEG_QUALITY = 90
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 SPEC_FILE = "demo.json"
-LAYOUT = Layout("demo CelebA files", SPEC_FILE, (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, SPEC_FILE))
+LAYOUT = Layout(
+    "demo CelebA files",
+    SPEC_FILE,
+    (IMAGES_ZIP, ATTR_FILE, IDENTITY_FILE, PARTITION_FILE, SPEC_FILE),
+    unstamped=lambda root: _is_demo_record(_recorded(root)),  # a demo made before stamps existed
+)
 SKIN_RANGE = ((246, 216, 194), (96, 62, 44))
 PALE_SKIN: RGB = (252, 240, 234)
 RED_HAIR_RANGE = ((204, 100, 48), (150, 52, 30))
@@ -701,10 +706,20 @@ def make_demo_celeba(root: Path | str, spec: DemoSpec = DemoSpec()) -> Path:
     return root
 
 
+def _is_demo_record(record: object) -> bool:
+    """Whether ``record`` is what `make_demo_celeba` writes into demo.json: a spec of exactly DemoSpec's fields
+    and the generator's md5, nothing else."""
+    if not isinstance(record, dict) or set(record) != {"spec", "generator_md5"}:
+        return False
+    md5, spec = record["generator_md5"], record["spec"]
+    names = {f.name for f in fields(DemoSpec)}
+    return isinstance(md5, str) and len(md5) == 32 and isinstance(spec, dict) and set(spec) == names
+
+
 def _recorded(root: Path) -> object:
     """The record in root's demo.json, or None when there is none (or it cannot be read)."""
     try:
-        return json.loads((root / SPEC_FILE).read_text())
+        return json.loads(read_text_file(root / SPEC_FILE, 1_000_000))
     except (OSError, ValueError):
         return None
 

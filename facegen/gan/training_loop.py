@@ -37,13 +37,18 @@ from facegen.gan.networks import ema_update
 from facegen.io import Layout, atomic_file, check_replaceable, check_separate, remove_leftovers
 from facegen.locks import output_lock
 from facegen.paths import GAN_CHECKPOINT_NAME
-from facegen.weights import load_weights
+from facegen.weights import CheckpointError, load_weights
 
 log = logging.getLogger(__name__)
 
 METRICS = "metrics.csv"
 # gan.out: its training log (written from the first logged step on) marks a folder this project trains into
-LAYOUT = Layout("GAN training outputs", METRICS, (GAN_CHECKPOINT_NAME, METRICS, "grid_*.png", "edits_*.png"))
+LAYOUT = Layout(
+    "GAN training outputs",
+    METRICS,
+    (GAN_CHECKPOINT_NAME, METRICS, "grid_*.png", "edits_*.png"),
+    unstamped=lambda folder: _holds_a_training_checkpoint(folder),
+)
 GRID_COLUMNS = 8  # grid columns (shared z) and edit-strip rows (source images)
 
 
@@ -365,6 +370,19 @@ def train_gan(
     writer = not dist.is_initialized() or dist.get_rank() == 0
     with output_lock(config.out) if writer else contextlib.nullcontext():
         return _train(config, prepared, device, people, identity)
+
+
+def _holds_a_training_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint.pt that GanTrainer wrote (its entries no other tool's have)."""
+    path = folder / GAN_CHECKPOINT_NAME
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        state = read_checkpoint(path)
+    except (CheckpointError, OSError):
+        return False
+    ours = {"scaler", "data_rng", "noise_rng", "torch_rng"} <= set(state)
+    return ours and isinstance(state["config"], dict) and "model" in state["config"]
 
 
 def _train(
