@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -71,11 +72,11 @@ class Layout:
             return "it exists and is not a folder"
         if not folder.is_dir():
             return None
-        names = sorted(entry.name for entry in folder.iterdir())
+        names = _relative_paths(folder)
         if not names:
             return None
-        allowed = (*self.entries, STAMP_FILE, ".*.tmp-*")
-        strangers = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in allowed)]
+        allowed = [pattern.split("/") for pattern in (*self.entries, STAMP_FILE)]
+        strangers = [n for n in names if not LEFTOVER.match(n.rsplit("/", 1)[-1]) and not _fits(n, allowed)]
         if strangers:
             shown = ", ".join(strangers[:3]) + (" ..." if len(strangers) > 3 else "")
             return f"it holds {shown}, which no folder of {self.kind} has"
@@ -98,6 +99,21 @@ class Layout:
         if found != expected:
             return f"its {STAMP_FILE} says {_short_repr(found)}, not {expected}"
         return None
+
+
+def _relative_paths(folder: Path) -> list[str]:
+    """Every entry below ``folder`` (files, folders, links: not followed), as sorted relative POSIX paths."""
+    found = []
+    for parent, folders, files in os.walk(folder):
+        base = Path(parent).relative_to(folder)
+        found += [(base / name).as_posix() for name in (*folders, *files)]
+    return sorted(found)
+
+
+def _fits(relative: str, patterns: list[list[str]]) -> bool:
+    """Whether a relative path matches one of the patterns, part by part (``images/*.png``: one level down)."""
+    parts = relative.split("/")
+    return any(len(p) == len(parts) and all(map(fnmatch.fnmatchcase, parts, p)) for p in patterns)
 
 
 def _short_repr(value: object) -> str:  # a value, capped, for a message
@@ -135,15 +151,33 @@ def atomic_dir(final: Path, layout: Layout) -> Iterator[Path]:
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
-def remove_leftovers(folder: Path, name: str = "*") -> None:
-    """Remove the temporary files and folders (``.<name>.tmp-*``) that killed runs left in ``folder``. Only for
-    a caller that holds the lock of what it writes there: no live run can be using them."""
-    for leftover in Path(folder).glob(f".{name}.tmp-*"):
+LEFTOVER = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)-")  # atomic_file's and atomic_dir's temporary names
+
+
+def remove_leftovers(folder: Path, name: str | None = None) -> None:
+    """Remove the temporary files and folders (``.<name>.tmp-<pid>-...``; any name when None) that runs which
+    are no longer alive left in ``folder``: nothing else, not a user's ``.thesis.tmp-v2``. Only for a caller
+    that holds the lock of what it writes there."""
+    folder = Path(folder)
+    found = [(entry, LEFTOVER.match(entry.name)) for entry in folder.iterdir()] if folder.is_dir() else []
+    for leftover, match in found:
+        if match is None or (name is not None and match["name"] != name) or _alive(int(match["pid"])):
+            continue
         log.info("removing %s, left by an interrupted run", leftover)
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)
         else:
             leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def check_replaceable(final: Path, layout: Layout) -> None:
@@ -182,6 +216,20 @@ def check_separate(output: Path, inputs: Iterable[Path | None], what: str = "out
             )
 
 
+PNG_SOFTWARE = "facegen"  # the tEXt "Software" entry of every PNG facegen writes outside DVC's outputs: replaceable
+
+
+def is_facegen_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG facegen wrote (its ``Software`` text entry says so)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
 class InputTooLargeError(ValueError):
     """An input file is larger than any file of its kind should be; the message names it and the cap."""
 
@@ -211,7 +259,7 @@ def atomic_file(final: Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary sibling of `final` for writing; it is renamed into place only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent)
     os.chmod(tmp, 0o666 & ~_umask())
     try:
         with os.fdopen(fd, mode) as f:

@@ -251,3 +251,60 @@ def test_folders_facegen_wrote_before_stamps_are_still_its_own(tmp_path: Path) -
     assert DEMO_LAYOUT.foreign(demo) is None
     (demo / "demo.json").write_text(json.dumps({**record, "note": "mine"}))
     assert "no .facegen.json" in DEMO_LAYOUT.foreign(demo)
+
+
+def test_files_a_user_adds_inside_a_facegen_folder_make_it_the_users(tmp_path: Path) -> None:
+    """Every entry below an output folder must be one facegen writes there, not only its top-level names: a
+    photo added under a data set's images/, a person added to the photo folder."""
+    from facegen.data.photo_folder import LAYOUT as PHOTO_LAYOUT
+    from facegen.synthetic.writer import LAYOUT as DATASET_LAYOUT
+
+    dataset = tmp_path / "balanced"
+    (dataset / "images").mkdir(parents=True)
+    (dataset / "images" / "000000.png").write_bytes(b"png")
+    (dataset / "meta.json").write_text("{}")
+    DATASET_LAYOUT.stamp(dataset)
+    assert DATASET_LAYOUT.foreign(dataset) is None
+    (dataset / "images" / "my_face.jpg").write_bytes(PRECIOUS)
+    assert DATASET_LAYOUT.foreign(dataset) == "it holds images/my_face.jpg, which no folder of synthetic data set has"
+
+    photos = tmp_path / "photos"
+    (photos / "1042").mkdir(parents=True)
+    (photos / "1042" / "000123.jpg").write_bytes(b"jpg")
+    (photos / ".facegen_photo_folder").write_text("photos written by facegen.data.photo_folder\n")
+    PHOTO_LAYOUT.stamp(photos)
+    assert PHOTO_LAYOUT.foreign(photos) is None
+    (photos / "alice").mkdir()
+    (photos / "alice" / "me.jpg").write_bytes(PRECIOUS)
+    assert "it holds alice, alice/me.jpg" in PHOTO_LAYOUT.foreign(photos)
+
+
+def test_only_temporaries_of_runs_no_longer_alive_are_removed(tmp_path: Path) -> None:
+    """A killed run's `.<name>.tmp-<pid>-...` goes; a user's `.prep.tmp-backup/` or `.prep.tmp-old.txt` stays,
+    and a name with glob characters matches only itself."""
+    from facegen.io import remove_leftovers
+
+    (tmp_path / ".prep.tmp-999999-abc").mkdir()  # a dead run's (pid 999999 is not alive)
+    (tmp_path / ".prep.tmp-backup").mkdir()
+    (tmp_path / ".prep.tmp-backup" / "thesis.txt").write_bytes(PRECIOUS)
+    (tmp_path / ".prep.tmp-old.txt").write_bytes(PRECIOUS)
+    (tmp_path / ".thesis.tmp-999999-x").write_bytes(PRECIOUS)  # another name's
+    remove_leftovers(tmp_path, "*")  # `prepare.out='dir/*'`: a literal name, not a pattern
+    remove_leftovers(tmp_path, "prep")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".prep.tmp-backup",
+        ".prep.tmp-old.txt",
+        ".thesis.tmp-999999-x",
+    ]
+
+
+def test_the_report_is_refused_before_any_asset_is_written_beside_a_users_page(tmp_path: Path) -> None:
+    from facegen.report.study import write_study_report
+
+    site = tmp_path / "site"
+    (site / "assets").mkdir(parents=True)
+    (site / "index.html").write_bytes(PRECIOUS)
+    (site / "assets" / "gan_training.png").write_bytes(PRECIOUS)
+    with pytest.raises(UnsafeOutputError, match="index.html exists and is not a facegen report page"):
+        write_study_report(Params(), site / "index.html")
+    assert (site / "assets" / "gan_training.png").read_bytes() == PRECIOUS

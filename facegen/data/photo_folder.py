@@ -21,7 +21,7 @@ PEOPLE_COLUMNS = ("identity", "photos")
 FOLDER_MARKER = ".facegen_photo_folder"  # written last: the folder is complete and the project made it
 FOLDER_SIGNATURE = "photos written by facegen.data.photo_folder"
 PEOPLE_HEADER = "identity,photos"  # write_people's CSV header
-LAYOUT = Layout("photos of the photo_folder stage", FOLDER_MARKER, ("*",))
+LAYOUT = Layout("photos of the photo_folder stage", FOLDER_MARKER, (FOLDER_MARKER, "[0-9]*", "[0-9]*/[0-9]*.jpg"))
 
 
 def choose_people(

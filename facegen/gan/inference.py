@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 
 from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
-from facegen.io import atomic_file, check_file_output, sha256sum
+from facegen.io import PNG_SOFTWARE, atomic_file, check_file_output, is_facegen_png, sha256sum
 from facegen.weights import load_weights
 
 
@@ -48,9 +48,6 @@ def load_photos(paths: Sequence[Path], resolution: int) -> np.ndarray:
     )
 
 
-PNG_SOFTWARE = "facegen"  # the tEXt "Software" entry of every grid PNG: files a later -o may replace
-
-
 def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
     """N x R x R x 3 uint8 images as one PNG grid (a single image: just that image), written atomically and
     marked as facegen's (``Software``); an existing file is replaced only if it is such a grid (never the photo
@@ -63,15 +60,6 @@ def save_grid(images: np.ndarray, path: Path, nrow: int = 8) -> None:
     info.add_text("Software", PNG_SOFTWARE)
     with Image.open(encoded) as grid, atomic_file(Path(path)) as f:
         grid.save(f, format="png", pnginfo=info)
-
-
-def is_facegen_png(path: Path) -> bool:
-    """Whether ``path`` is a PNG that `save_grid` wrote."""
-    try:
-        with Image.open(path) as image:
-            return image.format == "PNG" and image.info.get("Software") == PNG_SOFTWARE
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return False
 
 
 class FaceModel:

@@ -11,7 +11,7 @@ import matplotlib.figure
 import pandas as pd
 
 from facegen.config import Params
-from facegen.io import atomic_file, read_json
+from facegen.io import PNG_SOFTWARE, atomic_file, check_file_output, is_facegen_png, read_json
 from facegen.paths import (
     AUGMENT_FACES_GRID,
     AUGMENTATION_PLOT,
@@ -24,7 +24,7 @@ from facegen.paths import (
     RECOGNITION_PLOT,
     RECOGNITION_TABLE,
 )
-from facegen.report.page import Figure, Markdown, Section, Table, write_page
+from facegen.report.page import Figure, Markdown, Section, Table, is_report_page, write_page
 
 LEAD = """**Do GAN-made synthetic faces help a face-recognition system, and for whom?** This page is one run of
 the study: an attribute-conditional GAN learns to draw faces with chosen attributes and to edit real
@@ -59,8 +59,9 @@ def _training_curves(metrics_csv: Path, png: Path) -> Path:
         x="step", y=accuracies, ax=right, title="attribute accuracy (discriminator's classifier)", ylim=(0, 1.02)
     )
     fig.tight_layout()
+    check_file_output(png, is_facegen_png, "a facegen PNG")
     with atomic_file(png) as f:
-        fig.savefig(f, format="png", dpi=90)
+        fig.savefig(f, format="png", dpi=90, metadata={"Software": PNG_SOFTWARE})
     return png
 
 
@@ -244,6 +245,7 @@ def write_study_report(params: Params, out: Path, study: str = "demo") -> Path:
         footer = "Reproduce with `cd studies/faces64 && dvc repro`."
         title = "facegen faces64 study: the recognizer, and GAN augmentation on it"
         return write_page(out, title, LEAD, [recognizers_section(), augmentation_section()], footer)
+    check_file_output(out, is_report_page, "a facegen report page")  # before any asset is written beside it
     assets = out.parent / "assets"
     sections = [gan_section(params, assets), evaluation_section(), datasets_section(params), recognition_section()]
     footer = (

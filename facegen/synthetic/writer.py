@@ -32,9 +32,11 @@ META_FILE = "meta.json"
 IMAGES_DIR = "images"
 STAMP_FILE = "stamp.json"
 CHUNKS_DIR = "chunks"
-_CONTENTS = (IMAGES_DIR, MANIFEST_PARQUET, MANIFEST_CSV, DATACARD_FILE, GRID_FILE)
+_CONTENTS = (IMAGES_DIR, f"{IMAGES_DIR}/*.png", MANIFEST_PARQUET, MANIFEST_CSV, DATACARD_FILE, GRID_FILE)
 LAYOUT = Layout("synthetic data set", META_FILE, (*_CONTENTS, META_FILE))
-PARTIAL_LAYOUT = Layout("synthetic data set", STAMP_FILE, (*_CONTENTS, CHUNKS_DIR, STAMP_FILE))  # being written
+PARTIAL_LAYOUT = Layout(
+    "synthetic data set", STAMP_FILE, (*_CONTENTS, CHUNKS_DIR, f"{CHUNKS_DIR}/*.parquet", STAMP_FILE)
+)  # being written
 
 Renderer = Callable[[pd.DataFrame], np.ndarray]
 """Makes the faces of one chunk of plan rows: N x R x R x 3 uint8."""
