@@ -86,7 +86,7 @@ def _acquire(path: Path, output: Path) -> int:
 
 
 def _open_lock_file(path: Path, output: Path) -> int:
-    """Open (or create) the lock file, never through a symbolic link (which could point at any file of the
+    """Open (or create) the lock file, never through a symbolic link or a hard link (either could be a file of the
     user's), and only when it is a regular file that is empty or holds a lock record (it is rewritten)."""
     refusal = f"{path}, the lock file of {output}, {{}}; facegen writes nothing through it: remove it and run again"
     try:
@@ -96,6 +96,9 @@ def _open_lock_file(path: Path, output: Path) -> int:
             raise ForeignLockFileError(refusal.format("is a symbolic link")) from None
         raise
     status = os.fstat(fd)
+    if stat.S_ISREG(status.st_mode) and status.st_nlink > 1:  # another name of the same file: maybe the user's
+        os.close(fd)
+        raise ForeignLockFileError(refusal.format(f"is a hard link ({status.st_nlink} names for one file)"))
     content = os.pread(fd, 4096, 0) if stat.S_ISREG(status.st_mode) and status.st_size <= 4096 else None
     if content is None or (content.strip() and not _is_owner_record(content)):
         os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -230,6 +231,7 @@ def edit(
     from facegen.data.annotations import set_attribute
     from facegen.gan.inference import FaceModel, load_photos, resolve_device, save_grid
 
+    _check_not_an_input(out, photos)
     model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(edit_strength=strength))
     images = load_photos(photos, model.resolution)
     seen = model.predict_attributes(images, batch_size)
@@ -240,6 +242,20 @@ def edit(
         set_attribute(targets, model.attributes, name, value)
     save_grid(model.edit(images, targets, batch_size, source_attributes=seen), out)
     typer.echo(f"{len(photos)} photo(s) edited ({', '.join(set_)}) into {out}")
+
+
+def _check_not_an_input(out: Path, photos: list[Path]) -> None:
+    """Refuse an output that is one of the input photos (the same file, by any name or link), even when that
+    photo is a facegen PNG: it is the user's input."""
+    from facegen.io import UnsafeOutputError
+
+    for photo in photos:
+        try:
+            same = os.path.samefile(out, photo)
+        except OSError:  # one of them does not exist (yet): compare where they resolve to
+            same = out.resolve() == photo.resolve()
+        if same:
+            raise UnsafeOutputError(f"-o {out} is the input photo {photo}; write the edit to another file")
 
 
 DbOption = Annotated[Path, typer.Option("--db", help="the attendance database (an SQLite file)")]

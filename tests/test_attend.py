@@ -7,6 +7,7 @@ photo; the calibration faces are the raw 64 x 64 crops (``--tight``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import sqlite3
@@ -221,6 +222,23 @@ def test_log_writes_the_attendance_and_never_overwrites_a_users_file(enrolled: E
     assert code == 1 and "is not a facegen attendance log" in str(error) and "not overwritten" in str(error)
     assert mine.read_text() == "my own notes\n" and sorted(p.name for p in db.parent.glob(".*")) == []
     assert _attend("log", "--db", str(db), "--session", "tuesday")[3] is not None  # no such session: an error
+
+
+@pytest.mark.parametrize("target", ["dangling", "a log"])
+def test_write_log_refuses_a_symbolic_link_at_the_output(tmp_path: Path, target: str) -> None:
+    from recognition.attendance.database import AttendanceError
+    from recognition.attendance.log import HEADER, write_log
+
+    pointed = tmp_path / "elsewhere.csv"
+    if target == "a log":
+        pointed.write_text(HEADER + "\n")
+    out = tmp_path / "s1.csv"
+    out.symlink_to(pointed)
+    with pytest.raises(AttendanceError, match="is a symbolic link") as err:
+        write_log([("s1", "absent", "ann", "", "", "", "")], out)
+    assert str(out) in str(err.value) and "\n" not in str(err.value)
+    assert out.is_symlink() and os.readlink(out) == str(pointed)
+    assert (pointed.read_text() == HEADER + "\n") if target == "a log" else not pointed.exists()
 
 
 def test_an_unreadable_photo_is_one_line_and_the_others_are_checked_in(enrolled: Enrolled, db: Path) -> None:

@@ -171,6 +171,22 @@ def test_part_file_from_an_earlier_run_is_resumed(mirror: Mirror, tmp_path: Path
     assert report["bytes"] - sum((mirror.folder / n).stat().st_size for n in ANNOTATION_FILES) == len(data) - cut
 
 
+@pytest.mark.parametrize("kind", ["symlink", "hardlink"])
+def test_part_that_links_to_a_user_file_is_refused(mirror: Mirror, tmp_path: Path, kind: str) -> None:
+    """A `.part` that is a link to a user's file is refused: that file is never truncated, appended or renamed."""
+    root = tmp_path / "celeba"
+    root.mkdir()
+    user = tmp_path / "thesis.txt"
+    user.write_bytes(b"my thesis, years of work")
+    part = root / f"{IMAGES_ZIP}.part"
+    part.symlink_to(user) if kind == "symlink" else part.hardlink_to(user)
+    with pytest.raises(DownloadError, match="link") as err:
+        download_celeba(root, _config(mirror, include_optional=False))
+    assert str(part) in str(err.value) and "\n" not in str(err.value)
+    assert user.read_bytes() == b"my thesis, years of work"
+    assert not (root / IMAGES_ZIP).exists() and not mirror.requested(IMAGES_ZIP)
+
+
 def test_without_md5sums_the_official_md5s_are_used(mirror: Mirror, tmp_path: Path) -> None:
     mirror.missing.add("MD5SUMS")
     root = tmp_path / "celeba"
@@ -441,6 +457,46 @@ def test_a_same_named_folder_of_the_user_is_never_replaced(tmp_path: Path) -> No
         zf.writestr(f"{IMAGES_DIR}/000002.jpg", _jpeg(2))
     assert safe_extract_zip(archive, dest) == 1
     assert sorted(p.name for p in (dest / IMAGES_DIR).iterdir()) == ["000002.jpg"]
+
+
+def test_reextraction_keeps_files_the_user_added_to_an_extracted_folder(tmp_path: Path) -> None:
+    archive, dest = tmp_path / "good.zip", tmp_path / "dest"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/000001.jpg", _jpeg(1))
+    assert safe_extract_zip(archive, dest) == 1
+    (dest / IMAGES_DIR / "my_photo.jpg").write_bytes(b"the user's own photo")
+    with zipfile.ZipFile(archive, "w") as zf:  # a changed archive
+        zf.writestr(f"{IMAGES_DIR}/000002.jpg", _jpeg(2))
+    with pytest.raises(ExistingEntryError) as err:
+        safe_extract_zip(archive, dest)
+    message = str(err.value)
+    assert "good.zip" in message and IMAGES_DIR in message and "my_photo.jpg" in message and "\n" not in message
+    assert (dest / IMAGES_DIR / "my_photo.jpg").read_bytes() == b"the user's own photo"
+    assert (dest / IMAGES_DIR / "000001.jpg").read_bytes() == _jpeg(1)
+
+    (dest / IMAGES_DIR / "my_photo.jpg").unlink()  # without the user's file: re-extracted
+    assert safe_extract_zip(archive, dest) == 1
+    assert sorted(p.name for p in (dest / IMAGES_DIR).iterdir()) == ["000002.jpg"]
+
+
+def test_reextraction_with_a_record_without_listings_checks_the_new_archive(tmp_path: Path) -> None:
+    archive, dest = tmp_path / "good.zip", tmp_path / "dest"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/000001.jpg", _jpeg(1))
+    assert safe_extract_zip(archive, dest) == 1
+    marker = marker_path(archive, dest)
+    record = json.loads(marker.read_text())
+    del record["listings"]  # as written before listings were recorded
+    marker.write_text(json.dumps(record))
+    (dest / IMAGES_DIR / "my_photo.jpg").write_bytes(b"the user's own photo")
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr(f"{IMAGES_DIR}/000001.jpg", _jpeg(1))
+        zf.writestr(f"{IMAGES_DIR}/000002.jpg", _jpeg(2))
+    with pytest.raises(ExistingEntryError, match="my_photo.jpg"):
+        safe_extract_zip(archive, dest)
+    assert (dest / IMAGES_DIR / "my_photo.jpg").read_bytes() == b"the user's own photo"
+    (dest / IMAGES_DIR / "my_photo.jpg").unlink()  # all its files are the new archive's members: re-extracted
+    assert safe_extract_zip(archive, dest) == 2
 
 
 def test_an_extraction_marked_by_an_earlier_version_is_recognised(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from facegen.data.prepare import CenterCropResize, prepare_faces
 from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import prepare_source
 from facegen.io import Layout, UnsafeOutputError, atomic_dir, check_separate
-from facegen.locks import OutputLockedError, lock_path, output_lock, read_owner
+from facegen.locks import ForeignLockFileError, OutputLockedError, lock_path, output_lock, read_owner
 from facegen.synthetic.writer import DatasetJob, write_dataset
 from tests.support.photos import make_people
 from tests.support.processes import children, wait_gone
@@ -248,3 +248,34 @@ def test_sigterm_of_prepare_removes_its_temporary_folder_lock_and_workers(tmp_pa
     assert run.wait(timeout=60) == 128 + signal.SIGTERM
     assert wait_gone(workers) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
+@pytest.mark.parametrize("content", [b"", b'{"pid": 1, "host": "h", "started": "s", "command": "c"}\n'])
+def test_a_lock_file_hard_linked_to_a_user_file_is_refused(tmp_path: Path, content: bytes) -> None:
+    out, user = tmp_path / "out", tmp_path / "notes.txt"
+    user.write_bytes(content)
+    lock = lock_path(out)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.hardlink_to(user)
+    with pytest.raises(ForeignLockFileError, match="is a hard link") as err, output_lock(out):
+        pass
+    assert str(lock) in str(err.value) and "\n" not in str(err.value)
+    assert user.read_bytes() == content and lock.exists()
+
+
+def test_edit_output_that_is_an_input_photo_is_refused(tmp_path: Path) -> None:
+    from pipelines.cli import _check_not_an_input
+
+    photo, other = tmp_path / "me.png", tmp_path / "friend.png"
+    photo.write_bytes(b"a facegen PNG, but the user's input")
+    other.write_bytes(b"another photo")
+    (tmp_path / "link.png").symlink_to(photo)
+    (tmp_path / "hard.png").hardlink_to(photo)
+    (tmp_path / "sub").mkdir()
+    for out in (photo, tmp_path / "link.png", tmp_path / "hard.png", tmp_path / "sub" / ".." / "me.png"):
+        with pytest.raises(UnsafeOutputError, match="is the input photo") as err:
+            _check_not_an_input(out, [other, photo])
+        assert str(photo) in str(err.value)
+    _check_not_an_input(tmp_path / "edited.png", [other, photo])  # a new file: fine
+    _check_not_an_input(other, [photo])  # not an input here
+    assert photo.read_bytes() == b"a facegen PNG, but the user's input"

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
 import zipfile
 from collections import deque
@@ -199,7 +200,24 @@ def _max_bytes(file: CelebAFile, expected: tuple[str, str] | None) -> tuple[int,
 
 
 def _part_size(part: Path) -> int:
-    return part.stat().st_size if part.is_file() else 0
+    return part.stat().st_size if part.is_file() and not part.is_symlink() else 0
+
+
+def _check_part(part: Path) -> None:
+    """Refuse a `.part` that is not this program's own: a symbolic link, not a regular file, or a hard link."""
+    try:
+        st = part.lstat()
+    except FileNotFoundError:
+        return
+    if part.is_symlink() or not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        what = (
+            "a symbolic link"
+            if part.is_symlink()
+            else "not a regular file"
+            if not stat.S_ISREG(st.st_mode)
+            else "a hard link"
+        )
+        raise DownloadError(f"{part}: is {what}, not a partial download of this program; move it away and run again")
 
 
 def _check_free_space(root: Path, files: list[CelebAFile]) -> None:
@@ -238,6 +256,7 @@ def _fetch(
 ) -> int:
     """Download one file to `<name>.part`, check it, rename it into place; returns the bytes received."""
     part = path.with_name(path.name + ".part")
+    _check_part(part)
     limit = _max_bytes(file, expected)
     if config.mirror_url is None:
         received = _fetch_gdrive(file, part)
@@ -252,6 +271,18 @@ def _fetch(
     os.replace(part, path)
     log.info("%s: downloaded (%d bytes)%s", file.name, received, "" if expected is None else ", md5 verified")
     return received
+
+
+def _open_part(part: Path, append: bool):
+    """Open `part` for writing without following a symbolic link at it (O_NOFOLLOW)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(part, flags, 0o644)
+    except OSError as err:
+        raise DownloadError(
+            f"{part}: cannot be opened as a partial download ({err}); move it away and run again"
+        ) from err
+    return os.fdopen(fd, "ab" if append else "wb")
 
 
 def _fetch_gdrive(file: CelebAFile, part: Path) -> int:
@@ -271,7 +302,8 @@ def _stream(session: requests.Session, url: str, part: Path, config: DownloadCon
     More than `limit` bytes in all (announced or sent) is refused, and `part` deleted."""
     most, why = limit
     name = part.name.removesuffix(".part")
-    start = part.stat().st_size if part.exists() else 0
+    _check_part(part)
+    start = part.stat().st_size if os.path.lexists(part) else 0
     if start > most:  # an earlier version's unbounded .part: start over
         part.unlink()
         start = 0
@@ -301,7 +333,7 @@ def _stream(session: requests.Session, url: str, part: Path, config: DownloadCon
             )
         received = 0
         with (
-            open(part, "ab" if start else "wb") as out,
+            _open_part(part, append=bool(start)) as out,
             tqdm(total=total, initial=start, unit="B", unit_scale=True, unit_divisor=1024, desc=part.stem) as bar,
         ):
             for chunk in _body(response, guard):

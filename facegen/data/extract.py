@@ -68,8 +68,11 @@ def safe_extract_zip(
             return 0
         entries = sorted({parts[0] for parts in paths if parts})
         _check_entries(archive, dest, members, paths, marker, legacy, set(record.get("entries", [])))
+        if not legacy.is_file():
+            _check_owned_unchanged(archive, dest, entries, paths, record)
         if legacy.is_file():  # extracted by an earlier version: its entries are this archive's; record them
-            _write_marker(marker, archive, md5sum(archive), fingerprint, entries, complete=True)
+            listings = {e: _listing(dest / e) for e in entries if os.path.lexists(dest / e)}
+            _write_marker(marker, archive, md5sum(archive), fingerprint, entries, listings, complete=True)
             legacy.unlink()
             log.info("%s: already extracted into %s", archive.name, dest)
             return 0
@@ -89,12 +92,15 @@ def safe_extract_zip(
                     shutil.copyfileobj(src, dst, 1 << 20)
                 count += 1
             owned, md5 = sorted(set(record.get("entries", [])) | set(entries)), md5sum(archive)
-            _write_marker(marker, archive, md5, fingerprint, owned, complete=False)  # before any entry is replaced
+            new = {entry.name: _listing(entry) for entry in Path(tmp).iterdir()}
+            old = _listings(record)
+            # before any entry is replaced; an interrupted run leaves each entry as either listing
+            _write_marker(marker, archive, md5, fingerprint, owned, old, complete=False, pending=new)
             for old in dest.glob(f".extracted-{archive.name}-*"):
                 old.unlink()
             for entry in Path(tmp).iterdir():
                 _replace(entry, dest / entry.name)
-        _write_marker(marker, archive, md5, fingerprint, owned, complete=True)
+        _write_marker(marker, archive, md5, fingerprint, owned, {**old, **new}, complete=True)
     log.info("%s: extracted %d files into %s", archive.name, count, dest)
     return count
 
@@ -177,17 +183,29 @@ def _read_marker(marker: Path, archive: Path) -> dict:
 
 
 def _write_marker(
-    marker: Path, archive: Path, md5: str, fingerprint: str, entries: list[str], *, complete: bool
+    marker: Path,
+    archive: Path,
+    md5: str,
+    fingerprint: str,
+    entries: list[str],
+    listings: dict[str, dict],
+    *,
+    complete: bool,
+    pending: dict[str, dict] | None = None,
 ) -> None:
-    """Write the marker atomically: the archive's name, size, md5 and contents fingerprint, and `entries`."""
+    """Write the marker atomically: the archive's name, size, md5 and contents fingerprint, `entries`, and the
+    listing (file count and digest, `_listing`) of each entry as written, plus `pending` ones while incomplete."""
     record = {
         "archive": archive.name,
         "size": archive.stat().st_size,
         "md5": md5,
         "fingerprint": fingerprint,
         "entries": entries,
+        "listings": listings,
         "complete": complete,
     }
+    if pending:
+        record["pending"] = pending
     marker.parent.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(f"{marker.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
@@ -212,6 +230,81 @@ def _fingerprint(members: list[zipfile.ZipInfo]) -> str:
     for info in members:
         digest.update(f"{info.filename}\0{info.CRC}\0{info.file_size}\n".encode())
     return digest.hexdigest()[:16]
+
+
+def _files(path: Path) -> list[tuple[str, int]]:
+    """The (relative name, size) of every non-folder below `path` (or of `path` itself, named ""), sorted; links
+    are not followed and have size -1."""
+    if not path.is_dir() or path.is_symlink():
+        st = path.lstat()
+        return [("", st.st_size if stat.S_ISREG(st.st_mode) else -1)]
+    found = []
+    for folder, dirs, names in os.walk(path):
+        base = Path(folder).relative_to(path)
+        for name in names + [d for d in dirs if (Path(folder) / d).is_symlink()]:
+            st = (Path(folder) / name).lstat()
+            found.append(((base / name).as_posix(), st.st_size if stat.S_ISREG(st.st_mode) else -1))
+    return sorted(found)
+
+
+def _digest(files: list[tuple[str, int]]) -> str:
+    digest = hashlib.sha256()
+    for name, size in files:
+        digest.update(f"{name}\0{size}\n".encode())
+    return digest.hexdigest()
+
+
+def _listing(path: Path) -> dict:
+    """What an extraction wrote at `path`: its file count and the sha256 of its sorted (name, size) list."""
+    files = _files(path)
+    return {"count": len(files), "sha256": _digest(files)}
+
+
+def _listings(record: dict) -> dict[str, dict]:
+    listings = record.get("listings")
+    if not isinstance(listings, dict):
+        return {}
+    return {k: v for k, v in listings.items() if isinstance(v, dict) and {"count", "sha256"} <= v.keys()}
+
+
+def _check_owned_unchanged(
+    archive: Path, dest: Path, entries: list[str], paths: list[tuple[str, ...]], record: dict
+) -> None:
+    """Refuse to replace an entry an earlier extraction created whose files are no longer what it wrote (a file
+    the user added, removed or changed in size). A record without listings (earlier versions): refuse unless all
+    the entry's files are members of the new archive."""
+    owned = set(record.get("entries", []))
+    known = _listings(record)
+    pending = record.get("pending") if isinstance(record.get("pending"), dict) else {}
+    members = {"/".join(parts) for parts in paths if parts}
+    for entry in entries:
+        final = dest / entry
+        if entry not in owned or not os.path.lexists(final):
+            continue
+        files = _files(final)
+        names = [f"{entry}/{name}" if name else entry for name, _ in files]
+        wants = [w for w in (known.get(entry), pending.get(entry)) if isinstance(w, dict)]
+        if wants:
+            if {"count": len(files), "sha256": _digest(files)} in wants:
+                continue
+            # the most recently added file is the likeliest the user's (extracted ones predate the record)
+            outside = [n for n in names if n not in members] or names
+            newest = max(outside, key=lambda n: (dest / n).lstat().st_ctime, default=None)
+            example = f"{len(files)} files now, {wants[0].get('count')} written" + (
+                f"; e.g. {newest}, not in {archive.name}" if newest and newest not in members else ""
+            )
+            if newest and newest in members:
+                example += f"; newest file {newest}"
+            raise ExistingEntryError(
+                f"{archive}: {final} is not what the earlier extraction wrote ({example}); move your files out of "
+                "it (or move it away), then run again"
+            )
+        extra = next((n for n in names if n not in members), None)
+        if extra is not None:
+            raise ExistingEntryError(
+                f"{archive}: {final} holds {extra}, which is not in {archive.name}, and the extraction record has no "
+                "listing of it; move your files out of it (or move it away), then run again"
+            )
 
 
 def _replace(src: Path, final: Path) -> None:

@@ -41,6 +41,8 @@ def format_log(rows: list[tuple]) -> str:
 def write_log(rows: list[tuple], out: Path) -> None:
     """Write the log to `out` atomically; an existing file is replaced only if it is a facegen attendance log."""
     out = Path(out)
+    if out.is_symlink():  # dangling or not: writing would replace the link, or write where it points
+        raise AttendanceError(f"{out}: is a symbolic link; not written: give another -o, or remove the link")
     if out.exists() and not _is_log(out):
         raise AttendanceError(
             f"{out}: exists and is not a facegen attendance log (its first line is not {HEADER!r}); not overwritten: "
