@@ -230,7 +230,12 @@ def test_an_output_never_replaces_a_file_facegen_did_not_write(trained: Path, tm
     before = photo.read_bytes()
     refused = _facegen("edit", str(photo), "--set", "Smiling=1", "-c", str(trained), "-o", str(photo))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert "me.jpg exists and is not a facegen PNG" in refused.stderr and photo.read_bytes() == before
+    assert "me.jpg is the input photo" in refused.stderr and photo.read_bytes() == before
+    other = tmp_path / "holiday.jpg"  # another photo of the user's, not an input
+    other.write_bytes(before)
+    refused = _facegen("edit", str(photo), "--set", "Smiling=1", "-c", str(trained), "-o", str(other))
+    assert refused.returncode == 2 and "holiday.jpg exists and is not a facegen PNG" in refused.stderr
+    assert other.read_bytes() == before
     grid = tmp_path / "grid.png"
     for seed in ("1", "2"):  # the second run replaces the first's grid
         result = _facegen("sample", "-c", str(trained), "-n", "1", "--seed", seed, "-o", str(grid), "--device", "cpu")
