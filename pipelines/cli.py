@@ -23,6 +23,11 @@ attend_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(attend_app, name="attend")
+rate_app = typer.Typer(
+    help="Ask a person to tell real faces from edited ones: make the rating page, serve it, score the answers.",
+    no_args_is_help=True,
+)
+app.add_typer(rate_app, name="rate")
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="parameters file")]
 SetOption = Annotated[list[str], typer.Option("--set", help="override a parameter, e.g. --set data.source=local")]
@@ -383,6 +388,67 @@ def attend_log(
         return
     write_log(rows, out)
     typer.echo(f"{len(rows)} rows written to {out}", err=True)
+
+
+RatingSetArgument = Annotated[Path, typer.Argument(help="a rating set written by `facegen rate make`")]
+RatingsOption = Annotated[
+    Path, typer.Option("--ratings", help="the rater's answers (CSV; kept outside the rating set, which make replaces)")
+]
+
+
+@rate_app.command("make")
+def rate_make(
+    real: Annotated[Path, typer.Option("--real", help="folder of real faces (PNG/JPG, all one size)")],
+    edited: Annotated[Path, typer.Option("--edited", help="folder of edited faces, the size of the real ones")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="the rating set's folder to write")],
+    count: Annotated[int | None, typer.Option("--count", min=1, help="at most this many of each (default all)")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="which faces are drawn, and their order")] = 0,
+) -> None:
+    """Write a rating set: the faces shuffled under neutral names, their key and the rating page."""
+    from facegen.report.rating import make_rating_set, read_key
+
+    make_rating_set(real, edited, out, count, seed)
+    truths = list(read_key(out).values())
+    typer.echo(
+        f"{len(truths)} faces ({truths.count('real')} real, {truths.count('edited')} edited) written to {out}; "
+        f"serve them with `facegen rate serve {out}`"
+    )
+
+
+@rate_app.command("serve")
+def rate_serve(
+    folder: RatingSetArgument,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="port on 127.0.0.1 (0: any free one)")] = 0,
+    ratings: RatingsOption = Path("ratings.csv"),
+) -> None:
+    """Serve the rating page on this machine until Ctrl-C, appending each answer to the ratings CSV."""
+    from facegen.report.rating import serve_rating
+
+    with serve_rating(folder, ratings, port=port) as server:
+        typer.echo(f"rating page: {server.url()} (answers go to {ratings}; Ctrl-C to stop)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            typer.echo(f"stopped; score the answers with `facegen rate score {folder} --ratings {ratings}`")
+
+
+@rate_app.command("score")
+def rate_score(folder: RatingSetArgument, ratings: RatingsOption = Path("ratings.csv")) -> None:
+    """How often the rater told real from edited (the last answer of each face counts)."""
+    from facegen.report.rating import score_ratings
+
+    s = score_ratings(folder, ratings)
+    typer.echo(
+        f"{s['answered']} of {s['faces']} faces answered; accuracy {s['accuracy']:.3f} "
+        f"(95% Wilson interval {s['accuracy_low']:.3f} to {s['accuracy_high']:.3f}; 0.5: chance on a balanced set)"
+    )
+    typer.echo(
+        f"real called real {_share(s['real_called_real'])}, edited called edited {_share(s['edited_called_edited'])}"
+    )
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _attribute_values(pairs: list[str], option: str) -> dict[str, float]:
