@@ -95,3 +95,12 @@ def fid_kid_of_features(
     subset = min(kid_subset_size, len(r), len(f))
     distances = _fid_kid(_GivenFeatures(r.shape[1]), [(r, True), (f, False)], subset, kid_subsets, seed)
     return distances | counts | {"kid_subset_size": subset}
+
+
+def real_vs_real_reference(real: np.ndarray, subset_size: int, subsets: int, seed: int) -> dict:
+    """FID and KID between two random halves of the ``real`` features: the floor a generator's distances are
+    read against (each half holds N/2 rows, so the small-sample bias of FID makes it, if anything, high)."""
+    real = np.asarray(real)
+    order = np.random.default_rng(seed).permutation(len(real))
+    half = len(real) // 2
+    return fid_kid_of_features(real[order[:half]], real[order[half : 2 * half]], subset_size, subsets, seed)
