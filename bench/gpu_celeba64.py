@@ -35,7 +35,7 @@ from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.convnet import holdout_split
-from facegen.metrics.editing import EditJudges, judge_edits, summarise_edits
+from facegen.metrics.editing import EditJudges, Gallery, IdentityJudge, judge_edits, summarise_edits
 from facegen.metrics.identity import far_threshold
 from facegen.paths import GAN_CHECKPOINT_NAME
 from facegen.weights import load_checkpoint
@@ -128,8 +128,16 @@ def run(bundle: Path, config: GanConfig, judge: NetTraining, edits: int, strengt
 
     threshold = far_threshold(embed(images[held_out]), people[held_out], 0.01)
     sources = np.sort(np.random.default_rng(0).choice(held_out, min(edits, len(held_out)), replace=False))
+    ids = np.arange(len(images)).astype(str)  # the bundle's faces by row
     outcomes = judge_edits(
-        model, EditJudges(classifier, embed, threshold), images[sources], rows[sources], people[sources], strengths
+        model,
+        EditJudges(classifier, {"facenet": IdentityJudge(embed, threshold)}),
+        images[sources],
+        rows[sources],
+        ids[sources],
+        people[sources],
+        strengths,
+        Gallery(images[held_out], people[held_out], ids[held_out]),
     )
     return {
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else platform.processor() or "cpu",

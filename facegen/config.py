@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from facegen import paths
 from facegen.io import read_text_file
@@ -227,8 +236,10 @@ class GanConfig(_Section):
     # minus the calibration people (the distilled backbone's training people), so a generator that edits
     # enrolment photos never saw the roster, the visitors or the people the threshold is set on. judge_train:
     # the people the attribute judge trains on (evaluate.classifier's identity split), so edits are measured on
-    # people neither the generator nor the judge saw (studies/celeba64).
-    train_people: Literal["split", "background", "judge_train"] = "split"
+    # people neither the generator nor the judge saw. generator: the generators' people of the editing split
+    # (facegen.metrics.editing.editing_people): the judges then train on people the generator never met
+    # (studies/celeba64).
+    train_people: Literal["split", "background", "judge_train", "generator"] = "split"
     seed: int = 0
     out: Path = paths.GAN_OUT
 
@@ -374,10 +385,22 @@ class EvaluateConfig(_Section):
 
 class EditingConfig(_Section):
     """How editors are compared (stage evaluate_editors of studies/celeba64, facegen/metrics/editing.py): each
-    held-out photo edited at every strength, judged by the attribute classifier and by the teacher."""
+    held-out photo edited at every strength, judged by an attribute judge and two identity judges (the dlib teacher
+    and Fisherfaces) trained on people the generators never met, beside the photo itself and its reconstruction."""
 
     strengths: tuple[float, ...] = (1.0, 2.0, 3.0)  # edit strengths (AttGAN intensity, sampling.edit_strength)
+    strength: float = 3.0  # the pre-chosen strength the targets are read at (fixed before the run)
     candidates: int = Field(4, ge=1)  # discriminator-chosen samples: best of this many, reported beside plain ones
+    judge_fraction: float = Field(0.0, ge=0, lt=1)  # of the people not held out: the judges' own (0: judge_train)
+    exclude_folder: Path | None = None  # nobody with a folder here (faces64's people) is trained on, judged or edited
+    exclude_photos: Path | None = None  # CSV (image_id column) of photos never edited: those settings were tuned on
+    fisherfaces_components: int = Field(200, gt=0)  # the second identity judge (recognition/fisherfaces.py)
+
+    @model_validator(mode="after")
+    def _strength_is_measured(self) -> EditingConfig:
+        if self.strength not in self.strengths:
+            raise ValueError(f"editing.strength={self.strength} is not among editing.strengths={list(self.strengths)}")
+        return self
 
 
 class ClassicAugmentation(_Section):
@@ -460,26 +483,45 @@ class RecognitionConfig(_Section):
 
 
 class AugmentationConfig(_Section):
-    """Does GAN augmentation help the strong facenet model (issue 19; stages augment_faces and augmentation of
-    studies/faces64)? Every augmented condition adds ``budget`` images per enrolment photo; conditions are
-    compared by paired differences to the baseline over roster draws and training seeds."""
+    """Can eyeglasses at enrolment help the distilled facenet, and how close do GAN edits come (issues 19, 28;
+    stages augment_faces and augmentation of studies/faces64)? Arms: baseline, classic copies, the oracle (a real
+    eyeglass photo of the same person), the editor's reconstruction (attributes unchanged) and verified GAN edits
+    at each budget; compared by paired differences to the baseline over people (recognition/augmentation/)."""
 
     roster_draws: int = Field(3, ge=1)  # draw 0 is attendance.seed's split; draw k re-splits its roster and
     #                                     visitor people with seed attendance.seed + k (the backbone saw none)
-    training_seeds: tuple[int, ...] = (0, 1)  # of everything trained per condition (and of classic copies)
-    budget: int = Field(4, ge=1)  # images added per enrolment photo in every augmented condition
+    training_seeds: tuple[int, ...] = (0, 1)  # of everything trained per arm (and of classic copies)
     primary_attribute: str = "Eyeglasses"  # primary endpoint: top-1 on check-ins wearing it
-    mixed_attributes: tuple[str, ...] = ("Eyeglasses", "Smiling")  # the mixed GAN arm: edits of each in turn
-    edit_strengths: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # candidate edits per photo and attribute
+    budgets: tuple[PositiveInt, ...] = Field(
+        (1, 2, 4), min_length=1
+    )  # verified GAN edits per enrolment photo; the first: primary arm
+    oracle_rotations: int = Field(2, ge=1)  # leave-one-out turns: each turn enrols another real eyeglass photo
+    edit_strengths: tuple[float, ...] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5)  # candidate edits per photo, ranked
     background_edits: int = Field(2000, ge=0)  # background photos given the primary attribute (embedding arm)
     synthetic_faces: int = Field(1000, ge=0)  # generator samples, half with the primary attribute (embedding arm)
-    finetune_epochs: int = Field(15, gt=0)  # roster fine-tune of the last block and a CosFace head
+    finetune_step_grid: tuple[PositiveInt, ...] = Field(
+        (25, 50, 100, 200, 400), min_length=1
+    )  # roster fine-tune lengths to validate
     finetune_lr: float = Field(3e-4, gt=0)
-    embedding_epochs: int = Field(2, gt=0)  # last block retrained on the background people (+ synthetic faces)
+    embedding_epochs: int = Field(2, gt=0)  # last blocks retrained on the background people (+ GAN faces)
     embedding_lr: float = Field(2e-4, gt=0)
     batch_size: int = Field(64, gt=1)
     bootstrap_samples: int = Field(2000, ge=100)
+    permutation_samples: int = Field(10000, ge=100)
+    planning_baseline_rate: float = Field(0.6, gt=0, lt=1)  # prospective power: the baseline top-1 planned for
+    power_effects: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)  # true gains simulated for the power curve
+    power_simulations: int = Field(500, ge=10)
+    lenses: Path | None = None  # CSV image_id,identity,lenses (clear | sun | none), labelled by looking
     out: Path = paths.AUGMENT_FACES
+
+    @model_validator(mode="after")
+    def _primary_budget_is_one(self) -> AugmentationConfig:
+        if self.budgets[0] != 1:
+            raise ValueError(
+                f"augmentation.budgets={list(self.budgets)}: the first (the primary arm's) must be 1: the primary arm "
+                "adds one verified edit per enrolment photo, as the reconstruction arm adds one reconstruction"
+            )
+        return self
 
 
 class PhotoFolderConfig(_Section):
@@ -587,6 +629,9 @@ class Params(_Section):
             "recognition.trained_here": self.recognition.trained_here,
             "photo_folder.celeba_root": self.photo_folder.celeba_root,
             "photo_folder.exclude_folder": self.photo_folder.exclude_folder,
+            "editing.exclude_folder": self.editing.exclude_folder,
+            "editing.exclude_photos": self.editing.exclude_photos,
+            "augmentation.lenses": self.augmentation.lenses,
         }
         if "/" in self.recognition.pretrained or self.recognition.pretrained.endswith(".pt"):
             found["recognition.pretrained"] = Path(self.recognition.pretrained).expanduser()

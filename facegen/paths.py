@@ -79,3 +79,6 @@ PHOTO_FOLDER_PEOPLE = Path("people.csv")  # default of photo_folder.people: who 
 EDITORS_TABLE = Path("metrics/gan.md")
 EDIT_OUTCOMES = Path("data/edit_outcomes.parquet")  # one row per editor, attribute, strength and source photo
 EDITS_GRID = Path("plots/edits.png")  # held-out photos and their edits, both editors side by side
+IDENTITY_CURVES = Path("plots/identity_curves.png")  # verified share over thresholds: edits, references, real
+MEMORISATION_GRID = Path("plots/nearest_training_faces.png")  # generated faces beside their nearest training faces
+RATING_SET = Path("data/rating_set")  # real and edited faces shuffled for people to tell apart (facegen rate serve)

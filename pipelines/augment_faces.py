@@ -1,14 +1,15 @@
 """Stage `augment_faces`: the GAN faces the augmentation study adds, each judged by the teacher (issue 19).
 
 Makes, with the study's generator (`generate.checkpoint`, trained by `train_gan` on the background people):
-- edits of every enrolment photo of every roster draw, towards each of `augmentation.mixed_attributes`, at each
-  of `augmentation.edit_strengths` (ranked per photo and attribute: teacher-verified, flipped, strongest);
+- edits of every enrolment photo of every roster draw towards `augmentation.primary_attribute`, at each of
+  `augmentation.edit_strengths` (ranked per photo: teacher-verified, flipped, strongest), and each photo's
+  reconstruction (the editor with its attributes unchanged: the artefact control);
 - `augmentation.background_edits` background photos without `augmentation.primary_attribute`, given it;
 - `augmentation.synthetic_faces` generator samples, half with that attribute.
 
 Writes `augmentation.out` (data/augment/: images.npy, faces.parquet, teacher.npy, meta.json), the metrics
-`metrics/augment_faces.json` (verified and flipped shares per attribute and strength) and a grid of sources
-and their best edits, `plots/augment_edits.png`.
+`metrics/augment_faces.json` (verified and flipped shares per strength, the reconstructions' verified share) and a
+grid of sources, their best edits and their reconstructions, `plots/augment_edits.png`.
 Run by `dvc repro augment_faces`, or standalone: `python -m pipelines.augment_faces [--params FILE]`.
 """
 
@@ -27,17 +28,19 @@ from facegen.gan.inference import FaceModel, save_grid
 from facegen.io import write_json
 from facegen.paths import AUGMENT_FACES_GRID, AUGMENT_FACES_METRICS
 from pipelines import run_from_command_line
-from recognition.augmentation import write_made_faces
 from recognition.embeddings import EmbeddingCache
 from recognition.sets import attendance_sets
 from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
-from recognition.verified_edits import (
+from recognition.augmentation.verified_edits import (
+    RECONSTRUCTION_KIND,
     MadeFaces,
     background_edits,
     concatenate,
     enrolment_edits,
     generator_samples,
+    reconstructions,
     teacher_threshold,
+    write_made_faces,
 )
 
 GRID_SOURCES = 8
@@ -61,17 +64,19 @@ def make_faces(params: Params) -> dict:
     enrol_rows = np.unique(np.concatenate([d["enrol"].rows for d in draws]))
     faces = PreparedFaces(params.prepare.out)
     everyone, table = faces.images, faces.annotations.reset_index(drop=True)
+    enrol_images = np.ascontiguousarray(everyone[enrol_rows])
     parts = [
         enrolment_edits(
             model,
             teacher,
-            np.ascontiguousarray(everyone[enrol_rows]),
+            enrol_images,
             table.iloc[enrol_rows],
             teacher_all[enrol_rows],
-            aug.mixed_attributes,
+            [aug.primary_attribute],
             aug.edit_strengths,
             threshold,
-        )
+        ),
+        reconstructions(model, teacher, enrol_images, table.iloc[enrol_rows], teacher_all[enrol_rows], threshold),
     ]
     background = draws[0]["pretrain"]
     rng = np.random.default_rng(params.attendance.seed)
@@ -97,13 +102,14 @@ def make_faces(params: Params) -> dict:
     made = concatenate(parts)
     meta = {"threshold": threshold, "far": rec.far, "checkpoint_sha256": model.checkpoint_sha256}
     write_made_faces(aug.out, made, meta)
-    save_grid(_grid(made, everyone, table), AUGMENT_FACES_GRID, nrow=1 + len(aug.mixed_attributes))
+    save_grid(_grid(made, everyone, table), AUGMENT_FACES_GRID, nrow=3)
     return _summary(made, threshold, rec.far, time.perf_counter() - start)
 
 
 def _grid(made: MadeFaces, everyone: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Rows of: a source enrolment photo, then its best edit per attribute."""
-    edits = made.table[(made.table["kind"] == "enrolment_edit") & (made.table["rank"] == 0)]
+    """Rows of: a source enrolment photo, its best edit, its reconstruction."""
+    kinds = made.table["kind"].isin(["enrolment_edit", RECONSTRUCTION_KIND])
+    edits = made.table[kinds & (made.table["rank"] == 0)]
     sources = edits["source_image"].drop_duplicates().iloc[:GRID_SOURCES]
     row_of = dict(zip(table["image_id"].astype(str), range(len(table))))
     tiles = []
@@ -125,6 +131,12 @@ def _summary(made: MadeFaces, threshold: float, far: float, seconds: float) -> d
             a: {f"{s:g}": row.to_dict() for (_, s), row in group.iterrows()}
             for a, group in by_strength.groupby(level=0)
         },
+    }
+    rebuilt = table[table["kind"] == RECONSTRUCTION_KIND]
+    summary["reconstructions"] = {
+        "made": len(rebuilt),
+        "verified": round(float(rebuilt["verified"].mean()), 4) if len(rebuilt) else None,
+        "similarity": round(float(rebuilt["similarity"].mean()), 4) if len(rebuilt) else None,
     }
     for kind in ("background_edit", "sample"):
         rows = table[table["kind"] == kind]

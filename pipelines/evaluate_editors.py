@@ -1,58 +1,89 @@
 """Stage `evaluate_editors` (studies/celeba64): two generators' editors judged side by side by networks neither
-trained against, on photos of people neither saw.
+trained against, on photos of people neither saw (issues 20, 29).
 
-- The attribute judge: a classifier trained here on real faces of the judge's training people (evaluate.classifier);
-  its own balanced accuracy on the held-out people is printed beside every control number.
-- The identity judge: the dlib teacher (recognition/teacher.py). An edit is verified as the source person when the
-  cosine of their descriptors passes the threshold that ``evaluate.identity_far`` of real different-person pairs pass.
-- Per editor (``gan_baseline``: the middle editor as it was; ``gan``: with identity term and attention mask): each of
-  ``evaluate.edits`` held-out photos edited to flip each attribute at each ``editing.strengths``; plain samples and
-  samples the discriminator chose among ``editing.candidates``, reported apart; FID/KID in the teacher's space from
-  ``evaluate.samples`` faces; the real-vs-synthetic detector on faces that went through the same encoding.
-- The editors compared by the paired difference of "flipped and verified" per photo, with intervals over people.
+- People in three groups (``editing.judge_fraction``; facegen.metrics.editing.study_people): the generators'
+  people, the judges' people and the held-out people whose photos are edited; nobody with a folder in
+  ``editing.exclude_folder`` (faces64's people) is in any.
+- The attribute judge: a classifier trained here on the judges' people (evaluate.classifier); its balanced
+  accuracy, sensitivity and false-positive rate on the held-out people's real faces are reported.
+- Two identity judges: the dlib teacher (recognition/teacher.py) and Fisherfaces fitted on the judges' people
+  (recognition/fisherfaces.py: nothing of it comes from dlib or from the distilled facenet, the identity term).
+  "Verified": the cosine that ``evaluate.identity_far`` of real different-person pairs pass; against the source
+  photo and against the person's *other* held-out photos (at least half of them).
+- Per editor: each of ``evaluate.edits`` held-out photos as it is (``noop``), reconstructed (attributes
+  unchanged) and edited to flip each attribute at each ``editing.strengths``; targets read at the pre-chosen
+  ``editing.strength``. Similarity curves over thresholds; memorisation (generated faces' nearest training faces
+  in the teacher's space against held-out real faces'); FID/KID in the teacher's space beside two halves of the
+  real faces; the real-vs-synthetic detector on samples and on edits alone (real and fake through one encoding).
+- The editors compared by the paired difference of "flipped and verified by the teacher against the person's
+  other photos" per photo, with intervals over people.
 
-Writes metrics/gan.json, metrics/gan.md, data/edit_outcomes.parquet, plots/edits.png and the judge
-(``evaluate.classifier_out``). Run by `dvc repro evaluate_editors`, or `python -m pipelines.evaluate_editors`.
+Writes metrics/gan.json, metrics/gan.md, data/edit_outcomes.parquet, plots/edits.png, plots/identity_curves.png,
+plots/nearest_training_faces.png and the judge (``evaluate.classifier_out``). Run by `dvc repro evaluate_editors`,
+or `python -m pipelines.evaluate_editors`.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from prefect import flow, task
 from torchvision.utils import save_image
 
-from facegen.config import GanConfig, Params, SamplingConfig, load_params
+from facegen.config import EvaluateConfig, GanConfig, Params, SamplingConfig, load_params
 from facegen.data.prepared import PreparedFaces
-from facegen.gan.inference import FaceModel, to_tensor
+from facegen.gan.inference import FaceModel, save_grid, to_tensor
 from facegen.io import atomic_file, write_json
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.control import attribute_control
-from facegen.metrics.convnet import holdout_split
-from facegen.metrics.detector import encoded, real_vs_synthetic
-from facegen.metrics.editing import EditJudges, judge_edits, summarise_edits
-from facegen.metrics.feature_distance import fid_kid_of_features
+from facegen.metrics.detector import REGIONS, encoded, real_vs_synthetic, region_crops
+from facegen.metrics.editing import (
+    EditJudges,
+    Gallery,
+    IdentityJudge,
+    judge_edits,
+    similarity_curves,
+    study_people,
+    summarise_edits,
+)
+from facegen.metrics.feature_distance import fid_kid_of_features, real_vs_real_reference
 from facegen.metrics.identity import cosine
-from facegen.paths import EDIT_OUTCOMES, EDITORS_TABLE, EDITS_GRID, GAN_CHECKPOINT_NAME, GAN_METRICS
+from facegen.metrics.memorisation import memorisation_test, nearest_neighbours, neighbour_grid
+from facegen.report.rating import write_rating_set
+from facegen.paths import (
+    EDIT_OUTCOMES,
+    EDITORS_TABLE,
+    EDITS_GRID,
+    GAN_CHECKPOINT_NAME,
+    GAN_METRICS,
+    IDENTITY_CURVES,
+    MEMORISATION_GRID,
+    RATING_SET,
+)
 from pipelines import run_from_command_line
+from recognition.augmentation.verified_edits import teacher_threshold
 from recognition.embeddings import EmbeddingCache
+from recognition.fisherfaces import Fisherfaces
 from recognition.statistics import paired_difference
 from recognition.teacher import DlibTeacher, cache_folder
-from recognition.verified_edits import teacher_threshold
 
 TARGET_ATTRIBUTES = ("Eyeglasses", "Smiling")  # the issue's targets: >= 0.90 flipped and >= 0.80 verified
 TARGET_FLIPPED, TARGET_VERIFIED = 0.90, 0.80
 GRID_SOURCES = 8
+RATING_FACES = 50  # real and as many edited faces in the rating set people are shown
+STUDIED = "identity"  # the editor under study (the other is the baseline): its memorisation grid is drawn
 
 
 def editors(params: Params) -> dict[str, GanConfig]:
     """The compared generators by name: the baseline first."""
     if params.gan_baseline is None:
         raise ValueError("evaluate_editors compares two generators: params needs gan_baseline beside gan")
-    return {"baseline": params.gan_baseline, "identity": params.gan}
+    return {"baseline": params.gan_baseline, STUDIED: params.gan}
 
 
 @task
@@ -64,13 +95,19 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     images = np.asarray(faces.images)
     rows = faces.annotations[attributes].to_numpy(np.float32)
     identities = faces.annotations["identity"].astype(str).to_numpy()
+    image_ids = faces.annotations["image_id"].astype(str).to_numpy()
+    groups = study_people(identities, e.classifier, editing)
+    judged = np.concatenate([groups.judge, groups.held_out])
     judge, _ = train_attribute_classifier(
-        images, rows, attributes, e.classifier, faces.annotations["identity"].to_numpy()
+        images[judged],
+        rows[judged],
+        attributes,
+        e.classifier,
+        identities[judged],
+        held_out=np.arange(len(groups.judge), len(judged)),
     )
     judge.save(e.classifier_out)
-    _, held_out = holdout_split(
-        len(images), e.classifier.holdout_fraction, e.classifier.seed, faces.annotations["identity"].to_numpy()
-    )
+    fisher = Fisherfaces(editing.fisherfaces_components, e.seed).fit(images[groups.judge], identities[groups.judge])
 
     teacher = EmbeddingCache(
         cache_folder(params.recognition.teacher.embeddings), DlibTeacher(params.recognition.teacher.workers), 500
@@ -78,36 +115,79 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     rng = np.random.default_rng(e.seed)
     real = np.sort(rng.choice(len(images), min(e.samples, len(images)), replace=False))
     real_teacher = teacher.embed(images[real])
-    threshold = teacher_threshold(real_teacher, identities[real], e.identity_far)
-    judges = EditJudges(judge, teacher.embed, threshold)
-    sources = np.sort(rng.choice(held_out, min(e.edits, len(held_out)), replace=False))
+    real_fisher = fisher.embed(images[real])
+    thresholds = {
+        "teacher": teacher_threshold(real_teacher, identities[real], e.identity_far),
+        "fisherfaces": teacher_threshold(real_fisher, identities[real], e.identity_far),
+    }
+    judges = EditJudges(
+        judge,
+        {
+            "teacher": IdentityJudge(teacher.embed, thresholds["teacher"]),
+            "fisherfaces": IdentityJudge(fisher.embed, thresholds["fisherfaces"]),
+        },
+    )
+    candidates = groups.held_out[~np.isin(image_ids[groups.held_out], sorted(tuning_photos(editing.exclude_photos)))]
+    sources = np.sort(rng.choice(candidates, min(e.edits, len(candidates)), replace=False))
+    shown = groups.held_out[np.isin(identities[groups.held_out], identities[sources])]
+    gallery = Gallery(images[shown], identities[shown], image_ids[shown])
     control_rows = rows[rng.choice(len(rows), e.control_samples)]
     real_encoded = encoded(images[real], e.detector_encoding, e.jpeg_quality)
-
+    same_person = {
+        "teacher": same_person_similarities(real_teacher, identities[real]),
+        "fisherfaces": same_person_similarities(real_fisher, identities[real]),
+    }
     metrics: dict = {
-        "judge": judge_report(judge.report, held_out, faces.annotations["identity"].to_numpy()),
-        "teacher": {
-            "threshold": round(threshold, 5),
-            "far": e.identity_far,
-            **same_person_rate(real_teacher, identities[real], threshold),
+        "people": {name: int(len(np.unique(identities[rows_]))) for name, rows_ in vars(groups).items()},
+        "judge": judge_report(judge.report, groups.held_out, identities),
+        "identity_judges": {
+            name: {
+                "threshold": round(threshold, 5),
+                "far": e.identity_far,
+                "real_same_person_verified": _share(same_person[name] >= threshold),
+                "real_same_person_pairs": int(len(same_person[name])),
+            }
+            for name, threshold in thresholds.items()
         },
+        "teacher_space_real_vs_real": real_vs_real_reference(real_teacher, e.kid_subset_size, e.kid_subsets, e.seed),
         "edited_photos": int(len(sources)),
         "edited_people": int(len(np.unique(identities[sources]))),
+        "gallery_photos": int(len(shown)),
+        "tuning_photos_left_out": int(len(groups.held_out) - len(candidates)),
         "strengths": list(editing.strengths),
+        "strength": editing.strength,
         "candidates": editing.candidates,
         "editors": {},
     }
     tables, examples = [], {}
+    training = real[np.isin(real, groups.generator)]
+    unseen = real[np.isin(real, groups.held_out)]
     for name, config in configs.items():
         checkpoint = config.out / GAN_CHECKPOINT_NAME
         plain = FaceModel.load(checkpoint, sampling=SamplingConfig())
         chosen = plain.with_sampling(SamplingConfig(candidates=editing.candidates))
-        outcomes = judge_edits(plain, judges, images[sources], rows[sources], identities[sources], editing.strengths)
+        outcomes = judge_edits(
+            plain,
+            judges,
+            images[sources],
+            rows[sources],
+            image_ids[sources],
+            identities[sources],
+            editing.strengths,
+            gallery,
+            keep=editing.strength,
+        )
         tables.append(outcomes.table.assign(editor=name))
+        if name == STUDIED:
+            edited = np.concatenate([outcomes.at_strength[a] for a in TARGET_ATTRIBUTES if a in outcomes.at_strength])
+            shown_real = rng.choice(unseen, min(RATING_FACES, len(unseen)), replace=False)
+            shown_edits = rng.choice(len(edited), min(RATING_FACES, len(edited)), replace=False)
+            write_rating_set(images[shown_real], edited[shown_edits], RATING_SET, seed=e.seed)
         examples[name] = outcomes.examples
         sampled_plain = attribute_control(judge, attributes, control_rows, _sampler(plain, e.seed + 1), flip=False)
         sampled_chosen = attribute_control(judge, attributes, control_rows, _sampler(chosen, e.seed + 1), flip=False)
         fake = plain.sample(torch.from_numpy(rows[real]), seed=e.seed)
+        fake_teacher = teacher.embed(fake)
         metrics["editors"][name] = {
             "checkpoint_sha256": plain.checkpoint_sha256,
             "editor_mask": config.editor_mask,
@@ -115,69 +195,138 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
             "edits": summarise_edits(outcomes.table),
             "sampled_plain": sampled_plain.accuracy,
             "sampled_discriminator_chosen": sampled_chosen.accuracy,
-            "teacher_space": fid_kid_of_features(
-                real_teacher, teacher.embed(fake), e.kid_subset_size, e.kid_subsets, e.seed
-            ),
+            "teacher_space": fid_kid_of_features(real_teacher, fake_teacher, e.kid_subset_size, e.kid_subsets, e.seed),
             "detector": real_vs_synthetic(real_encoded, encoded(fake, e.detector_encoding, e.jpeg_quality), e.detector)
             | {"encoding": e.detector_encoding, "jpeg_quality": e.jpeg_quality},
+            "detector_on_edits": {
+                attribute: detect_edits(images[unseen], edits, e)
+                for attribute, edits in outcomes.at_strength.items()
+                if attribute in TARGET_ATTRIBUTES
+            },
+            "memorisation": memorisation(
+                fake,
+                fake_teacher,
+                images[training],
+                real_teacher[np.isin(real, training)],
+                real_teacher[np.isin(real, unseen)],
+                MEMORISATION_GRID if name == STUDIED else None,
+            ),
         }
     table = pd.concat(tables, ignore_index=True)
     metrics["attributes"] = per_attribute(metrics)
+    metrics["similarity_curves"] = {
+        name: similarity_curves(table[table["editor"] == name], editing.strength, same_person) for name in configs
+    }
     metrics["identity_minus_baseline"] = paired_editors(table, e.seed)
     metrics["targets"] = targets_met(metrics)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     _write_grid(images[sources[:GRID_SOURCES]], examples, editing.strengths)
+    _curves_plot(metrics["similarity_curves"][STUDIED], thresholds)
     return metrics, table
+
+
+def detect_edits(real: np.ndarray, edits: np.ndarray, e: EvaluateConfig) -> dict:
+    """The real-vs-synthetic detector on edits alone against real unseen faces, on whole faces and on the eye and
+    mouth bands (all through the same encoding first)."""
+    real, edits = (encoded(x, e.detector_encoding, e.jpeg_quality) for x in (real, edits))
+    return {"face": real_vs_synthetic(real, edits, e.detector)} | {
+        region: real_vs_synthetic(region_crops(real, region), region_crops(edits, region), e.detector)
+        for region in REGIONS
+    }
+
+
+def tuning_photos(path: Path | None) -> set[str]:
+    """Image ids of the photos the editor's settings were chosen on (``editing.exclude_photos``): never edited."""
+    if path is None:
+        return set()
+    try:
+        table = pd.read_csv(path, dtype=str)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the photos to leave out (editing.exclude_photos): {err}") from None
+    if "image_id" not in table:
+        raise ValueError(f"{path}: no 'image_id' column (editing.exclude_photos)")
+    return set(table["image_id"])
+
+
+def memorisation(
+    fake: np.ndarray,
+    fake_teacher: np.ndarray,
+    training_images: np.ndarray,
+    training_teacher: np.ndarray,
+    unseen_teacher: np.ndarray,
+    grid: Path | None,
+) -> dict:
+    """Are generated faces closer to the generator's training faces than real faces it never saw are (the
+    teacher's space, nearest neighbour)? With ``grid``, generated faces beside their 3 nearest training faces."""
+    generated, nearest = nearest_neighbours(fake_teacher, training_teacher, k=min(3, len(training_teacher)))
+    held_out, _ = nearest_neighbours(unseen_teacher, training_teacher)
+    usable = int(np.isfinite(generated[:, 0]).sum()), int(np.isfinite(held_out[:, 0]).sum())
+    if grid is not None:
+        if usable[0]:
+            neighbour_grid(fake, training_images, nearest, grid)
+        else:  # the teacher found no generated face: the grid shows the faces it could not read
+            save_grid(fake[:GRID_SOURCES], grid, nrow=GRID_SOURCES)
+    if min(usable) < 2:
+        return {"generated": usable[0], "held_out": usable[1], "p_closer": None, "auc": None}
+    return memorisation_test(generated[:, 0], held_out[:, 0]) | {"training_faces": int(len(training_teacher))}
 
 
 def judge_report(report: dict, held_out: np.ndarray, people: np.ndarray) -> dict:
     return {
         "heldout_balanced_accuracy": report["heldout_balanced_accuracy"],
+        "heldout_sensitivity": report["heldout_sensitivity"],
+        "heldout_false_positive_rate": report["heldout_false_positive_rate"],
         "heldout_images": report["heldout_images"],
         "heldout_people": int(len(np.unique(people[held_out]))),
     }
 
 
-def same_person_rate(descriptors: np.ndarray, people: np.ndarray, threshold: float) -> dict:
-    """How often the teacher verifies two real photos of one person (among ``descriptors``) at ``threshold``."""
+def same_person_similarities(descriptors: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """Cosines of every pair of real photos of one person among ``descriptors`` (faces not found left out)."""
     first, second = np.triu_indices(len(people), k=1)
     same = people[first] == people[second]
     similarity = cosine(descriptors[first[same]], descriptors[second[same]])
-    similarity = similarity[np.isfinite(similarity)]
-    return {
-        "real_same_person_verified": round(float((similarity >= threshold).mean()), 4) if len(similarity) else None,
-        "real_same_person_pairs": int(len(similarity)),
-    }
+    return similarity[np.isfinite(similarity)]
 
 
 def per_attribute(metrics: dict) -> dict:
-    """attribute -> the judge's balanced accuracy beside each editor's edits and sampled control."""
-    judge = metrics["judge"]["heldout_balanced_accuracy"]
+    """attribute -> the judge's held-out rates beside each editor's edits (at the chosen strength), its
+    references (the photo itself, its reconstruction) and sampled control."""
+    judge, strength = metrics["judge"], f"{metrics['strength']:g}"
     return {
-        name: {"judge_balanced_accuracy": judge[name]}
+        name: {
+            "judge_balanced_accuracy": judge["heldout_balanced_accuracy"][name],
+            "judge_sensitivity": judge["heldout_sensitivity"][name],
+            "judge_false_positive_rate": judge["heldout_false_positive_rate"][name],
+        }
         | {
             editor: {
-                "edits": result["edits"][name],
+                "edit": result["edits"]["edit"][name][strength],
+                "reconstruction": result["edits"]["reconstruction"][name]["0"],
+                "noop": result["edits"]["noop"][name]["0"],
                 "sampled_plain": result["sampled_plain"][name],
                 "sampled_discriminator_chosen": result["sampled_discriminator_chosen"][name],
             }
             for editor, result in metrics["editors"].items()
         }
-        for name in judge
+        for name in judge["heldout_balanced_accuracy"]
     }
 
 
 def paired_editors(table: pd.DataFrame, seed: int) -> dict:
-    """attribute -> strength -> identity editor minus baseline in "flipped and verified", same photos, with the
-    95% interval over the photos' people."""
-    table = table.assign(success=table["flipped"] & table["verified"]).rename(columns={"identity": "person"})
+    """attribute -> strength -> identity editor minus baseline in "flipped, and verified by the teacher against the
+    person's other photos", same photos, with the 95% interval over the photos' people."""
+    table = table[table["kind"] == "edit"]
+    table = table.assign(success=table["flipped"] & (table["other_teacher"] == 1)).rename(
+        columns={"identity": "person"}
+    )
     wide = table.pivot_table(
         index=["attribute", "strength", "source", "person"], columns="editor", values="success", aggfunc="first"
     ).reset_index()
     out: dict = {}
     for (name, strength), rows in wide.groupby(["attribute", "strength"], sort=False):
         difference, low, high = paired_difference(
-            rows["identity"].to_numpy(float), rows["baseline"].to_numpy(float), rows["person"].to_numpy(), seed=seed
+            rows[STUDIED].to_numpy(float), rows["baseline"].to_numpy(float), rows["person"].to_numpy(), seed=seed
         )
         out.setdefault(name, {})[f"{strength:g}"] = {
             "difference": round(difference, 4),
@@ -188,72 +337,154 @@ def paired_editors(table: pd.DataFrame, seed: int) -> dict:
 
 
 def targets_met(metrics: dict) -> dict:
-    """Per editor and target attribute: the strengths at which >= 0.90 of edits flip and >= 0.80 are verified."""
-    return {
-        editor: {
-            name: [
-                strength
-                for strength, r in result["edits"][name].items()
-                if r["flipped"] >= TARGET_FLIPPED and r["verified"] >= TARGET_VERIFIED
-            ]
-            for name in TARGET_ATTRIBUTES
-            if name in result["edits"]
-        }
-        for editor, result in metrics["editors"].items()
-    }
+    """Per editor and target attribute, at the chosen strength: >= 0.90 of edits flipped by the judge and >= 0.80
+    verified by both identity judges against the person's other photos; each number beside its target."""
+    strength = f"{metrics['strength']:g}"
+    out: dict = {}
+    for editor, result in metrics["editors"].items():
+        for name in TARGET_ATTRIBUTES:
+            if name not in result["edits"]["edit"]:
+                continue
+            r = result["edits"]["edit"][name][strength]
+            verified = {j: r[f"other_{j}"] for j in metrics["identity_judges"]}
+            met = r["flipped"] >= TARGET_FLIPPED and all(
+                v is not None and v >= TARGET_VERIFIED for v in verified.values()
+            )
+            out.setdefault(editor, {})[name] = {
+                "flipped": r["flipped"],
+                "verified_by_other_photos": verified,
+                "met": met,
+            }
+    return out
 
 
 def markdown(metrics: dict) -> str:
-    """metrics/gan.md: per attribute, each editor's flipped / verified share at each strength beside the judge."""
-    strengths = [f"{s:g}" for s in metrics["strengths"]]
-    names = list(metrics["editors"])
-    head = "| attribute | judge balanced acc. | " + " | ".join(f"{n} s={s}" for n in names for s in strengths) + " |"
+    """metrics/gan.md: per attribute at the chosen strength, each editor's edits beside the references."""
+    strength = metrics["strength"]
+    judges = list(metrics["identity_judges"])
     lines = [
-        f"# Editors judged by the attribute judge and the dlib teacher ({GAN_METRICS})",
+        f"# Editors judged by judges they never met ({GAN_METRICS})",
         "",
-        f"Each cell: share of {metrics['edited_photos']} held-out photos ({metrics['edited_people']} people) whose "
-        f"edit the judge sees flipped / the teacher verifies as the same person (cosine >= "
-        f"{metrics['teacher']['threshold']:.3f}, FAR {metrics['teacher']['far']:g} on real pairs).",
+        f"{metrics['edited_photos']} held-out photos of {metrics['edited_people']} people, edited at strength "
+        f"{strength:g} (chosen before the run); {metrics['gallery_photos']} photos of those people as their other "
+        "photos. People: " + ", ".join(f"{k} {v}" for k, v in metrics["people"].items()) + ".",
         "",
-        head,
-        "|---|---|" + "---|" * (len(names) * len(strengths)),
+        "Identity judges: "
+        + "; ".join(
+            f"{j} (verified at cosine >= {r['threshold']:.3f}, FAR {r['far']:g}; real same-person pairs pass "
+            f"{r['real_same_person_verified']})"
+            for j, r in metrics["identity_judges"].items()
+        ),
+        "",
+        "Each row: flipped by the attribute judge | verified against the source photo ("
+        + " / ".join(judges)
+        + ") | verified by the person's other photos ("
+        + " / ".join(judges)
+        + ").",
+        "",
+        "| attribute | judge bal. acc. / sens. / FPR | face | flipped | vs source | vs other photos |",
+        "|---|---|---|---|---|---|",
     ]
     for name, result in metrics["attributes"].items():
-        cells = [
-            f"{result[n]['edits'][s]['flipped']:.2f} / {result[n]['edits'][s]['verified']:.2f}"
-            for n in names
-            for s in strengths
-        ]
-        lines.append(f"| {name} | {result['judge_balanced_accuracy']:.2f} | " + " | ".join(cells) + " |")
+        judge = (
+            f"{result['judge_balanced_accuracy']:.2f} / {_num(result['judge_sensitivity'])} / "
+            f"{_num(result['judge_false_positive_rate'])}"
+        )
+        first = next(iter(metrics["editors"]))
+        rows = [("the photo itself", result[first]["noop"])]
+        for editor in metrics["editors"]:
+            rows += [
+                (f"{editor}: reconstruction", result[editor]["reconstruction"]),
+                (f"{editor}: edit", result[editor]["edit"]),
+            ]
+        for label, r in rows:
+            lines.append(
+                f"| {name} | {judge} | {label} | {r['flipped']:.2f} | "
+                + " / ".join(f"{r[f'verified_{j}']:.2f}" for j in judges)
+                + " | "
+                + " / ".join(_num(r[f"other_{j}"]) for j in judges)
+                + " |"
+            )
     lines += [
         "",
         f"Sampled faces: share where the judge sees the requested value, plain and chosen by the discriminator "
         f"among {metrics['candidates']} candidates.",
         "",
-        "| attribute | judge balanced acc. | " + " | ".join(f"{n} plain | {n} chosen" for n in names) + " |",
-        "|---|---|" + "---|---|" * len(names),
+        "| attribute | " + " | ".join(f"{n} plain | {n} chosen" for n in metrics["editors"]) + " |",
+        "|---|" + "---|---|" * len(metrics["editors"]),
     ]
     for name, result in metrics["attributes"].items():
-        cells = [f"{result[n]['sampled_plain']:.2f} | {result[n]['sampled_discriminator_chosen']:.2f}" for n in names]
-        lines.append(f"| {name} | {result['judge_balanced_accuracy']:.2f} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{result[n]['sampled_plain']:.2f} | {result[n]['sampled_discriminator_chosen']:.2f}"
+            for n in metrics["editors"]
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    reference = metrics["teacher_space_real_vs_real"]
     lines += [
         "",
-        "| editor | FID / KID in the teacher's space (generated vs real faces) | detector accuracy (both encoded) |",
-        "|---|---|---|",
+        "| editor | FID / KID, teacher's space (real vs real: "
+        f"{_distance(reference)}) | detector on samples | detector on edits | memorisation: p (closer than "
+        "unseen real faces), AUC |",
+        "|---|---|---|---|---|",
     ]
     for n, r in metrics["editors"].items():
-        space = r["teacher_space"]
-        distance = "no faces found" if space["fid"] is None else f"{space['fid']:.3f} / {space['kid_mean']:.4f}"
+        on_edits = "; ".join(
+            f"{a} " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in d.items())
+            for a, d in r["detector_on_edits"].items()
+        )
+        m = r["memorisation"]
+        memorised = "too few faces found" if m["p_closer"] is None else f"{m['p_closer']:.3g}, {m['auc']:.3f}"
         lines.append(
-            f"| {n} | {distance} ({space['generated']} vs {space['real']}) | {r['detector']['accuracy']:.3f} "
-            f"({r['detector']['encoding']}) |"
+            f"| {n} | {_distance(r['teacher_space'])} | {r['detector']['accuracy']:.3f} ({r['detector']['encoding']}) "
+            f"| {on_edits} | {memorised} |"
         )
     lines += [
         "",
-        f"Targets met (strengths with >= {TARGET_FLIPPED:.2f} flipped and >= {TARGET_VERIFIED:.2f} verified):",
+        f"Targets at strength {strength:g} (>= {TARGET_FLIPPED:.2f} flipped, >= {TARGET_VERIFIED:.2f} verified by "
+        "both judges against other photos):",
     ]
-    lines += [f"- {n}: {met}" for n, met in metrics["targets"].items()]
+    for editor, met in metrics["targets"].items():
+        lines += [
+            f"- {editor} {a}: flipped {r['flipped']:.2f}, verified by other photos "
+            + " / ".join(f"{j} {_num(v)}" for j, v in r["verified_by_other_photos"].items())
+            + (": met" if r["met"] else ": not met")
+            for a, r in met.items()
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return round(float(np.mean(flags)), 4) if len(flags) else None
+
+
+def _distance(space: dict) -> str:
+    return "no faces found" if space["fid"] is None else f"{space['fid']:.3f} / {space['kid_mean']:.4f}"
+
+
+def _curves_plot(curves: dict, thresholds: dict[str, float]) -> None:
+    """plots/identity_curves.png: per identity judge, the share verified against the source over thresholds."""
+    figure = Figure(figsize=(4.2 * len(curves), 3.4), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(curves)))
+    for ax, (judge, curve) in zip(axes, curves.items()):
+        for kind, label in (
+            ("edit", "edits"),
+            ("reconstruction", "reconstructions"),
+            ("noop", "the photo itself"),
+            ("real_same_person", "real same-person pairs"),
+        ):
+            if curve[kind]:
+                ax.plot(curve["thresholds"], curve[kind], label=label)
+        ax.axvline(thresholds[judge], color="grey", lw=1, ls="--")
+        ax.set_title(judge, fontsize=9)
+        ax.set_xlabel("cosine threshold")
+        ax.set_ylabel("share verified against the source")
+    axes[0].legend(fontsize=7)
+    with atomic_file(IDENTITY_CURVES) as f:
+        figure.savefig(f, format="png", dpi=110)
 
 
 def _sampler(model: FaceModel, seed: int):

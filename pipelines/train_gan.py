@@ -20,6 +20,7 @@ from facegen.gan.inference import resolve_device
 from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
 from facegen.metrics.convnet import holdout_split
+from facegen.metrics.editing import study_people
 from facegen.paths import TRAIN_GAN_BASELINE_CONFIG, TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
 from facegen.weights import load_checkpoint
 from pipelines import run_from_command_line
@@ -54,6 +55,10 @@ def training_people(params: Params, config: GanConfig) -> set[str] | None:
         judge = params.evaluate.classifier
         train, _ = holdout_split(len(identities), judge.holdout_fraction, judge.seed, identities.to_numpy())
         return set(identities.to_numpy()[train].astype(str))
+    if config.train_people == "generator":  # the generators' own people (facegen.metrics.editing.study_people)
+        identities = PreparedFaces(params.prepare.out, attributes=list(config.attributes)).annotations["identity"]
+        groups = study_people(identities.to_numpy(), params.evaluate.classifier, params.editing)
+        return set(identities.to_numpy()[groups.generator].astype(str))
     return None
 
 

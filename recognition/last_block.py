@@ -1,18 +1,20 @@
 """Retrain the end of the distilled facenet on cached trunk features (issue 19).
 
-The distilled model (``DistilledFacenet``) is split where facenet-pytorch's InceptionResnetV1 has its last
-block: the *trunk* (``conv2d_1a`` ... ``repeat_3``) stays frozen, and its outputs are computed once per face and
+The distilled model (``DistilledFacenet``) is split before facenet-pytorch's InceptionResnetV1's last two
+blocks: the *trunk* (``conv2d_1a`` ... ``mixed_7a``) stays frozen, and its outputs are computed once per face and
 cached (:class:`TrunkFeatures`, an embedder for :class:`recognition.embeddings.EmbeddingCache`); the *last
-block* (``block8``, pooling, ``last_linear``, ``last_bn``, the head into the teacher's space and the centre)
-is what retraining changes (:class:`LastBlock`). facenet-pytorch's fine-tuning example retrains the same
+blocks* (``repeat_3``, ``block8``, pooling, ``last_linear``, ``last_bn``, the head into the teacher's space and
+the centre) are what retraining changes (:class:`LastBlock`). facenet-pytorch's fine-tuning example retrains the same
 end of the network with a classifier on top. Batch norms keep their statistics (eval mode) while their
 weights train: a roster of 150 photos would otherwise overwrite statistics learnt on 25,000.
 
 Two ways to retrain it:
-- :func:`finetune_roster`: a CosFace classifier over the roster people, on their enrolment photos and a
-  condition's added images; check-ins are named by cosine to the learnt class weights;
+- :func:`finetune_roster`: a CosFace classifier over the roster people, on their enrolment photos and an
+  arm's added images, for a fixed number of steps, ``repeat_3`` frozen; check-ins are named by cosine to the
+  learnt class weights;
 - :func:`retrain_embedding`: the distillation objective again (cosine to the teacher's centred descriptors,
-  plus CosFace on identities where a face has one) on the background people, with or without synthetic faces.
+  plus CosFace on identities where a face has one) on the background people, with or without GAN faces; both
+  last blocks train.
 """
 
 from __future__ import annotations
@@ -40,9 +42,8 @@ TRUNK = (
     "mixed_6a",
     "repeat_2",
     "mixed_7a",
-    "repeat_3",
 )
-TRUNK_CHANNELS = 1792  # InceptionResnetV1's repeat_3 output
+TRUNK_CHANNELS = 1792  # InceptionResnetV1's mixed_7a output
 
 
 class TrunkFeatures:
@@ -52,7 +53,7 @@ class TrunkFeatures:
         self, model: DistilledFacenet, fingerprint: str, input_size: int, flip: bool = False, batch_size: int = 64
     ) -> None:
         self.net, self.input_size, self.flip, self.batch_size = model.backbone.eval(), input_size, flip, batch_size
-        self.fingerprint = f"trunk|{fingerprint}|{input_size}|flip={flip}"
+        self.fingerprint = f"trunk-to-mixed_7a|{fingerprint}|{input_size}|flip={flip}"
 
     @torch.no_grad()
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -63,7 +64,9 @@ class TrunkFeatures:
             for name in TRUNK:
                 x = getattr(self.net, name)(x)
             out.append(x.flatten(1))
-        return torch.cat(out).numpy() if out else np.zeros((0, TRUNK_CHANNELS), np.float32)
+        if not out:  # no image: an empty array as wide as the features of one
+            return self.embed(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))[:0]
+        return torch.cat(out).numpy()
 
 
 class LastBlock(nn.Module):
@@ -72,7 +75,8 @@ class LastBlock(nn.Module):
     def __init__(self, model: DistilledFacenet) -> None:
         super().__init__()
         net = model.backbone
-        self.block8, self.pool = copy.deepcopy(net.block8), copy.deepcopy(net.avgpool_1a)
+        self.repeat_3, self.block8 = copy.deepcopy(net.repeat_3), copy.deepcopy(net.block8)
+        self.pool = copy.deepcopy(net.avgpool_1a)
         self.last_linear, self.last_bn = copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn)
         self.head = copy.deepcopy(model.head)
         self.register_buffer("centre", model.centre.detach().clone())
@@ -81,7 +85,7 @@ class LastBlock(nn.Module):
     def features(self, trunk: torch.Tensor) -> torch.Tensor:
         """Uncentred head outputs (what the distillation loss sees)."""
         side = int(round((trunk.shape[1] / TRUNK_CHANNELS) ** 0.5))
-        x = self.pool(self.block8(trunk.view(len(trunk), TRUNK_CHANNELS, side, side)))
+        x = self.pool(self.block8(self.repeat_3(trunk.view(len(trunk), TRUNK_CHANNELS, side, side))))
         return self.head(F.normalize(self.last_bn(self.last_linear(x.flatten(1))), dim=1))
 
     def forward(self, trunk: torch.Tensor) -> torch.Tensor:
@@ -102,21 +106,36 @@ class LastBlock(nn.Module):
 
 @dataclass(frozen=True)
 class Training:
-    epochs: int
+    """``steps`` optimiser steps (cosine decay over them) of ``batch_size`` shuffled rows, seeded."""
+
+    steps: int
     lr: float
     batch_size: int
     seed: int
+
+    @classmethod
+    def epochs(cls, epochs: int, rows: int, lr: float, batch_size: int, seed: int) -> Training:
+        """``epochs`` passes over ``rows`` rows (at least one step)."""
+        return cls(max(1, epochs * (rows // batch_size)), lr, batch_size, seed)
 
 
 def finetune_roster(
     block: LastBlock, trunk: np.ndarray, labels: np.ndarray, training: Training
 ) -> tuple[LastBlock, np.ndarray]:
     """A copy of ``block`` trained with CosFace (margin 0.35, scale 64) to tell the roster's ``labels`` (0..C-1)
-    apart, and its C x D L2-normalised class weights (started at each class's mean embedding)."""
+    apart, ``repeat_3`` frozen, and its C x D L2-normalised class weights (started at each class's mean
+    embedding)."""
     block = copy.deepcopy(block)
     cosface = margin_loss("cosface", block.embed(trunk), labels)
     targets = torch.from_numpy(labels.astype(np.int64))
-    _train(block, cosface, training, len(trunk), lambda rows: cosface(block(trunk_rows(trunk, rows)), targets[rows]))
+    trained = [p for name, p in block.named_parameters() if not name.startswith("repeat_3.")]
+    _train(
+        block,
+        [*trained, *cosface.parameters()],
+        training,
+        len(trunk),
+        lambda rows: cosface(block(trunk_rows(trunk, rows)), targets[rows]),
+    )
     weights = F.normalize(cosface.W.detach().T, dim=1).numpy()
     return block, weights
 
@@ -128,10 +147,11 @@ def retrain_embedding(
     labels: np.ndarray,
     training: Training,
     margin_weight: float,
+    real: int | None = None,
 ) -> LastBlock:
-    """A copy of ``block`` trained for ``training.epochs`` passes over ``trunk``: cosine to the teacher's centred
-    descriptors ``targets``, plus ``margin_weight`` x CosFace on ``labels`` (-1: a face with no identity, such as
-    a generator sample). Its centre is then recomputed on the faces that have an identity."""
+    """A copy of ``block`` trained on ``trunk``: cosine to the teacher's centred descriptors ``targets``, plus
+    ``margin_weight`` x CosFace on ``labels`` (-1: a face with no identity, such as a generator sample). Its centre
+    is then recomputed on the first ``real`` rows (the real faces; default: every row with an identity)."""
     block = copy.deepcopy(block)
     labelled = labels >= 0
     cosface = margin_loss("cosface", targets[labelled], labels[labelled])
@@ -145,8 +165,8 @@ def retrain_embedding(
             value = value + margin_weight * cosface(features[known], names[rows][known])
         return value
 
-    _train(block, cosface, training, len(trunk), loss)
-    block.recentre(trunk[labelled])
+    _train(block, [*block.parameters(), *cosface.parameters()], training, len(trunk), loss)
+    block.recentre(trunk[:real] if real is not None else trunk[labelled])
     return block
 
 
@@ -154,21 +174,21 @@ def trunk_rows(trunk: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(trunk[rows.numpy()])
 
 
-def _train(block: LastBlock, head: nn.Module, training: Training, n: int, loss_of) -> None:
-    """AdamW with cosine decay over ``training.epochs`` shuffled passes; batch norms stay in eval mode."""
+def _train(block: LastBlock, parameters: list[nn.Parameter], training: Training, n: int, loss_of) -> None:
+    """AdamW on ``parameters`` with cosine decay over ``training.steps`` batches, drawn from shuffled passes over
+    the ``n`` rows (a new shuffle each pass); batch norms stay in eval mode."""
     generator = torch.Generator().manual_seed(training.seed)
     torch.manual_seed(training.seed)
-    parameters = [*block.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=training.lr, weight_decay=1e-4)
-    steps_per_epoch = max(1, n // training.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps)
+    per_pass = max(1, n // training.batch_size)
     block.eval()
-    for _ in range(training.epochs):
-        order = torch.randperm(n, generator=generator)
-        for step in range(steps_per_epoch):
-            rows = order[step * training.batch_size : (step + 1) * training.batch_size]
-            loss = loss_of(rows)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+    for step in range(training.steps):
+        if step % per_pass == 0:
+            order = torch.randperm(n, generator=generator)
+        rows = order[(step % per_pass) * training.batch_size : (step % per_pass + 1) * training.batch_size]
+        loss = loss_of(rows)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()

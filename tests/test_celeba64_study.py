@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from facegen.data.prepared import PreparedFaces
 from recognition.backbone import DistilledFacenet, save_backbone
 from tests.support.faces import make_celeba_subset
 from tests.support.scratch import run_in, scratch_copy
@@ -17,7 +18,9 @@ from tests.support.scratch import run_in, scratch_copy
 pytestmark = pytest.mark.slow
 
 
-def test_celeba64_study_rebuilds_with_dvc_repro(shared_celeba: Path, celeba_annotations, tmp_path: Path) -> None:
+def test_celeba64_study_rebuilds_with_dvc_repro(
+    shared_celeba: Path, shared_faces64: Path, celeba_annotations, tmp_path: Path
+) -> None:
     celeba = make_celeba_subset(shared_celeba, celeba_annotations, tmp_path / "celeba", n=300)
     work = scratch_copy({}, into=tmp_path)
     # The identity network is the faces64 study's output; here an untrained one, its study left out.
@@ -41,7 +44,7 @@ def test_celeba64_study_rebuilds_with_dvc_repro(shared_celeba: Path, celeba_anno
         kid_subsets=3,
         kid_subset_size=40,
     )
-    params["editing"]["strengths"] = [1.0, 3.0]
+    params["editing"].update(strengths=[1.0, 3.0], exclude_folder=str(shared_faces64))
     params["recognition"]["teacher"]["workers"] = 1
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -50,14 +53,27 @@ def test_celeba64_study_rebuilds_with_dvc_repro(shared_celeba: Path, celeba_anno
     assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {"baseline", "identity"}
     assert metrics["editors"]["identity"]["editor_mask"] and metrics["editors"]["identity"]["lambda_identity"] > 0
     assert not metrics["editors"]["baseline"]["editor_mask"]
-    for result in metrics["attributes"].values():  # every conditioned attribute, beside its judge
+    assert set(metrics["identity_judges"]) == {"teacher", "fisherfaces"}
+    for result in metrics["attributes"].values():  # every conditioned attribute, beside its judge and references
         assert 0 <= result["judge_balanced_accuracy"] <= 1
-        assert set(result["identity"]["edits"]) == {"1", "3"}
-    # The generators trained on the judge's training people only: the edited people are held out of both.
+        assert {"edit", "reconstruction", "noop"} <= set(result["identity"])
+        assert result["identity"]["noop"]["verified_teacher"] >= 0.9  # a photo is verified as itself
+    assert set(metrics["editors"]["identity"]["edits"]["edit"]["Smiling"]) == {"1", "3"}
+    # Three groups of people: generators, judges, edited photos; nobody of faces64 in any
     trained = json.loads((study / "metrics" / "train_gan_config.json").read_text())
-    assert trained["train_people"] == "judge_train" and trained["editor_mask"]
+    assert trained["train_people"] == "generator" and trained["editor_mask"]
+    assert all(n > 0 for n in metrics["people"].values())
+    prepared = PreparedFaces(study / "data" / "prepared").annotations
+    faces64 = {p.name for p in shared_faces64.iterdir()}
     outcomes = pd.read_parquet(study / "data" / "edit_outcomes.parquet")
-    assert len(outcomes) == 2 * 6 * 2 * 10  # editors x attributes x strengths x photos
+    assert len(outcomes) == 2 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
+    assert not set(outcomes["identity"].astype(str)) & faces64 and set(prepared["identity"].astype(str)) & faces64
+    memorised = metrics["editors"]["identity"]["memorisation"]
+    # 3 training steps: the teacher may find no generated face; the test is then reported as not possible
+    assert memorised["p_closer"] is None or 0 <= memorised["p_closer"] <= 1
+    assert memorised["held_out"] > 0
+    assert set(metrics["similarity_curves"]["identity"]) == {"teacher", "fisherfaces"}
     assert "| Eyeglasses |" in (study / "metrics" / "gan.md").read_text()
-    assert (study / "plots" / "edits.png").stat().st_size > 1000
+    for plot in ("edits.png", "identity_curves.png", "nearest_training_faces.png"):
+        assert (study / "plots" / plot).stat().st_size > 1000
     assert "up to date" in run_in(study, "dvc", "status", "dvc.yaml").stdout  # nothing left to rebuild

@@ -52,6 +52,9 @@ def test_classifier_beats_chance_on_held_out_people(classifier, real_faces, tmp_
     assert set(accuracy) == set(ATTRIBUTES)
     balanced = model.report["heldout_balanced_accuracy"]
     assert balanced["Male"] > 0.65 and balanced["Smiling"] > 0.65, balanced  # chance is 0.5
+    for name in ATTRIBUTES:  # balanced accuracy is the mean of sensitivity and specificity on the same faces
+        sensitivity, fpr = model.report["heldout_sensitivity"][name], model.report["heldout_false_positive_rate"][name]
+        assert balanced[name] == pytest.approx((sensitivity + 1 - fpr) / 2, abs=1e-3)
     assert len(model.report["history"]) == TINY.epochs
 
     images = real_faces[0][:20]
@@ -64,6 +67,13 @@ def test_classifier_beats_chance_on_held_out_people(classifier, real_faces, tmp_
         loaded.predict_proba(noise(2, size=64))
     with pytest.raises(FileNotFoundError, match="evaluate_gan"):
         AttributeClassifier.load(tmp_path / "missing.pt")
+
+
+def test_classifier_held_out_on_the_rows_it_is_given(real_faces) -> None:
+    images, rows, identities = real_faces
+    held_out = np.flatnonzero(np.isin(identities, np.unique(identities)[:8]))  # 8 people named by the caller
+    model, _ = train_attribute_classifier(images, rows, ATTRIBUTES, TINY, identities, held_out=held_out)
+    assert model.report["heldout_images"] == len(held_out) == 80
 
 
 def test_classifier_weighs_a_rare_attribute_as_much_as_a_common_one() -> None:

@@ -45,14 +45,17 @@ def test_faces64_and_ownphotos_studies_rebuild_with_dvc_repro(
     params["gan"].update(steps=4, batch_size=8, sample_every=2, checkpoint_every=2)
     params["augmentation"].update(
         roster_draws=2,
+        training_seeds=[0],
         edit_strengths=[1.0, 2.0, 3.0],
-        budget=2,
+        budgets=[1, 2],
         background_edits=20,
         synthetic_faces=8,
-        finetune_epochs=2,
+        finetune_step_grid=[2, 4],
         embedding_epochs=1,
         batch_size=16,
         bootstrap_samples=200,
+        permutation_samples=200,
+        power_simulations=20,
     )
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = yaml.safe_load((study / "celeba.yaml").read_text())
@@ -168,29 +171,40 @@ def _check_recognizers(summary: dict) -> None:
 
 
 def _check_augmentation(study: Path) -> None:
-    """The augmentation stages' outputs: every condition paired with its baseline, every endpoint, over people."""
+    """The augmentation stages' outputs: every arm paired with its baseline, every endpoint, over people."""
     made = json.loads((study / "metrics" / "augment_faces.json").read_text())
-    # every enrolment photo of both draws, edited towards each attribute at each strength
-    assert set(made["enrolment_edits"]) == {"Eyeglasses", "Smiling"}
+    # every enrolment photo of both draws, edited towards eyeglasses at each strength, and reconstructed
+    assert set(made["enrolment_edits"]) == {"Eyeglasses"}
     assert set(made["enrolment_edits"]["Eyeglasses"]) == {"1", "2", "3"}
+    assert made["reconstructions"]["made"] == made["enrolment_photos"] > 0
     assert made["background_edit"]["made"] == 20 and made["sample"]["made"] == 8
     assert 0 < made["teacher_threshold"] < 1
     summary = json.loads((study / "metrics" / "augmentation.json").read_text())
-    effects = summary["effects"]
-    assert set(effects) == {"prototypes", "finetuned", "embedding"}
-    assert set(effects["prototypes"]) == set(effects["finetuned"]) == {"classic", "gan_Eyeglasses", "gan_mixed"}
-    assert set(effects["embedding"]) == {"gan_trained"}
-    for family in effects.values():
-        for condition in family.values():
-            assert set(condition) == {"top1_with_Eyeglasses", "top1", "tar_at_far", "visitor_far"}
-            for e in condition.values():
+    arms = summary["arms"]
+    assert set(arms) == {"prototypes", "prototypes_pooled", "prototypes_max", "finetuned", "embedding"}
+    roster_arms = {"classic", "oracle", "reconstruction", "gan_Eyeglasses_1", "gan_Eyeglasses_2"}
+    assert all(set(arms[f]) == roster_arms for f in arms if f != "embedding")
+    assert set(arms["embedding"]) == {"gan_trained"}
+    for family in arms.values():
+        for arm in family.values():
+            assert {"top1_with_Eyeglasses", "top1_with_Eyeglasses_oracle_people", "top1", "tar_at_far"} <= set(arm)
+            assert "p_holm" in arm["top1_with_Eyeglasses"]
+            for e in arm.values():
                 if e["photos"] == 0:  # e.g. no eyeglass-wearing check-in among these few people: no rate
-                    assert e["difference"] != e["difference"]
+                    assert e["delta"] != e["delta"]
                     continue
-                assert e["low"] <= e["difference"] <= e["high"] and e["mde"] >= 0
-                assert e["difference"] == pytest.approx(e["condition"] - e["baseline"], abs=2e-4)
-    overall = effects["prototypes"]["classic"]["top1"]
-    assert overall["photos"] == sum(summary["design"]["checkins_per_draw"])  # both draws, paired photo by photo
-    assert summary["design"]["roster_draws"] == 2 and summary["design"]["training_seeds"] == [0, 1]
-    assert "gan_mixed" in (study / "metrics" / "augmentation.md").read_text()
+                assert e["ci"][0] <= e["ci"][1] and 0 < e["p_permutation"] <= 1 and e["people"] <= e["photos"]
+                assert e["delta"] == pytest.approx(e["with_arm"] - e["baseline"], abs=2e-4)
+    overall = arms["prototypes"]["classic"]["top1"]
+    per_draw = summary["design"]["checkins_per_draw"]
+    assert max(per_draw) <= overall["photos"] <= sum(per_draw)  # each distinct check-in photo once
+    assert summary["design"]["roster_draws"] == 2 and summary["design"]["training_seeds"] == [0]
+    assert summary["design"]["finetune_steps"] in (2, 4) and set(summary["design"]["finetune_validation_top1"]) == {
+        "2",
+        "4",
+    }
+    assert summary["primary"]["arm"] == "gan_Eyeglasses_1" and summary["primary"]["family"] == "prototypes"
+    assert set(summary["power"]["curve"]) == {"0.05", "0.1", "0.15", "0.2", "0.3"}
+    table = (study / "metrics" / "augmentation.md").read_text()
+    assert "oracle" in table and "reconstruction" in table and "Primary contrast" in table
     assert (study / "plots" / "augmentation.png").stat().st_size > 10_000

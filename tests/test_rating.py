@@ -27,6 +27,7 @@ from facegen.report.rating import (
     read_key,
     score_ratings,
     serve_rating,
+    set_id,
     write_rating_set,
 )
 from facegen.report.screenshot import find_browser
@@ -141,11 +142,14 @@ def test_serving_refuses_to_append_to_a_file_that_is_not_a_ratings_csv(rating_se
     serve_rating(rating_set, tmp_path / "empty.csv").server_close()
 
 
-def _write_ratings(path: Path, rows: list[tuple[str, str]]) -> Path:
+def _write_ratings(path: Path, rows: list[tuple[str, str]], answered_set: str | None = None) -> Path:
+    """A ratings CSV as the server writes it, every row of ``answered_set`` (default: a header without the set
+    column, as a hand-made file may have)."""
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(("face", "answer", "seconds", "time"))
-        writer.writerows((face, answer, 1.0, "2026-01-01T00:00:00+00:00") for face, answer in rows)
+        writer.writerow(("face", "answer", "seconds", "time") + (("set",) if answered_set else ()))
+        stamp = ("2026-01-01T00:00:00+00:00",) + ((answered_set,) if answered_set else ())
+        writer.writerows((face, answer, 1.0, *stamp) for face, answer in rows)
     return path
 
 
@@ -163,6 +167,16 @@ def test_the_score_counts_the_last_answer_of_each_face(rating_set: Path, tmp_pat
     wilson = binomtest(3, 5).proportion_ci(method="wilson")
     assert (scores["accuracy_low"], scores["accuracy_high"]) == pytest.approx((wilson.low, wilson.high))
     assert scores["accuracy_low"] < scores["accuracy"] < scores["accuracy_high"]
+
+
+def test_answers_to_another_set_with_the_same_face_names_are_left_out(rating_set: Path, tmp_path: Path) -> None:
+    other = write_rating_set(_faces(4, 5), _faces(4, 6), tmp_path / "other", seed=4)
+    assert set_id(other) != set_id(rating_set) and set(read_key(other)) == set(read_key(rating_set))
+    face = next(iter(read_key(rating_set)))
+    ratings = _write_ratings(tmp_path / "ratings.csv", [(face, "real")], answered_set=set_id(other))
+    with pytest.raises(ValueError, match="no answers yet"):
+        score_ratings(rating_set, ratings)
+    assert score_ratings(other, ratings)["other_sets_rows"] == 0
 
 
 def test_a_ratings_csv_with_an_unknown_face_or_answer_names_its_line(rating_set: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from PIL import Image
 from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
 from recognition.backbone import BackboneUnavailable, embed_images, identity_network, load_backbone, save_backbone
-from recognition.classifier import NearestClassMean, threshold_at_far
+from recognition.classifier import NearestClassMean, enrolment_classifier, threshold_at_far
 from recognition.embeddings import EmbeddingCache, TorchEmbedder
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
 from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
@@ -141,6 +141,29 @@ def test_nearest_class_mean_names_and_scores() -> None:
     assert classifier.classes.tolist() == ["a", "b", "c"]
     assert classifier.classes[found.label[0]] == "a" and found.score[1] == pytest.approx(0)
     assert classifier.labels_of(np.array(["c", "zed", "a"])).tolist() == [2, -1, 0]
+
+
+def test_enrolment_images_combine_pooled_balanced_or_by_the_best_template() -> None:
+    real = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # a: three alike; b: one
+    owners = np.array(["a", "a", "a", "b"])
+    added, added_owners = np.array([[0.6, 0.8]]), np.array(["a"])
+    probe = np.array([[0.6, 0.8]])
+    pooled = enrolment_classifier(real, owners, added, added_owners, "pooled")
+    balanced = enrolment_classifier(real, owners, added, added_owners, "balanced")
+    best = enrolment_classifier(real, owners, added, added_owners, "max")
+    # pooled: one added image among four moves a's prototype a quarter of the way; balanced: half of the way
+    assert np.allclose(pooled.prototypes[0], [0.9, 0.2] / np.linalg.norm([0.9, 0.2]))
+    assert np.allclose(balanced.prototypes[0], [0.8, 0.4] / np.linalg.norm([0.8, 0.4]))
+    assert np.allclose(balanced.prototypes[1], [0.0, 1.0])  # nothing added to b: its real mean
+    assert best.predict(probe).score[0] == pytest.approx(1.0)  # the probe is one of a's templates
+    assert best.classes[best.predict(probe).label[0]] == "a"
+    assert balanced.predict(probe).score[0] > pooled.predict(probe).score[0]
+    plain = enrolment_classifier(real, owners, rule="balanced")
+    assert np.allclose(plain.prototypes, NearestClassMean(real, owners).prototypes)
+    with pytest.raises(ValueError, match="no real enrolment image"):
+        enrolment_classifier(real, owners, added, np.array(["z"]), "balanced")
+    with pytest.raises(ValueError, match="combination rule 'mean'"):
+        enrolment_classifier(real, owners, rule="mean")
 
 
 def test_threshold_and_tar_at_far_on_a_constructed_case() -> None:

@@ -113,7 +113,7 @@ def test_faces64_page_shows_both_questions_and_names_what_is_missing(tmp_path, m
     Image.new("RGB", (64, 32), "red").save(tmp_path / "plots" / "augmentation.png")
     html = write_study_report(params, tmp_path / "reports" / "index.html", study="faces64").read_text()
     assert "Is the recognizer worth measuring with?" in html and "dlib teacher" in html
-    assert "Does augmentation with GAN faces help it?" in html
+    assert "Can eyeglasses at enrolment help it" in html
     assert "metrics/augmentation.md" in html  # named as missing, the page still written
     assert "data:image/png;base64" in html  # the forest plot, embedded
     assert "stage train_gan" not in html  # none of the demo study's sections

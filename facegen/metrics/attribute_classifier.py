@@ -97,13 +97,14 @@ def train_attribute_classifier(
     attribute_names: Sequence[str],
     config: NetTraining,
     identities: np.ndarray | None = None,
+    held_out: np.ndarray | None = None,
 ) -> tuple[AttributeClassifier, dict[str, float]]:
-    """Train on ``images`` (N x R x R x 3 uint8) with their 0/1 ``attributes_matrix`` (N x A); hold out
-    ``config.holdout_fraction`` of the identities (of the images if ``identities`` is None).
+    """Train on ``images`` (N x R x R x 3 uint8) with their 0/1 ``attributes_matrix`` (N x A); hold out the rows
+    ``held_out``, or else ``config.holdout_fraction`` of the identities (of the images if ``identities`` is None).
 
     Returns the classifier and its held-out accuracy per attribute. ``classifier.report`` adds the balanced
-    accuracy (mean of the true-positive and true-negative rates: 0.5 is chance even for rare attributes),
-    the held-out size and the per-epoch training curve.
+    accuracy (mean of the true-positive and true-negative rates: 0.5 is chance even for rare attributes), the
+    sensitivity and false-positive rate on the held-out faces, the held-out size and the per-epoch training curve.
     """
     attributes_matrix = np.asarray(attributes_matrix, dtype=np.float32)
     if attributes_matrix.shape != (len(images), len(attribute_names)):
@@ -112,7 +113,10 @@ def train_attribute_classifier(
         )
     if not np.isin(attributes_matrix, (0, 1)).all():
         raise ValueError("attributes_matrix must hold 0/1 values (attributes the source does not annotate are -1)")
-    train, held_out = holdout_split(len(images), config.holdout_fraction, config.seed, identities)
+    if held_out is None:
+        train, held_out = holdout_split(len(images), config.holdout_fraction, config.seed, identities)
+    else:
+        train = np.setdiff1d(np.arange(len(images)), held_out)
     classifier = AttributeClassifier(attribute_names, images.shape[1], config.width)
     history = fit(classifier.net, images, attributes_matrix, train, held_out, config, desc="attribute classifier")
     predicted = classifier.predict_proba(images[held_out]) > 0.5
@@ -123,10 +127,22 @@ def train_attribute_classifier(
         "heldout_balanced_accuracy": {
             name: round(v, 4) for name, v in zip(attribute_names, balanced_accuracy(predicted, truth))
         },
+        "heldout_sensitivity": _rates(predicted, truth, positive=True, names=attribute_names),
+        "heldout_false_positive_rate": _rates(~predicted, ~truth, positive=False, names=attribute_names),
         "heldout_images": int(len(held_out)),
         "history": history,
     }
     return classifier, accuracy
+
+
+def _rates(predicted: np.ndarray, truth: np.ndarray, positive: bool, names: Sequence[str]) -> dict:
+    """Per attribute: the share of faces with it called so (``positive``), or of faces without it called with it
+    (given the negations); None where the held-out faces have no such face."""
+    out = {}
+    for name, p, t in zip(names, predicted.T, truth.T):
+        rate = float(p[t].mean()) if t.any() else None
+        out[name] = None if rate is None else round(rate if positive else 1 - rate, 4)
+    return out
 
 
 def balanced_accuracy(predicted: np.ndarray, truth: np.ndarray) -> list[float]:

@@ -41,6 +41,22 @@ def real_vs_synthetic(real: np.ndarray, fake: np.ndarray, config: NetTraining) -
     }
 
 
+# Bands (top, bottom, left, right as fractions of the face crop) around the eyes and the mouth of CelebA's aligned
+# photos cropped to a centred 108 px square (the celeba64 study's framing): their landmarks sit near eyes (69, 111)
+# and (107, 112), mouth corners (71, 152) and (105, 152) of the 178 x 218 photo, i.e. rows 0.52 and 0.90 of the crop.
+REGIONS = {"eyes": (0.36, 0.68, 0.14, 0.86), "mouth": (0.74, 1.0, 0.22, 0.78)}
+
+
+def region_crops(images: np.ndarray, region: str, size: int = 32) -> np.ndarray:
+    """The ``region`` band of each face (N x R x R x 3 uint8), resized to ``size`` x ``size`` (the detector wants
+    squares; the band's aspect is not kept)."""
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; valid: {', '.join(REGIONS)}")
+    top, bottom, left, right = (round(f * images.shape[1]) for f in REGIONS[region])
+    band = images[:, top:bottom, left:right]
+    return np.stack([np.asarray(Image.fromarray(b).resize((size, size), Image.BILINEAR)) for b in band])
+
+
 def encoded(images: np.ndarray, encoding: Literal["png", "jpeg"], quality: int = 90) -> np.ndarray:
     """``images`` (N x R x R x 3 uint8) encoded as PNG (lossless: unchanged) or JPEG at ``quality`` and decoded."""
     if encoding == "png":

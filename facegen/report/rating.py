@@ -4,6 +4,7 @@ answers appended to a CSV, and the rater's accuracy scored against the set's key
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ KEY_FILE = "key.csv"  # face,truth: never served
 PAGE_FILE = "index.html"  # written last
 LAYOUT = Layout("rating set", PAGE_FILE, ("face_*.png", KEY_FILE, PAGE_FILE))
 ANSWERS = ("real", "edited")
-RATING_COLUMNS = ("face", "answer", "seconds", "time")
+RATING_COLUMNS = ("face", "answer", "seconds", "time", "set")  # set: which rating set (set_id) was answered
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UPSCALE = 3  # faces are written this many times larger (nearest neighbour), for viewing
 MAX_ANSWER_BYTES = 4096  # a POST /answer body larger than this is refused
@@ -209,12 +210,18 @@ def read_key(folder: Path) -> dict[str, str]:
         return {row["face"]: row["truth"] for row in csv.DictReader(f)}
 
 
+def set_id(folder: Path) -> str:
+    """A rating set's identity: the digest of its key, so answers to another set (same face names) are told apart."""
+    return hashlib.sha256((Path(folder) / KEY_FILE).read_bytes()).hexdigest()[:12]
+
+
 class RatingServer(ThreadingHTTPServer):
     """Serves a rating set's page and faces, and appends each answer POSTed to /answer to ``ratings``."""
 
     def __init__(self, address: tuple[str, int], folder: Path, ratings: Path) -> None:
         self.folder = Path(folder)
         self.faces = set(read_key(self.folder))
+        self.set_id = set_id(self.folder)
         self.ratings = Path(ratings)
         self.write_lock = threading.Lock()
         super().__init__(address, RatingHandler)
@@ -231,7 +238,8 @@ class RatingServer(ThreadingHTTPServer):
                 writer = csv.writer(f)
                 if new:
                     writer.writerow(RATING_COLUMNS)
-                writer.writerow((face, answer, round(seconds, 3), datetime.now(UTC).isoformat(timespec="seconds")))
+                now = datetime.now(UTC).isoformat(timespec="seconds")
+                writer.writerow((face, answer, round(seconds, 3), now, self.set_id))
 
 
 class RatingHandler(BaseHTTPRequestHandler):
@@ -321,16 +329,21 @@ def _header(path: Path) -> list[str]:
 
 
 def score_ratings(folder: Path, ratings: Path) -> dict:
-    """The rater's answers in ``ratings`` (the last answer of a face counts) scored against the key of ``folder``:
-    ``answered``, ``faces``, ``accuracy`` with its 95% Wilson interval (``accuracy_low``, ``accuracy_high``), and the
-    shares ``real_called_real`` and ``edited_called_edited`` (None when no face of that truth was answered)."""
-    key = read_key(folder)
+    """The rater's answers in ``ratings`` to the set ``folder`` (the last answer of a face counts; rows of other
+    sets are left out and counted) scored against its key: ``answered``, ``faces``, ``accuracy`` with its 95%
+    Wilson interval (``accuracy_low``, ``accuracy_high``), the shares ``real_called_real`` and
+    ``edited_called_edited`` (None when no face of that truth was answered) and ``other_sets_rows``."""
+    key, this_set = read_key(folder), set_id(folder)
     answers: dict[str, str] = {}
+    others = 0
     with open(ratings, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or not {"face", "answer"} <= set(reader.fieldnames):
             raise ValueError(f"{ratings}: not a ratings CSV (no face and answer columns)")
         for row in reader:
+            if row.get("set", this_set) != this_set:
+                others += 1
+                continue
             if row["face"] not in key:
                 raise ValueError(f"{ratings} line {reader.line_num}: unknown face {row['face']!r} (not in {folder})")
             if row["answer"] not in ANSWERS:
@@ -348,6 +361,7 @@ def score_ratings(folder: Path, ratings: Path) -> dict:
         "accuracy_high": high,
         "real_called_real": _share_right(answers, key, "real"),
         "edited_called_edited": _share_right(answers, key, "edited"),
+        "other_sets_rows": others,
     }
 
 

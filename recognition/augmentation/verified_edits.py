@@ -2,24 +2,30 @@
 
 - :func:`enrolment_edits`: every enrolment photo edited towards each attribute at several strengths; the
   candidates of a (photo, attribute) are ranked: verified by the teacher as the source person first, then
-  flipped by the generator's own attribute head, then the strongest. A condition takes the top ``budget``.
+  flipped by the generator's own attribute head, then the strongest. An arm takes the top verified ones.
+- :func:`reconstructions`: every enrolment photo through the editor with its attributes unchanged (the
+  artefact control).
 - :func:`background_edits`: background photos given an attribute, kept for training only where verified.
 - :func:`generator_samples`: brand-new faces, half with the attribute (no identity: distillation targets only).
 
 Verified means: cosine between the teacher's descriptors of source and edit at or above the threshold that
-admits ``far`` of real different-person pairs (:func:`teacher_threshold`).
+admits ``far`` of real different-person pairs (:func:`teacher_threshold`). :func:`write_made_faces` and
+:func:`read_made_faces` store them as one folder (stage augment_faces's output).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from facegen.gan.inference import FaceModel
+from facegen.io import Layout, atomic_dir
 from facegen.metrics.identity import cosine
 from recognition.classifier import threshold_at_far
 from recognition.embeddings import Embedder
@@ -34,6 +40,11 @@ TABLE_COLUMNS = (
     "flipped",
     "similarity",
     "verified",
+)
+RECONSTRUCTION_KIND = "enrolment_reconstruction"
+AUGMENT_META = "meta.json"
+AUGMENT_LAYOUT = Layout(
+    "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META)
 )
 
 
@@ -93,6 +104,25 @@ def enrolment_edits(
     )
     ranked["rank"] = ranked.groupby(["source_image", "attribute"]).cumcount()
     return MadeFaces(made.images, ranked.sort_values("_order").drop(columns="_order"), made.teacher)
+
+
+def reconstructions(
+    model: FaceModel,
+    teacher: Embedder,
+    images: np.ndarray,
+    sources: pd.DataFrame,
+    source_descriptors: np.ndarray,
+    threshold: float,
+) -> MadeFaces:
+    """Each photo through the editor with the attributes it is seen to have (nothing asked to change), judged
+    by the teacher as the edits are; attribute ``none``, rank 0."""
+    seen = model.predict_attributes(images)
+    made = model.edit(images, seen, source_attributes=seen, strength=1.0)
+    unchanged = np.zeros(len(images), bool)
+    judged = _judged(
+        [(made, _rows(RECONSTRUCTION_KIND, sources, "none", 0.0, unchanged), source_descriptors)], teacher, threshold
+    )
+    return MadeFaces(judged.images, judged.table.assign(rank=0), judged.teacher)
 
 
 def background_edits(
@@ -163,3 +193,25 @@ def _judged(parts: list[tuple[np.ndarray, pd.DataFrame, np.ndarray]], teacher: E
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def write_made_faces(folder: Path, made: MadeFaces, meta: dict) -> None:
+    """images.npy, faces.parquet, teacher.npy and meta.json, as one folder written atomically."""
+    with atomic_dir(folder, AUGMENT_LAYOUT) as tmp:
+        np.save(tmp / "images.npy", made.images)
+        made.table.to_parquet(tmp / "faces.parquet", index=False)
+        np.save(tmp / "teacher.npy", made.teacher)
+        (tmp / AUGMENT_META).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_made_faces(folder: Path) -> MadeFaces:
+    folder = Path(folder)
+    if not (folder / AUGMENT_META).is_file():
+        raise FileNotFoundError(f"{folder}: no augmentation faces here; run `dvc repro augment_faces` first")
+    made = MadeFaces(
+        np.load(folder / "images.npy"), pd.read_parquet(folder / "faces.parquet"), np.load(folder / "teacher.npy")
+    )
+    missing = [c for c in TABLE_COLUMNS if c not in made.table.columns]
+    if missing or not len(made.images) == len(made.table) == len(made.teacher):
+        raise ValueError(f"{folder}: columns {missing} missing or images/table/teacher lengths differ")
+    return made
