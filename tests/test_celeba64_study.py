@@ -15,7 +15,7 @@ from recognition.backbone import DistilledFacenet, save_backbone
 from tests.support.faces import make_celeba_subset
 from tests.support.scratch import run_in, scratch_copy
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a whole study by dvc repro: more than the default 900 s
 
 
 def test_celeba64_study_rebuilds_with_dvc_repro(

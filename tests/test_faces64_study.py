@@ -15,7 +15,7 @@ from facegen.data.prepared import PreparedFaces
 from tests.support.scratch import run_in, scratch_copy
 from tests.support.faces import copy_people, make_celeba_people
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # two studies end to end: longer than the default 900 s
 
 RECOGNIZERS = (
     "dlib_teacher",
