@@ -180,6 +180,20 @@ def test_teacher_threshold_admits_the_far_share_of_different_person_pairs() -> N
     assert accepted <= 0.01 and np.mean(scores[np.triu(~different, 1) & ~np.eye(120, dtype=bool)] > threshold) > 0.9
 
 
+def _checkin(run: dict, person: int, photo: int, correct: bool, glasses: bool, oracle_people: bool) -> dict:
+    """An outcome row of a roster person's check-in photo, accepted at score 0.9."""
+    return run | dict(
+        kind="checkin",
+        image_id=f"{person}-{photo}",
+        identity=str(person),
+        correct=correct,
+        score=0.9,
+        accepted=True,
+        oracle_people=oracle_people,
+        group_Eyeglasses=int(glasses),
+    )
+
+
 def _stranger(run: dict, kind: str, name: str, score: float, person: str | None = None) -> dict:
     """An outcome row of a visitor or calibration photo (no roster identity to name, no eyeglasses group)."""
     return run | dict(
@@ -205,19 +219,7 @@ def _outcomes(better: set[str]) -> pd.DataFrame:
                 for person in range(20):
                     for photo in range(5):
                         correct = photo % 2 == 0 or (arm != "baseline" and str(person) in better)
-                        rows.append(
-                            run
-                            | dict(
-                                kind="checkin",
-                                image_id=f"{person}-{photo}",
-                                identity=str(person),
-                                correct=correct,
-                                score=0.9,
-                                accepted=True,
-                                oracle_people=False,
-                                group_Eyeglasses=int(photo == 0),
-                            )
-                        )
+                        rows.append(_checkin(run, person, photo, correct, glasses=photo == 0, oracle_people=False))
                     rows.append(_stranger(run, "visitor", f"v{person}", 0.95 if person < 2 else 0.1))
                 rows += [
                     _stranger(run, "calibration", f"c{person}-{photo}", 0.5 - 0.01 * person, f"c{person}")
@@ -268,21 +270,12 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
     named = {"baseline": set(), "oracle": {0, 1}, "gan_Eyeglasses_1": {0}}
     rows = []
     for arm, fixed in named.items():
-        run = dict(family="prototypes", arm=arm, seed=0, turn=0, draw=0, accepted=True, score=0.9)
+        run = dict(family="prototypes", arm=arm, seed=0, turn=0, draw=0)
         for person in range(12):
             for photo in range(4):
-                rows.append(
-                    run
-                    | dict(
-                        kind="checkin",
-                        image_id=f"{person}-{photo}",
-                        identity=str(person),
-                        correct=photo >= 2 or photo in fixed,
-                        oracle_people=True,
-                        group_Eyeglasses=int(photo < 2),
-                        lenses={0: "clear", 1: "sun"}.get(photo, ""),
-                    )
-                )
+                correct = photo >= 2 or photo in fixed
+                row = _checkin(run, person, photo, correct, glasses=photo < 2, oracle_people=True)
+                rows.append(row | {"lenses": {0: "clear", 1: "sun"}.get(photo, "")})
             rows += [_stranger(run, "calibration", f"c{person}", 0.1), _stranger(run, "visitor", f"v{person}", 0.2)]
     settings = AugmentationConfig(bootstrap_samples=200, permutation_samples=500, power_simulations=10)
     summary = summarise(pd.DataFrame(rows), settings, far=0.1)
