@@ -51,5 +51,5 @@ def test_bundle_then_run(shared_faces64, celeba_annotations, tmp_path) -> None:
     result = run(bundle, config, NetTraining(width=8, epochs=1, holdout_fraction=0.25), 6, [1.0, 2.0], "cpu")
     assert result["steps_per_second"] > 0 and result["heldout_people"] == 3
     assert set(result["edits"]) == set(ATTRIBUTES) and set(result["edits"]["Smiling"]) == {"1", "2"}
-    assert result["edits"]["Smiling"]["1"]["edits"] == 6 and -1 < result["identity_threshold"] <= 1  # untrained: ~1
+    assert result["edits"]["Smiling"]["1"]["rows"] == 6 and -1 < result["identity_threshold"] <= 1  # untrained: ~1
     assert set(result["judge_balanced_accuracy"]) == set(ATTRIBUTES)
