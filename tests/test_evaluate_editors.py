@@ -1,6 +1,6 @@
 """Stage evaluate_editors end to end on real faces and two tiny generators (one with the masked editor): the
-attribute judge and the dlib teacher judge every edit, and every number in metrics/gan.json is the one its
-per-edit outcomes give."""
+attribute judge, the dlib teacher and Fisherfaces judge every edit and both references (the photo itself, its
+reconstruction), and every number in metrics/gan.json is the one its per-face outcomes give."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
             "kid_subset_size": 20,
             "classifier_out": "models/judge.pt",
         },
-        "editing": {"strengths": list(STRENGTHS), "candidates": 2},
+        "editing": {"strengths": list(STRENGTHS), "strength": 2.0, "candidates": 2},
         "recognition": {"teacher": {"workers": 1, "embeddings": "data/teacher"}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -78,10 +78,12 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
 
     assert metrics == json.loads(Path("metrics/gan.json").read_text())
     outcomes = pd.read_parquet("data/edit_outcomes.parquet")
-    assert len(outcomes) == 2 * len(ATTRIBUTES) * len(STRENGTHS) * 12
+    assert len(outcomes) == 2 * len(ATTRIBUTES) * (2 + len(STRENGTHS)) * 12  # photo, reconstruction, each strength
     # The judge's held-out people are the edited photos' people: never in the judge's training.
     assert metrics["edited_photos"] == 12 and metrics["judge"]["heldout_people"] == 6
-    assert -1 < metrics["teacher"]["threshold"] < 1 and metrics["teacher"]["real_same_person_pairs"] > 0
+    teacher = metrics["identity_judges"]["teacher"]
+    assert -1 < teacher["threshold"] < 1 and teacher["real_same_person_pairs"] > 0
+    assert set(metrics["identity_judges"]) == {"teacher", "fisherfaces"}
     for editor, name in (("baseline", "gan_baseline"), ("identity", "gan")):
         result = metrics["editors"][editor]
         assert result["editor_mask"] == configs[name].editor_mask
@@ -89,28 +91,36 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
             for strength in STRENGTHS:
                 mine = outcomes[
                     (outcomes["editor"] == editor)
+                    & (outcomes["kind"] == "edit")
                     & (outcomes["attribute"] == attribute)
                     & (outcomes["strength"] == strength)
                 ]
-                summary = result["edits"][attribute][f"{strength:g}"]
+                summary = result["edits"]["edit"][attribute][f"{strength:g}"]
                 assert summary["flipped"] == round(mine["flipped"].mean(), 4)
-                assert summary["verified"] == round(mine["verified"].mean(), 4)
-                verified = np.nan_to_num(mine["similarity"], nan=-1) >= metrics["teacher"]["threshold"]
-                assert (mine["verified"] == verified).all()
-            assert metrics["attributes"][attribute][editor]["edits"] == result["edits"][attribute]
+                assert summary["verified_teacher"] == round(mine["verified_teacher"].mean(), 4)
+                verified = np.nan_to_num(mine["similarity_teacher"], nan=-1) >= teacher["threshold"]
+                assert (mine["verified_teacher"] == verified).all()
+            assert metrics["attributes"][attribute][editor]["edit"] == result["edits"]["edit"][attribute]["2"]
+            photo = outcomes[(outcomes["editor"] == editor) & (outcomes["kind"] == "noop")]
+            found = photo["similarity_teacher"].notna()
+            assert (
+                np.allclose(photo.loc[found, "similarity_teacher"], 1.0) and photo.loc[found, "verified_teacher"].all()
+            )
         # FID/KID in the teacher's space from every sample it found a face in, the detector on JPEGs of both.
         space = result["teacher_space"]
         assert space["real"] + space["real_without_face"] == space["generated"] + space["generated_without_face"] == 60
         assert (space["fid"] is None) == (space["generated"] < 2)  # two steps of training: faces dlib may not find
         assert result["detector"]["encoding"] == "jpeg" and result["detector"]["heldout_images"] > 0
+        assert set(result["detector_on_edits"]["Smiling"]) == {"face", "eyes", "mouth"}
         assert set(result["sampled_plain"]) == set(result["sampled_discriminator_chosen"]) == set(ATTRIBUTES)
         for attribute, met in metrics["targets"][editor].items():
-            edits = result["edits"][attribute]
-            assert met == [
-                s for s, r in edits.items() if r["flipped"] >= TARGET_FLIPPED and r["verified"] >= TARGET_VERIFIED
-            ]
-    # The paired difference is the mean of the per-photo differences.
-    wide = outcomes.assign(success=outcomes["flipped"] & outcomes["verified"]).pivot_table(
+            r = result["edits"]["edit"][attribute]["2"]
+            others = [r["other_teacher"], r["other_fisherfaces"]]
+            expected = r["flipped"] >= TARGET_FLIPPED and all(v is not None and v >= TARGET_VERIFIED for v in others)
+            assert met["met"] == expected
+    # The paired difference is the mean of the per-photo differences (flipped, and verified by other photos).
+    edits = outcomes[outcomes["kind"] == "edit"]
+    wide = edits.assign(success=edits["flipped"] & (edits["other_teacher"] == 1)).pivot_table(
         index=["attribute", "strength", "source"], columns="editor", values="success"
     )
     difference = (wide["identity"] - wide["baseline"]).groupby(level=["attribute", "strength"]).mean()
@@ -125,3 +135,5 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
     columns = 1 + 2 * 2 * len(STRENGTHS)  # the photo, then Eyeglasses and Smiling by each editor at each strength
     assert grid.size[0] == columns * 64 + (columns + 1) * 2
     assert "| Smiling |" in Path("metrics/gan.md").read_text()
+    for plot in ("plots/identity_curves.png", "plots/nearest_training_faces.png", "data/rating_set/index.html"):
+        assert Path(plot).stat().st_size > 0
