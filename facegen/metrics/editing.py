@@ -154,6 +154,7 @@ class _IdentityScores:
         self.gallery = {name: _unit(judge.embed(gallery.images)) for name, judge in judges.items()}
         same = np.asarray(identities).astype(str)[:, None] == gallery.identities.astype(str)[None, :]
         self.others = same & (np.asarray(source_ids).astype(str)[:, None] != gallery.image_ids.astype(str)[None, :])
+        self.counts = self.others.sum(1)  # each source's other gallery photos
 
     def score(self, faces: np.ndarray) -> dict[str, np.ndarray]:
         out = {}
@@ -161,11 +162,10 @@ class _IdentityScores:
             embedded = judge.embed(faces)
             similarity = cosine(self.sources[name], embedded)
             accepted = np.nan_to_num(_unit(embedded) @ self.gallery[name].T, nan=-1.0) >= judge.threshold
-            counts = self.others.sum(1)
-            share = (accepted & self.others).sum(1) / np.maximum(counts, 1)
+            share = (accepted & self.others).sum(1) / np.maximum(self.counts, 1)
             out[f"similarity_{name}"] = similarity
             out[f"verified_{name}"] = np.nan_to_num(similarity, nan=-1.0) >= judge.threshold
-            out[f"other_{name}"] = np.where(counts > 0, share >= 0.5, np.nan)
+            out[f"other_{name}"] = np.where(self.counts > 0, share >= 0.5, np.nan)
         return out
 
 
