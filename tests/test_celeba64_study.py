@@ -25,7 +25,8 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     work = scratch_copy({}, into=tmp_path)
     # The identity network is the faces64 study's output; here an untrained one, its study left out.
     (work / "studies" / "faces64" / "dvc.yaml").unlink()
-    save_backbone(DistilledFacenet(), work / "studies" / "faces64" / "models" / "distilled.pt", {"pretrained": "test"})
+    identity = {"pretrained": "test", "align": "landmarks"}  # it learnt landmark-aligned faces, as the study's
+    save_backbone(DistilledFacenet(), work / "studies" / "faces64" / "models" / "distilled.pt", identity)
     study = work / "studies" / "celeba64"
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["data"]["local"]["root"] = str(celeba)
