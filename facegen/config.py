@@ -482,6 +482,14 @@ class RecognitionConfig(_Section):
     distill: DistillConfig = DistillConfig()
 
 
+class SecondEditor(_Section):
+    """Another study's editor as a second source of GAN edits (issue 28): e.g. studies/celeba64's identity editor,
+    trained on people faces64 never shows; it must edit faces of the study's size and alignment."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]*$")  # its arm is gan_<name>_<primary_attribute>_1
+    checkpoint: Path  # its generator checkpoint (the stage augment_faces lists it as a dependency)
+
+
 class AugmentationConfig(_Section):
     """Can eyeglasses at enrolment help the distilled facenet, and how close do GAN edits come (issues 19, 28;
     stages augment_faces and augmentation of studies/faces64)? Arms: baseline, classic copies, the oracle (a real
@@ -512,6 +520,7 @@ class AugmentationConfig(_Section):
     power_effects: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3)  # true gains simulated for the power curve
     power_simulations: int = Field(500, ge=10)
     lenses: Path | None = None  # CSV image_id,identity,lenses (clear | sun | none), labelled by looking
+    second_editor: SecondEditor | None = None  # adds arm gan_<name>_<primary_attribute>_1 beside the study's own
     out: Path = paths.AUGMENT_FACES
 
     @model_validator(mode="after")

@@ -5,11 +5,13 @@ Makes, with the study's generator (`generate.checkpoint`, trained by `train_gan`
   `augmentation.edit_strengths` (ranked per photo: teacher-verified, flipped, strongest), and each photo's
   reconstruction (the editor with its attributes unchanged: the artefact control);
 - `augmentation.background_edits` background photos without `augmentation.primary_attribute`, given it;
-- `augmentation.synthetic_faces` generator samples, half with that attribute.
+- `augmentation.synthetic_faces` generator samples, half with that attribute;
+- with `augmentation.second_editor` (e.g. studies/celeba64's identity editor), its edits of every enrolment photo
+  too, ranked alike (column `editor`: its name; `own` for the study's generator).
 
 Writes `augmentation.out` (data/augment/: images.npy, faces.parquet, teacher.npy, meta.json), the metrics
 `metrics/augment_faces.json` (verified and flipped shares per strength, the reconstructions' verified share) and a
-grid of sources, their best edits and their reconstructions, `plots/augment_edits.png`.
+grid of sources, their best edits, their reconstructions and the second editor's best edits, `plots/augment_edits.png`.
 Run by `dvc repro augment_faces`, or standalone: `python -m pipelines.augment_faces [--params FILE]`.
 """
 
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from facegen.config import Params, load_params
+from facegen.config import AugmentationConfig, Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, save_grid
 from facegen.io import write_json
@@ -32,6 +34,7 @@ from recognition.embeddings import EmbeddingCache
 from recognition.sets import attendance_sets
 from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
 from recognition.augmentation.verified_edits import (
+    OWN_EDITOR,
     RECONSTRUCTION_KIND,
     MadeFaces,
     background_edits,
@@ -51,6 +54,7 @@ def make_faces(params: Params) -> dict:
     aug, rec = params.augmentation, params.recognition
     start = time.perf_counter()
     model = FaceModel.load(params.generate.checkpoint)
+    second = second_editor(aug, model.resolution) if aug.second_editor else None  # refused before any work
     teacher_all = read_teacher_embeddings(rec.teacher.embeddings, len(PreparedFaces(params.prepare.out).annotations))
     teacher = EmbeddingCache(cache_folder(aug.out), DlibTeacher(rec.teacher.workers))
     draws = [
@@ -65,19 +69,23 @@ def make_faces(params: Params) -> dict:
     faces = PreparedFaces(params.prepare.out)
     everyone, table = faces.images, faces.annotations.reset_index(drop=True)
     enrol_images = np.ascontiguousarray(everyone[enrol_rows])
+    editors = [(model, OWN_EDITOR)] + ([(second, aug.second_editor.name)] if second is not None else [])
+    sources, descriptors = table.iloc[enrol_rows], teacher_all[enrol_rows]
     parts = [
         enrolment_edits(
-            model,
+            editor,
             teacher,
             enrol_images,
-            table.iloc[enrol_rows],
-            teacher_all[enrol_rows],
+            sources,
+            descriptors,
             [aug.primary_attribute],
             aug.edit_strengths,
             threshold,
-        ),
-        reconstructions(model, teacher, enrol_images, table.iloc[enrol_rows], teacher_all[enrol_rows], threshold),
+            editor=name,
+        )
+        for editor, name in editors
     ]
+    parts.append(reconstructions(model, teacher, enrol_images, sources, descriptors, threshold))
     background = draws[0]["pretrain"]
     rng = np.random.default_rng(params.attendance.seed)
     without = np.flatnonzero(background.annotations[aug.primary_attribute].to_numpy() == 0)
@@ -99,39 +107,74 @@ def make_faces(params: Params) -> dict:
         rows = rng.choice(len(background.images), aug.synthetic_faces, replace=False)
         real = background.annotations.iloc[rows][list(model.attributes)].to_numpy()
         parts.append(generator_samples(model, teacher, real, aug.primary_attribute, params.attendance.seed))
-    made = concatenate(parts)
     meta = {"threshold": threshold, "far": rec.far, "checkpoint_sha256": model.checkpoint_sha256}
+    if second is not None:
+        meta["second_editor"] = {"name": aug.second_editor.name, "checkpoint_sha256": second.checkpoint_sha256}
+    made = concatenate(parts)
     write_made_faces(aug.out, made, meta)
-    save_grid(_grid(made, everyone, table), AUGMENT_FACES_GRID, nrow=3)
+    grid, per_source = _grid(made, everyone, table)
+    save_grid(grid, AUGMENT_FACES_GRID, nrow=per_source)
     return _summary(made, threshold, rec.far, time.perf_counter() - start)
 
 
-def _grid(made: MadeFaces, everyone: np.ndarray, table: pd.DataFrame) -> np.ndarray:
-    """Rows of: a source enrolment photo, its best edit, its reconstruction."""
-    kinds = made.table["kind"].isin(["enrolment_edit", RECONSTRUCTION_KIND])
-    edits = made.table[kinds & (made.table["rank"] == 0)]
-    sources = edits["source_image"].drop_duplicates().iloc[:GRID_SOURCES]
+def second_editor(settings: AugmentationConfig, resolution: int) -> FaceModel:
+    """`augmentation.second_editor`'s generator, refused unless it edits faces of this size and has the primary
+    attribute."""
+    editor = settings.second_editor
+    if not editor.checkpoint.is_file():
+        raise FileNotFoundError(
+            f"augmentation.second_editor.checkpoint {editor.checkpoint} does not exist: train it first (for "
+            "../celeba64/models/gan/checkpoint.pt: `dvc repro ../celeba64/dvc.yaml:train_gan`) or set "
+            "augmentation.second_editor: null"
+        )
+    model = FaceModel.load(editor.checkpoint)
+    if model.resolution != resolution or settings.primary_attribute not in model.attributes:
+        raise ValueError(
+            f"augmentation.second_editor {editor.checkpoint}: edits {model.resolution} px faces with attributes "
+            f"{list(model.attributes)}; this study needs {resolution} px and {settings.primary_attribute}"
+        )
+    return model
+
+
+def _grid(made: MadeFaces, everyone: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Rows of: a source enrolment photo, its best edit, its reconstruction (and the second editor's best edit);
+    the tiles and the row length."""
+    made_table = made.table
+    own = made_table["editor"] == OWN_EDITOR
+    best = made_table["rank"] == 0
+    columns = [
+        made_table[own & best & (made_table["kind"] == "enrolment_edit")],
+        made_table[own & (made_table["kind"] == RECONSTRUCTION_KIND)],
+    ]
+    if (~own).any():
+        columns.append(made_table[~own & best & (made_table["kind"] == "enrolment_edit")])
+    sources = columns[0]["source_image"].drop_duplicates().iloc[:GRID_SOURCES]
     row_of = dict(zip(table["image_id"].astype(str), range(len(table))))
     tiles = []
     for source in sources:
         tiles.append(everyone[row_of[source]])
-        tiles.extend(made.images[i] for i in edits.index[edits["source_image"] == source])
-    return np.stack(tiles)
+        tiles.extend(made.images[c.index[c["source_image"] == source][0]] for c in columns)
+    return np.stack(tiles), 1 + len(columns)
+
+
+def _by_strength(edits: pd.DataFrame) -> dict:
+    """attribute -> strength -> mean verified, flipped and similarity of these edits."""
+    means = edits.groupby(["attribute", "strength"])[["verified", "flipped", "similarity"]].mean().round(4)
+    return {a: {f"{s:g}": row.to_dict() for (_, s), row in group.iterrows()} for a, group in means.groupby(level=0)}
 
 
 def _summary(made: MadeFaces, threshold: float, far: float, seconds: float) -> dict:
     table = made.table
     edits = table[table["kind"] == "enrolment_edit"]
-    by_strength = edits.groupby(["attribute", "strength"])[["verified", "flipped", "similarity"]].mean().round(4)
+    own = edits[edits["editor"] == OWN_EDITOR]
     summary = {
         "teacher_threshold": round(threshold, 4),
         "threshold_far": far,
-        "enrolment_photos": int(edits["source_image"].nunique()),
-        "enrolment_edits": {
-            a: {f"{s:g}": row.to_dict() for (_, s), row in group.iterrows()}
-            for a, group in by_strength.groupby(level=0)
-        },
+        "enrolment_photos": int(own["source_image"].nunique()),
+        "enrolment_edits": _by_strength(own),
     }
+    for name, theirs in edits[edits["editor"] != OWN_EDITOR].groupby("editor"):
+        summary["second_editor"] = {"name": name, "enrolment_edits": _by_strength(theirs)}
     rebuilt = table[table["kind"] == RECONSTRUCTION_KIND]
     summary["reconstructions"] = {
         "made": len(rebuilt),

@@ -2,13 +2,13 @@
 to a real photo (issues 19, 28)?
 
 Runs every arm (baseline, classic, the oracle's real eyeglass photo, the editor's reconstruction, verified GAN
-eyeglass edits at each budget) with five recognizers (prototypes with real and added images weighed 1:1,
-pooled, or max over templates; the roster fine-tune for a validated, fixed number of steps; the embedding
-retrained with GAN faces) over `augmentation.roster_draws` roster draws, `augmentation.training_seeds` and the
-oracle's leave-one-out turns (recognition/augmentation/), then takes each arm's paired difference to its
-baseline over people: BCa intervals, sign-flip permutation tests, Holm for all but the pre-specified primary
-contrast, the GAN arm's share of the oracle's gain and a prospective power curve
-(recognition/augmentation/effects.py).
+eyeglass edits at each budget, and at budget 1 from `augmentation.second_editor`) with five recognizers
+(prototypes with real and added images weighed 1:1, pooled, or max over templates; the roster fine-tune for a
+validated, fixed number of steps; the embedding retrained with GAN faces) over `augmentation.roster_draws`
+roster draws, `augmentation.training_seeds` and the oracle's leave-one-out turns (recognition/augmentation/),
+then takes each arm's paired difference to its baseline over people: BCa intervals, sign-flip permutation tests,
+Holm for all but the pre-specified primary contrast, each editor's share of the oracle's gain and a prospective
+power curve (recognition/augmentation/effects.py).
 
 Writes data/augmentation_outcomes.parquet (every photo's outcome), metrics/augmentation.json,
 metrics/augmentation.md and the forest plot plots/augmentation.png. Trunk features are cached, content-addressed,
@@ -137,14 +137,18 @@ def markdown_table(summary: dict, primary: str) -> str:
         f"Primary contrast (pre-specified): {chosen['family']} / {chosen['arm']} on {chosen['endpoint']}: "
         + _cell(chosen, with_tests=True),
     ]
-    for family, share in summary["oracle_share"].items():
-        if share.get("share") is not None:
-            lines.append(
-                f"Share of the oracle's gain ({family}): {share['share']:+.2f} [{share['ci'][0]:+.2f}, "
-                f"{share['ci'][1]:+.2f}] on {share['photos']} photos of {share['people']} people"
-            )
-        else:
-            lines.append(f"Share of the oracle's gain ({family}): {share['reading']}")
+    shares = [(chosen["arm"], summary["oracle_share"])]
+    if "second_editor" in summary:
+        shares.append((summary["second_editor"]["arm"], summary["second_editor"]["oracle_share"]))
+    for arm, by_family in shares:
+        for family, share in by_family.items():
+            if share.get("share") is not None:
+                lines.append(
+                    f"Share of the oracle's gain ({family}, {arm}): {share['share']:+.2f} [{share['ci'][0]:+.2f}, "
+                    f"{share['ci'][1]:+.2f}] on {share['photos']} photos of {share['people']} people"
+                )
+            else:
+                lines.append(f"Share of the oracle's gain ({family}, {arm}): {share['reading']}")
     power = summary["power"]
     lines.append(
         f"Prospective power ({power['photos']} photos of {power['people']} people, planned baseline "

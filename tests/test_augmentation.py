@@ -130,8 +130,11 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
     for source, owner in zip(enrol["image_id"], enrol["identity"]):
         verified = {"a": 3, "b": 1, "c": 0, "d": 2}[source]  # verified candidates rank first
         for rank in range(3):
-            rows.append(("enrolment_edit", source, owner, "Eyeglasses", 1.0 + rank, rank, True, 0.9, rank < verified))
-        rows.append((RECONSTRUCTION_KIND, source, owner, "none", 0.0, 0, False, 0.99, True))
+            edit = ("Eyeglasses", 1.0 + rank, rank, True, 0.9, rank < verified)
+            rows.append(("enrolment_edit", "own", source, owner, *edit))
+        rows.append((RECONSTRUCTION_KIND, "own", source, owner, "none", 0.0, 0, False, 0.99, True))
+    for source, owner in zip(enrol["image_id"], enrol["identity"]):  # a second editor: only d's edit verified
+        rows.append(("enrolment_edit", "other", source, owner, "Eyeglasses", 2.0, 0, True, 0.8, source == "d"))
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     made = MadeFaces(_faces(len(table), seed=3), table, np.zeros((len(table), 128), np.float32))
     trunk = EmbeddingCache(tmp_path / "trunk", TrunkFeatures(model, "random", 80))
@@ -145,7 +148,8 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
     )
     sets = {"enrol": _face_set(_faces(4, seed=2), enrol), "checkin": _face_set(_faces(5, seed=4), checkins)}
     draw = Draw(0, sets, {"checkin": trunk.embed(sets["checkin"].images)}, np.zeros((4, 1792), np.float32))
-    arms = Arms(AugmentationConfig(), ClassicAugmentation(), trunk, flipped, made)
+    arms_inputs = (ClassicAugmentation(), trunk, flipped)
+    arms = Arms(AugmentationConfig(), *arms_inputs, made)
     assert arms.added("baseline", draw, seed=0) is None
     classic = arms.added("classic", draw, seed=0)
     assert len(classic.trunk) == len(classic.trunk_flipped) == 4 and list(classic.identities) == ["p", "p", "q", "q"]
@@ -155,6 +159,15 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
     assert sorted(arms.added("gan_Eyeglasses_1", draw, seed=0).identities) == ["p", "p", "q"]
     assert len(arms.added("gan_Eyeglasses_2", draw, seed=0).identities) == 2 + 1 + 0 + 2
     assert len(arms.added("gan_Eyeglasses_4", draw, seed=0).identities) == 3 + 1 + 0 + 2
+    # the second editor's arm takes its own edits only
+    two = Arms(AugmentationConfig(second_editor={"name": "other", "checkpoint": "x.pt"}), *arms_inputs, made)
+    assert list(two.added("gan_other_Eyeglasses_1", draw, seed=0).identities) == ["q"]
+    assert (
+        two.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
+        == arms.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
+    )
+    with pytest.raises(KeyError):
+        arms.added("gan_other_Eyeglasses_1", draw, seed=0)  # no second editor configured: no such arm
     # the oracle: p has two eyeglass check-ins (e, g), q one (not eligible); each turn enrols the next of p's
     first, second = arms.added("oracle", draw, 0, turn=0), arms.added("oracle", draw, 0, turn=1)
     assert list(first.held_out) == [0] and list(second.held_out) == [2] and list(first.identities) == ["p"]
@@ -162,10 +175,10 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
     assert list(oracle_people(checkins, "Eyeglasses")) == [True, True, True, False, False]
     assert list(oracle_photos(checkins, "Eyeglasses", 2)) == [0]  # turns wrap around a person's photos
     partial = MadeFaces(made.images[:4], table.iloc[:4], made.teacher[:4])  # a's candidates only
-    with pytest.raises(ValueError, match="no edit candidates"):
-        Arms(AugmentationConfig(), ClassicAugmentation(), trunk, flipped, partial).added("gan_Eyeglasses_1", draw, 0)
+    with pytest.raises(ValueError, match="no edit candidates by editor 'own'"):
+        Arms(AugmentationConfig(), *arms_inputs, partial).added("gan_Eyeglasses_1", draw, 0)
     with pytest.raises(ValueError, match="reconstructions for 4 enrolment photos"):
-        Arms(AugmentationConfig(), ClassicAugmentation(), trunk, flipped, partial).added("reconstruction", draw, 0)
+        Arms(AugmentationConfig(), *arms_inputs, partial).added("reconstruction", draw, 0)
 
 
 def test_teacher_threshold_admits_the_far_share_of_different_person_pairs() -> None:
@@ -267,7 +280,7 @@ def test_calibration_resampling_widens_the_open_set_interval() -> None:
 def test_oracle_share_and_the_clear_and_sun_strata() -> None:
     """Photos 0 (clear glasses) and 1 (sunglasses) of 12 people wear eyeglasses; the baseline misses both, the
     oracle names both, the GAN arm only the clear ones: half of the oracle's gain, all of it on clear glasses."""
-    named = {"baseline": set(), "oracle": {0, 1}, "gan_Eyeglasses_1": {0}}
+    named = {"baseline": set(), "oracle": {0, 1}, "gan_Eyeglasses_1": {0}, "gan_other_Eyeglasses_1": set()}
     rows = []
     for arm, fixed in named.items():
         run = dict(family="prototypes", arm=arm, seed=0, turn=0, draw=0)
@@ -277,7 +290,12 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
                 row = _checkin(run, person, photo, correct, glasses=photo < 2, oracle_people=True)
                 rows.append(row | {"lenses": {0: "clear", 1: "sun"}.get(photo, "")})
             rows += [_stranger(run, "calibration", f"c{person}", 0.1), _stranger(run, "visitor", f"v{person}", 0.2)]
-    settings = AugmentationConfig(bootstrap_samples=200, permutation_samples=500, power_simulations=10)
+    settings = AugmentationConfig(
+        bootstrap_samples=200,
+        permutation_samples=500,
+        power_simulations=10,
+        second_editor={"name": "other", "checkpoint": "x.pt"},
+    )
     summary = summarise(pd.DataFrame(rows), settings, far=0.1)
     gan = summary["arms"]["prototypes"]["gan_Eyeglasses_1"]
     assert gan["top1_with_Eyeglasses"]["delta"] == pytest.approx(0.5)
@@ -287,6 +305,8 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
     assert oracle["delta"] == 1.0 and oracle["p_permutation"] < 0.01
     share = summary["oracle_share"]["prototypes"]
     assert share["share"] == pytest.approx(0.5) and share["ci"] == [0.5, 0.5] and share["people"] == 12
+    second = summary["second_editor"]  # an editor that names nothing more reaches none of the oracle's gain
+    assert second["arm"] == "gan_other_Eyeglasses_1" and second["oracle_share"]["prototypes"]["share"] == 0
     # the primary contrast stands alone; the oracle's test is adjusted with the rest (Holm)
     assert summary["primary"]["p_holm"] == summary["primary"]["p_permutation"]
     assert oracle["p_permutation"] <= summary["arms"]["prototypes"]["oracle"]["top1_with_Eyeglasses"]["p_holm"]

@@ -14,6 +14,7 @@ import yaml
 from facegen.data.prepared import PreparedFaces
 from tests.support.scratch import run_in, scratch_copy
 from tests.support.faces import copy_people, make_celeba_people
+from tests.support.synthetic import prepare_demo, tiny_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # two studies end to end: longer than the default 900 s
 
@@ -36,6 +37,8 @@ def test_faces64_and_ownphotos_studies_rebuild_with_dvc_repro(
     celeba = make_celeba_people(shared_celeba, celeba_annotations, tmp_path / "celeba", people=14)
     work = scratch_copy({}, into=tmp_path)
     study, own = work / "studies" / "faces64", work / "studies" / "ownphotos"
+    # The second editor (celeba64's in the real study): a tiny generator trained on drawn 64 px faces.
+    second_editor = tiny_checkpoint(prepare_demo(tmp_path / "drawn", image_size=64), tmp_path / "second_editor")
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["data"]["folder"] = {"root": str(people), "celeba_root": str(shared_celeba)}
     params["prepare"]["workers"] = 0
@@ -56,6 +59,7 @@ def test_faces64_and_ownphotos_studies_rebuild_with_dvc_repro(
         bootstrap_samples=200,
         permutation_samples=200,
         power_simulations=20,
+        second_editor={"name": "drawn", "checkpoint": str(second_editor)},
     )
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = yaml.safe_load((study / "celeba.yaml").read_text())
@@ -179,10 +183,13 @@ def _check_augmentation(study: Path) -> None:
     assert made["reconstructions"]["made"] == made["enrolment_photos"] > 0
     assert made["background_edit"]["made"] == 20 and made["sample"]["made"] == 8
     assert 0 < made["teacher_threshold"] < 1
+    second = made["second_editor"]  # the second editor's candidates, at the same strengths
+    assert second["name"] == "drawn" and set(second["enrolment_edits"]["Eyeglasses"]) == {"1", "2", "3"}
     summary = json.loads((study / "metrics" / "augmentation.json").read_text())
     arms = summary["arms"]
     assert set(arms) == {"prototypes", "prototypes_pooled", "prototypes_max", "finetuned", "embedding"}
     roster_arms = {"classic", "oracle", "reconstruction", "gan_Eyeglasses_1", "gan_Eyeglasses_2"}
+    roster_arms.add("gan_drawn_Eyeglasses_1")  # the second editor's verified edits, budget 1
     assert all(set(arms[f]) == roster_arms for f in arms if f != "embedding")
     assert set(arms["embedding"]) == {"gan_trained"}
     for family in arms.values():
@@ -204,6 +211,8 @@ def _check_augmentation(study: Path) -> None:
         "4",
     }
     assert summary["primary"]["arm"] == "gan_Eyeglasses_1" and summary["primary"]["family"] == "prototypes"
+    assert summary["second_editor"]["arm"] == "gan_drawn_Eyeglasses_1"
+    assert set(summary["second_editor"]["oracle_share"]) <= set(arms)
     assert set(summary["power"]["curve"]) == {"0.05", "0.1", "0.15", "0.2", "0.3"}
     table = (study / "metrics" / "augmentation.md").read_text()
     assert "oracle" in table and "reconstruction" in table and "Primary contrast" in table

@@ -17,12 +17,14 @@ import pandas as pd
 import pytest
 import torch
 
+from facegen.config import AugmentationConfig
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import training_tensors
 from facegen.synthetic.reader import load_manifest
 from facegen.weights import CheckpointError
 from pipelines import one_line
+from pipelines.augment_faces import second_editor
 from pipelines.prefect_server import prefect_server
 from tests.support.scratch import run_in, scratch_copy
 from tests.support.synthetic import prepare_demo, tiny_checkpoint
@@ -132,6 +134,23 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(prepared: 
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("INFO", "WARN"))]
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert lines[0].startswith("error: edited.pt: its G_ema weights do not match its config (size mismatch for ")
+
+
+def test_a_second_editor_that_is_missing_or_does_not_fit_the_study_is_named(prepared: Path, tmp_path: Path) -> None:
+    checkpoint = tiny_checkpoint(prepared, tmp_path / "gan")  # 32 px faces; Male, Eyeglasses, Smiling
+
+    def settings(path: Path, attribute: str = "Eyeglasses") -> AugmentationConfig:
+        return AugmentationConfig(primary_attribute=attribute, second_editor={"name": "other", "checkpoint": path})
+
+    assert second_editor(settings(checkpoint), 32).resolution == 32
+    with pytest.raises(FileNotFoundError, match=r"augmentation.second_editor.checkpoint .*none.pt does not exist"):
+        second_editor(settings(tmp_path / "none.pt"), 32)
+    with pytest.raises(ValueError, match=r"edits 32 px faces .*; this study needs 64 px and Eyeglasses"):
+        second_editor(settings(checkpoint), 64)
+    with pytest.raises(ValueError, match=r"this study needs 32 px and Young"):
+        second_editor(settings(checkpoint, "Young"), 32)
+    with pytest.raises(ValueError, match="second_editor.name"):
+        AugmentationConfig.model_validate({"second_editor": {"name": "Celeba 64", "checkpoint": "x.pt"}})
 
 
 def test_a_manifest_without_a_column_is_named(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@
   control: what the editor does to a face besides the attribute);
 - ``gan_<attribute>_<b>``: up to ``b`` teacher-verified edits towards the attribute per enrolment photo (the best
   ranked; an unverified edit never enters), for each budget ``b`` of ``augmentation.budgets``; the first budget
-  (1) is the primary arm.
+  (1) is the primary arm;
+- ``gan_<editor>_<attribute>_1``: the same at budget 1 from ``augmentation.second_editor`` (another study's
+  editor, e.g. celeba64's, trained on other people).
 """
 
 from __future__ import annotations
@@ -21,20 +23,28 @@ import pandas as pd
 
 from facegen.config import AugmentationConfig, ClassicAugmentation
 from recognition.augment import classic_copies
-from recognition.augmentation.verified_edits import RECONSTRUCTION_KIND, MadeFaces
+from recognition.augmentation.verified_edits import OWN_EDITOR, RECONSTRUCTION_KIND, MadeFaces
 from recognition.embeddings import EmbeddingCache
 from recognition.sets import FaceSet
 
 BASELINE, CLASSIC, ORACLE, RECONSTRUCTION = "baseline", "classic", "oracle", "reconstruction"
 
 
-def gan_arm(attribute: str, budget: int) -> str:
-    return f"gan_{attribute}_{budget}"
+def gan_arm(attribute: str, budget: int, editor: str = OWN_EDITOR) -> str:
+    return f"gan_{attribute}_{budget}" if editor == OWN_EDITOR else f"gan_{editor}_{attribute}_{budget}"
+
+
+def gan_arms(settings: AugmentationConfig) -> dict[str, tuple[str, int]]:
+    """Each GAN arm's name -> (editor, budget): the study's editor at every budget, a second editor at 1."""
+    arms = {gan_arm(settings.primary_attribute, b): (OWN_EDITOR, b) for b in settings.budgets}
+    if settings.second_editor:
+        name = settings.second_editor.name
+        arms[gan_arm(settings.primary_attribute, 1, name)] = (name, 1)
+    return arms
 
 
 def arm_names(settings: AugmentationConfig) -> tuple[str, ...]:
-    gan = [gan_arm(settings.primary_attribute, b) for b in settings.budgets]
-    return (BASELINE, CLASSIC, ORACLE, RECONSTRUCTION, *gan)
+    return (BASELINE, CLASSIC, ORACLE, RECONSTRUCTION, *gan_arms(settings))
 
 
 def primary_arm(settings: AugmentationConfig) -> str:
@@ -96,6 +106,7 @@ class Arms:
         made: MadeFaces,
     ) -> None:
         self.settings, self.classic, self.trunk, self.trunk_flipped = settings, classic, trunk, trunk_flipped
+        self.gan = gan_arms(settings)
         table = made.table
         edits = (table["kind"] == "enrolment_edit") & (table["attribute"] == settings.primary_attribute)
         self.rows = np.flatnonzero((edits | (table["kind"] == RECONSTRUCTION_KIND)).to_numpy())
@@ -135,13 +146,14 @@ class Arms:
                     "other roster draws; run `dvc repro augment_faces`"
                 )
             return rows
-        budget = int(arm.rsplit("_", 1)[1])
-        candidates = mine & (kind == "enrolment_edit")
+        editor, budget = self.gan[arm]
+        candidates = mine & (kind == "enrolment_edit") & (self.table["editor"].to_numpy() == editor)
         missing = sources - set(self.table["source_image"].astype(str)[candidates])
         if missing:
             raise ValueError(
-                f"{len(missing)} enrolment photos have no edit candidates (e.g. {sorted(missing)[0]}): augment_faces "
-                "was run for other roster draws; run `dvc repro augment_faces`"
+                f"{len(missing)} enrolment photos have no edit candidates by editor {editor!r} (e.g. "
+                f"{sorted(missing)[0]}): augment_faces was run for other roster draws or editors; run "
+                "`dvc repro augment_faces`"
             )
         chosen = candidates & self.table["verified"].to_numpy(bool) & (self.table["rank"].to_numpy() < budget)
         return np.flatnonzero(chosen)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import AugmentationConfig
-from recognition.augmentation.arms import BASELINE, ORACLE, primary_arm
+from recognition.augmentation.arms import BASELINE, ORACLE, gan_arm, primary_arm
 from recognition.augmentation.experiment import PRIMARY_FAMILY
 from recognition.statistics import (
     bca_interval,
@@ -62,7 +62,8 @@ def endpoints(primary: str, lenses: bool = False) -> dict[str, Endpoint]:
 
 
 def summarise(outcomes: pd.DataFrame, settings: AugmentationConfig, far: float, seed: int = 0) -> dict:
-    """primary, arms (family -> arm -> endpoint -> effect), oracle_share and power."""
+    """primary, arms (family -> arm -> endpoint -> effect), oracle_share, power and, with a second editor,
+    second_editor (its arm and its share of the oracle's gain)."""
     table = outcomes.assign(identified=outcomes["correct"] & outcomes["accepted"])
     primary = settings.primary_attribute
     names = endpoints(primary, lenses=bool((table["lenses"] != "").any()))
@@ -81,17 +82,17 @@ def summarise(outcomes: pd.DataFrame, settings: AugmentationConfig, far: float, 
         arms[family][arm][first]["p_holm"] = adjusted[f"{family}/{arm}"]
     if chosen[1] in arms.get(PRIMARY_FAMILY, {}):
         arms[PRIMARY_FAMILY][chosen[1]][first]["p_holm"] = arms[PRIMARY_FAMILY][chosen[1]][first]["p_permutation"]
-    return {
+    summary = {
         "primary": {"family": chosen[0], "arm": chosen[1], "endpoint": first}
         | arms.get(chosen[0], {}).get(chosen[1], {}).get(first, {}),
         "arms": arms,
-        "oracle_share": {
-            family: _oracle_share(rows, primary_arm(settings), primary, settings.bootstrap_samples, seed)
-            for family, rows in table.groupby("family", sort=False)
-            if ORACLE in set(rows["arm"])
-        },
+        "oracle_share": _oracle_shares(table, primary_arm(settings), settings, seed),
         "power": _power(table, primary, settings, seed),
     }
+    if settings.second_editor:
+        second = gan_arm(primary, 1, settings.second_editor.name)
+        summary["second_editor"] = {"arm": second, "oracle_share": _oracle_shares(table, second, settings, seed)}
+    return summary
 
 
 def _paired(rows: pd.DataFrame, arm: str, endpoint: Endpoint) -> pd.DataFrame:
@@ -177,6 +178,15 @@ def _weighted_thresholds(scores: np.ndarray, weights: np.ndarray, far: float) ->
     allowed = np.floor(far * cumulative[:, -1] + 1e-9)
     index = (cumulative <= allowed[:, None]).sum(axis=1)
     return np.where(index < len(ranked), ranked[np.minimum(index, len(ranked) - 1)], ranked[-1] - 1e-9)
+
+
+def _oracle_shares(table: pd.DataFrame, gan: str, settings: AugmentationConfig, seed: int) -> dict:
+    """Per recognizer that ran the oracle: the GAN arm's share of its gain."""
+    return {
+        family: _oracle_share(rows, gan, settings.primary_attribute, settings.bootstrap_samples, seed)
+        for family, rows in table.groupby("family", sort=False)
+        if ORACLE in set(rows["arm"])
+    }
 
 
 def _oracle_share(rows: pd.DataFrame, gan: str, primary: str, samples: int, seed: int) -> dict:

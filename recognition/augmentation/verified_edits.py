@@ -32,6 +32,7 @@ from recognition.embeddings import Embedder
 
 TABLE_COLUMNS = (
     "kind",
+    "editor",
     "source_image",
     "identity",
     "attribute",
@@ -42,6 +43,7 @@ TABLE_COLUMNS = (
     "verified",
 )
 RECONSTRUCTION_KIND = "enrolment_reconstruction"
+OWN_EDITOR = "own"  # the study's own generator; a second editor's faces carry its name (augmentation.second_editor)
 AUGMENT_META = "meta.json"
 AUGMENT_LAYOUT = Layout(
     "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META)
@@ -82,9 +84,10 @@ def enrolment_edits(
     attributes: Sequence[str],
     strengths: Sequence[float],
     threshold: float,
+    editor: str = OWN_EDITOR,
 ) -> MadeFaces:
     """Candidates for every photo (``sources``: image_id, identity) x attribute x strength, ranked per
-    (photo, attribute) in column ``rank`` (0 best)."""
+    (photo, attribute) in column ``rank`` (0 best); column ``editor`` names the model that made them."""
     parts = []
     seen = model.predict_attributes(images)
     for attribute in attributes:
@@ -98,7 +101,7 @@ def enrolment_edits(
                 (edits, _rows("enrolment_edit", sources, attribute, strength, flipped.numpy()), source_descriptors)
             )
     made = _judged(parts, teacher, threshold)
-    table = made.table.assign(_order=np.arange(len(made.table)))
+    table = made.table.assign(editor=editor, _order=np.arange(len(made.table)))
     ranked = table.sort_values(
         ["source_image", "attribute", "verified", "flipped", "strength"], ascending=[True, True, False, False, False]
     )
@@ -169,6 +172,7 @@ def _rows(kind: str, sources: pd.DataFrame, attribute: str, strength: float, fli
     return pd.DataFrame(
         {
             "kind": kind,
+            "editor": OWN_EDITOR,
             "source_image": sources["image_id"].astype(str).to_numpy(),
             "identity": sources["identity"].astype(str).to_numpy(),
             "attribute": attribute,

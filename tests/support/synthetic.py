@@ -13,11 +13,12 @@ ATTRIBUTES = ("Male", "Eyeglasses", "Smiling")
 ATTENDANCE = AttendanceConfig(roster_size=4, enrol_per_person=2, min_checkins=2, visitors=2)
 
 
-def prepare_demo(root: Path, out: Path | None = None, identities: int = 12, per_identity: int = 5) -> Path:
-    """A prepared cache (in ``out``, default root/prepared) of drawn demo faces at 32x32 (seconds)."""
-    data = DataConfig(
-        image_size=32, demo=DemoSource(root=root / "raw", identities=identities, images_per_identity=per_identity)
-    )
+def prepare_demo(
+    root: Path, out: Path | None = None, identities: int = 12, per_identity: int = 5, image_size: int = 32
+) -> Path:
+    """A prepared cache (in ``out``, default root/prepared) of drawn demo faces, 32x32 by default (seconds)."""
+    demo = DemoSource(root=root / "raw", identities=identities, images_per_identity=per_identity)
+    data = DataConfig(image_size=image_size, demo=demo)
     prepare = PrepareConfig(out=out or root / "prepared", workers=0, align="box")  # drawn faces: no landmarks
     prepare_source(data, prepare, acquire(data))
     return prepare.out
