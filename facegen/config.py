@@ -7,7 +7,6 @@ Unknown keys and wrong values are errors that name the parameter, e.g. ``data.im
 from __future__ import annotations
 
 import re
-import reprlib
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -24,7 +23,7 @@ from pydantic import (
 )
 
 from facegen import paths
-from facegen.io import read_text_file
+from facegen.io import read_text_file, short_repr
 
 
 MAX_IMAGE_PIXELS = 100_000_000  # default of data.max_image_pixels: larger photos are refused before decoding
@@ -211,6 +210,9 @@ class GanConfig(_Section):
     lambda_identity: float = Field(0.0, ge=0)
     identity_network: Path | None = None  # a backbone.pt (recognition/backbone.py); needed when lambda_identity > 0
     identity_input_size: int = Field(80, gt=0)  # its input px (InceptionResnetV1 needs >= 80)
+    # Realism where edits fail (issue 29): a patch discriminator on the eye and mouth bands (facegen/gan/regions.py),
+    # real photos against edits, trained beside D; lambda_region weighs its term in the editor's loss. 0: none.
+    lambda_region: float = Field(0.0, ge=0)
     batch_size: int = Field(16, gt=0)
     steps: int = Field(300, gt=0)
     lr_g: float = Field(2e-4, gt=0)  # generator, editor and cVAE
@@ -254,6 +256,15 @@ class GanConfig(_Section):
     def _identity_network_named(self) -> GanConfig:
         if self.lambda_identity > 0 and self.identity_network is None:
             raise ValueError("gan.lambda_identity > 0 needs gan.identity_network (a backbone.pt to judge identity)")
+        return self
+
+    @model_validator(mode="after")
+    def _region_discriminator_judges_edits(self) -> GanConfig:
+        if self.lambda_region > 0 and (self.model != "cgan" or not self.editor or self.loss == "wgan-gp"):
+            raise ValueError(
+                "gan.lambda_region > 0 judges the editor's edits: it needs model cgan with editor: true, and a hinge "
+                f"or bce loss (got model {self.model}, editor {self.editor}, loss {self.loss})"
+            )
         return self
 
 
@@ -593,6 +604,7 @@ class Params(_Section):
     prepare: PrepareConfig = PrepareConfig()
     gan: GanConfig = GanConfig()
     gan_baseline: GanConfig | None = None  # a second generator the first is compared with (studies/celeba64)
+    gan_region: GanConfig | None = None  # gan with the eye and mouth discriminator, compared with it (celeba64)
     sampling: SamplingConfig = SamplingConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
@@ -620,8 +632,9 @@ class Params(_Section):
             "photo_folder.people_csv": self.photo_folder.people_csv,
             "report.out": self.report.out,
         }
-        if self.gan_baseline is not None:
-            found["gan_baseline.out"] = self.gan_baseline.out
+        for name in ("gan_baseline", "gan_region"):
+            if getattr(self, name) is not None:
+                found[f"{name}.out"] = getattr(self, name).out
         return found
 
     def inputs(self) -> dict[str, Path]:
@@ -717,7 +730,7 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
     except UnicodeDecodeError as err:
         raise ParamsError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {_SHORT.repr(str(err))}") from None
+        raise ParamsError(f"{path}: not valid YAML: {short_repr(str(err))}") from None
     except RecursionError:
         raise ParamsError(f"{path}: nested too deeply to be a parameters file") from None
     except (OSError, ValueError) as err:  # a folder, a fifo, a file too large
@@ -739,10 +752,6 @@ def load_params(path: Path | str = "params.yaml", overrides: dict | None = None)
 
 MAX_PROBLEMS = 8  # an error lists at most this many invalid values
 MAX_PARAMS_BYTES = 10_000_000  # a parameters file is a few KB: a larger one is refused unread
-_SHORT = reprlib.Repr()  # (keyword arguments only from Python 3.12)
-_SHORT.maxstring = _SHORT.maxother = 80
-_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
-_SHORT.maxlevel = 1
 
 
 def _problem(error: dict) -> str:
@@ -751,7 +760,7 @@ def _problem(error: dict) -> str:
     if not error["loc"]:  # a check across settings (a model validator): its message names them
         return error["msg"].removeprefix("Value error, ")
     where = ".".join(str(p) for p in error["loc"])
-    got = f" (got {_SHORT.repr(error['input'])})" if "input" in error else ""
+    got = f" (got {short_repr(error['input'])})" if "input" in error else ""
     return f"{where}: {error['msg']}{got}"
 
 
@@ -764,7 +773,7 @@ def _set_dotted(tree: dict, dotted: str, value: object) -> None:
         tree = tree.setdefault(key, {})
         if not isinstance(tree, dict):
             raise ParamsError(
-                f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a value ({_SHORT.repr(tree)}), "
+                f"--set {dotted}: {'.'.join(parents[: depth + 1])} is a value ({short_repr(tree)}), "
                 "not a group of parameters"
             )
     tree[leaf] = value

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import reprlib
 import shutil
 import stat
 import tempfile
@@ -97,7 +98,7 @@ class Layout:
         except (OSError, UnicodeDecodeError, ValueError):
             return f"its {STAMP_FILE} is not facegen's"
         if found != expected:
-            return f"its {STAMP_FILE} says {_short_repr(found)}, not {expected}"
+            return f"its {STAMP_FILE} says {short_repr(found)}, not {expected}"
         return None
 
 
@@ -116,9 +117,15 @@ def _fits(relative: str, patterns: list[list[str]]) -> bool:
     return any(len(p) == len(parts) and all(map(fnmatch.fnmatchcase, parts, p)) for p in patterns)
 
 
-def _short_repr(value: object) -> str:  # a value, capped, for a message
-    text = repr(value)
-    return text if len(text) <= 120 else text[:117] + "..."
+_SHORT = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 4
+_SHORT.maxlevel = 1
+
+
+def short_repr(value: object) -> str:
+    """A value for a message, capped: long strings, long or deep containers shortened with '...'."""
+    return _SHORT.repr(value)
 
 
 @contextlib.contextmanager

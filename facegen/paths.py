@@ -21,6 +21,8 @@ TRAIN_GAN_METRICS = Path("metrics/train_gan.json")
 TRAIN_GAN_CONFIG = Path("metrics/train_gan_config.json")  # the resolved gan config (profile presets applied)
 TRAIN_GAN_BASELINE_METRICS = Path("metrics/train_gan_baseline.json")  # the same of params' gan_baseline
 TRAIN_GAN_BASELINE_CONFIG = Path("metrics/train_gan_baseline_config.json")
+TRAIN_GAN_REGION_METRICS = Path("metrics/train_gan_region.json")  # the same of params' gan_region
+TRAIN_GAN_REGION_CONFIG = Path("metrics/train_gan_region_config.json")
 
 # Stage evaluate_gan
 ATTRIBUTE_CLASSIFIER = Path("models/attribute_classifier.pt")

@@ -77,13 +77,16 @@ TARGET_FLIPPED, TARGET_VERIFIED = 0.90, 0.80
 GRID_SOURCES = 8
 RATING_FACES = 50  # real and as many edited faces in the rating set people are shown
 STUDIED = "identity"  # the editor under study (the other is the baseline): its memorisation grid is drawn
+REGION = "region"  # the studied editor with the eye and mouth discriminator (gan_region), where params has it
+CONTRASTS = ((STUDIED, "baseline"), (REGION, STUDIED))  # paired differences: each editor against the one before
 
 
 def editors(params: Params) -> dict[str, GanConfig]:
-    """The compared generators by name: the baseline first."""
+    """The compared generators by name: the baseline first, the region editor last where params has one."""
     if params.gan_baseline is None:
         raise ValueError("evaluate_editors compares two generators: params needs gan_baseline beside gan")
-    return {"baseline": params.gan_baseline, STUDIED: params.gan}
+    found = {"baseline": params.gan_baseline, STUDIED: params.gan}
+    return found | ({REGION: params.gan_region} if params.gan_region is not None else {})
 
 
 @task
@@ -160,8 +163,8 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
         "editors": {},
     }
     tables, examples = [], {}
-    training = real[np.isin(real, groups.generator)]
-    unseen = real[np.isin(real, groups.held_out)]
+    in_training, in_unseen = np.isin(real, groups.generator), np.isin(real, groups.held_out)
+    training, unseen = real[in_training], real[in_unseen]
     for name, config in configs.items():
         checkpoint = config.out / GAN_CHECKPOINT_NAME
         plain = FaceModel.load(checkpoint, sampling=SamplingConfig())
@@ -192,6 +195,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
             "checkpoint_sha256": plain.checkpoint_sha256,
             "editor_mask": config.editor_mask,
             "lambda_identity": config.lambda_identity,
+            "lambda_region": config.lambda_region,
             "edits": summarise_edits(outcomes.table),
             "sampled_plain": sampled_plain.accuracy,
             "sampled_discriminator_chosen": sampled_chosen.accuracy,
@@ -207,8 +211,8 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
                 fake,
                 fake_teacher,
                 images[training],
-                real_teacher[np.isin(real, training)],
-                real_teacher[np.isin(real, unseen)],
+                real_teacher[in_training],
+                real_teacher[in_unseen],
                 MEMORISATION_GRID if name == STUDIED else None,
             ),
         }
@@ -217,7 +221,9 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     metrics["similarity_curves"] = {
         name: similarity_curves(table[table["editor"] == name], editing.strength, same_person) for name in configs
     }
-    metrics["identity_minus_baseline"] = paired_editors(table, e.seed)
+    for editor, reference in CONTRASTS:
+        if editor in configs:
+            metrics[f"{editor}_minus_{reference}"] = paired_editors(table, editor, reference, e.seed)
     metrics["targets"] = targets_met(metrics)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     _write_grid(images[sources[:GRID_SOURCES]], examples, editing.strengths)
@@ -313,9 +319,9 @@ def per_attribute(metrics: dict) -> dict:
     }
 
 
-def paired_editors(table: pd.DataFrame, seed: int) -> dict:
-    """attribute -> strength -> identity editor minus baseline in "flipped, and verified by the teacher against the
-    person's other photos", same photos, with the 95% interval over the photos' people."""
+def paired_editors(table: pd.DataFrame, editor: str, reference: str, seed: int) -> dict:
+    """attribute -> strength -> ``editor`` minus ``reference`` in "flipped, and verified by the teacher against
+    the person's other photos", same photos, with the 95% interval over the photos' people."""
     table = table[table["kind"] == "edit"]
     table = table.assign(success=table["flipped"] & (table["other_teacher"] == 1)).rename(
         columns={"identity": "person"}
@@ -326,7 +332,7 @@ def paired_editors(table: pd.DataFrame, seed: int) -> dict:
     out: dict = {}
     for (name, strength), rows in wide.groupby(["attribute", "strength"], sort=False):
         difference, low, high = paired_difference(
-            rows[STUDIED].to_numpy(float), rows["baseline"].to_numpy(float), rows["person"].to_numpy(), seed=seed
+            rows[editor].to_numpy(float), rows[reference].to_numpy(float), rows["person"].to_numpy(), seed=seed
         )
         out.setdefault(name, {})[f"{strength:g}"] = {
             "difference": round(difference, 4),

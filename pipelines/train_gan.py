@@ -21,7 +21,14 @@ from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.editing import study_people
-from facegen.paths import TRAIN_GAN_BASELINE_CONFIG, TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_CONFIG, TRAIN_GAN_METRICS
+from facegen.paths import (
+    TRAIN_GAN_BASELINE_CONFIG,
+    TRAIN_GAN_BASELINE_METRICS,
+    TRAIN_GAN_CONFIG,
+    TRAIN_GAN_METRICS,
+    TRAIN_GAN_REGION_CONFIG,
+    TRAIN_GAN_REGION_METRICS,
+)
 from facegen.weights import load_checkpoint
 from pipelines import run_from_command_line
 from recognition.backbone import generator_space_embedding
@@ -32,11 +39,12 @@ from recognition.sets import attendance_sets
 SECTIONS = {
     "gan": (TRAIN_GAN_METRICS, TRAIN_GAN_CONFIG),
     "gan_baseline": (TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_BASELINE_CONFIG),
+    "gan_region": (TRAIN_GAN_REGION_METRICS, TRAIN_GAN_REGION_CONFIG),
 }
 
 
 def gan_section(params: Params, section: str) -> GanConfig:
-    """The generator settings of ``section`` (gan, or the study's gan_baseline)."""
+    """The generator settings of ``section`` (gan, or the study's gan_baseline or gan_region)."""
     config = getattr(params, section, None) if section in SECTIONS else None
     if config is None:
         raise ValueError(f"no generator settings `{section}` in params; sections: {', '.join(SECTIONS)}")

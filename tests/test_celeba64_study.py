@@ -1,5 +1,5 @@
-"""End to end: `dvc repro` in studies/celeba64 (a scratch copy, on 300 real CelebA photos and tiny networks)
-prepares the faces, trains both editors on the judge's training people and judges them side by side."""
+"""End to end: `dvc repro` in studies/celeba64 (a scratch copy, on 291 real CelebA photos and tiny networks)
+prepares the faces, trains the three editors on the generators' people and judges them side by side."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import yaml
 
 from facegen.data.prepared import PreparedFaces
 from recognition.backbone import DistilledFacenet, save_backbone
-from tests.support.faces import make_celeba_subset
+from tests.support.faces import make_celeba_people
 from tests.support.scratch import run_in, scratch_copy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a whole study by dvc repro: more than the default 900 s
@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # a whole study by d
 def test_celeba64_study_rebuilds_with_dvc_repro(
     shared_celeba: Path, shared_faces64: Path, celeba_annotations, tmp_path: Path
 ) -> None:
-    celeba = make_celeba_subset(shared_celeba, celeba_annotations, tmp_path / "celeba", n=300)
+    # 60 people with 4 or more photos each (291; 5 of them faces64 people): the judges need several of a person
+    celeba = make_celeba_people(shared_celeba, celeba_annotations, tmp_path / "celeba", people=60, min_photos=4)
     work = scratch_copy({}, into=tmp_path)
     # The identity network is the faces64 study's output; here an untrained one, its study left out.
     (work / "studies" / "faces64" / "dvc.yaml").unlink()
@@ -33,8 +34,8 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     params["prepare"]["workers"] = 0
     tiny = {"steps": 3, "batch_size": 8, "sample_every": 3, "checkpoint_every": 3, "base_channels": 8}
     tiny |= {"editor_channels": 8, "editor_res_blocks": 1}
-    params["gan"].update(tiny)
-    params["gan_baseline"].update(tiny)
+    for section in ("gan", "gan_baseline", "gan_region"):
+        params[section].update(tiny)
     net = {"width": 8, "epochs": 1, "batch_size": 64, "lr": 0.002, "seed": 0}
     params["evaluate"].update(
         classifier=net | {"holdout_fraction": 0.2},
@@ -51,7 +52,9 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
 
     run_in(study, "dvc", "repro")
     metrics = json.loads((study / "metrics" / "gan.json").read_text())
-    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {"baseline", "identity"}
+    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {"baseline", "identity", "region"}
+    assert metrics["editors"]["region"]["lambda_region"] > 0 and "Smiling" in metrics["region_minus_identity"]
+    assert json.loads((study / "metrics" / "train_gan_region_config.json").read_text())["lambda_region"] == 1.0
     assert metrics["editors"]["identity"]["editor_mask"] and metrics["editors"]["identity"]["lambda_identity"] > 0
     assert not metrics["editors"]["baseline"]["editor_mask"]
     assert set(metrics["identity_judges"]) == {"teacher", "fisherfaces"}
@@ -67,7 +70,7 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     prepared = PreparedFaces(study / "data" / "prepared").annotations
     faces64 = {p.name for p in shared_faces64.iterdir()}
     outcomes = pd.read_parquet(study / "data" / "edit_outcomes.parquet")
-    assert len(outcomes) == 2 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
+    assert len(outcomes) == 3 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
     assert not set(outcomes["identity"].astype(str)) & faces64 and set(prepared["identity"].astype(str)) & faces64
     memorised = metrics["editors"]["identity"]["memorisation"]
     # 3 training steps: the teacher may find no generated face; the test is then reported as not possible

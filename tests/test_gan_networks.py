@@ -374,3 +374,29 @@ def test_masked_editor_keeps_the_source_where_its_mask_is_closed() -> None:
     with torch.no_grad():
         edited, mask = plain(x, y, return_mask=True)
     assert torch.equal(mask, torch.ones(4, 1, 32, 32)) and torch.equal(edited, plain(x, y))
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+def test_region_discriminator_sees_the_eye_and_mouth_bands_only(resolution: int) -> None:
+    """R's patch logits change when a band's pixels change and stay put when the forehead or cheeks do; the
+    ArcFace template's eyes and mouth corners lie inside their bands at every size."""
+    from facegen.data.align import template
+    from facegen.gan.networks import RegionDiscriminator
+    from facegen.gan.regions import FACE_REGIONS, region_bounds
+
+    torch.manual_seed(0)
+    critic = RegionDiscriminator(base_channels=4).eval()
+    images = torch.rand(2, 3, resolution, resolution) * 2 - 1
+    logits = critic(images)
+    assert logits.ndim == 2 and logits.shape[0] == 2 and logits.shape[1] >= 2
+    outside = images.clone()
+    outside[..., : region_bounds("eyes", resolution)[0], :] = 0  # the forehead, above the eye band
+    assert torch.equal(critic(outside), logits)
+    inside = images.clone()
+    top, bottom, left, right = region_bounds("mouth", resolution)
+    inside[..., top:bottom, left:right] = 0
+    assert not torch.allclose(critic(inside), logits)
+    points = template(resolution)
+    for region, rows in (("eyes", points[:2]), ("mouth", points[3:])):
+        top, bottom, left, right = region_bounds(region, resolution)
+        assert all(top <= y < bottom and left <= x < right for x, y in rows), (region, FACE_REGIONS[region])

@@ -266,11 +266,38 @@ def test_masked_editor_trains_with_its_mask_kept_small(faces, tmp_path: Path) ->
     assert (tmp_path / "masked" / GAN_CHECKPOINT_NAME).is_file()
 
 
+def test_region_discriminator_trains_on_the_bands_and_moves_only_the_editor(faces, tmp_path: Path) -> None:
+    # gan.lambda_region: a patch discriminator R on the eye and mouth bands, updated with D; its term moves the
+    # editor and leaves the generator's step exactly as it was; a resumed run equals an uninterrupted one.
+    trainers = {w: GanTrainer(_config(lambda_region=w), *faces, tmp_path / str(w)) for w in (0.0, 2.0)}
+    assert "R" not in trainers[0.0].nets and "opt_r" not in trainers[0.0].optimizers
+    assert "R" in trainers[2.0].nets and "R_ema" not in trainers[2.0].nets
+    region = trainers[2.0].nets["R"]
+    before = [p.detach().clone() for p in region.parameters()]
+    metrics = {w: t.train_step(t.sample_batch()) for w, t in trainers.items()}
+    assert np.isfinite(metrics[2.0]["e_region_loss"]) and "e_region_loss" not in metrics[0.0]
+    assert not _same(before, [p.detach() for p in region.parameters()])  # R learnt in the discriminator phase
+    plain, judged = ({n: [p.detach().clone() for p in t.nets[n].parameters()] for n in "GE"} for t in trainers.values())
+    assert _same(plain["G"], judged["G"]) and not _same(plain["E"], judged["E"])
+
+    straight = GanTrainer(_config(lambda_region=2.0), *faces, tmp_path / "straight")
+    straight.run()
+    first = GanTrainer(_config(lambda_region=2.0, steps=3), *faces, tmp_path / "resumed")
+    first.run()
+    second = GanTrainer(_config(lambda_region=2.0), *faces, tmp_path / "resumed")
+    second.load_checkpoint(tmp_path / "resumed" / GAN_CHECKPOINT_NAME)
+    second.run()
+    assert _same(_weights(straight), _weights(second))
+    with pytest.raises(ValueError, match="gan.lambda_region > 0 judges the editor's edits"):
+        _config(lambda_region=1.0, editor=False)
+
+
 def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_default(faces, tmp_path: Path) -> None:
     trainer = GanTrainer(_config(steps=3), *faces, tmp_path / "old")
     trainer.run()
     saved = torch.load(tmp_path / "old" / GAN_CHECKPOINT_NAME, weights_only=True)["config"]
-    for newer in ("editor_mask", "lambda_mask", "lambda_identity", "identity_network", "identity_input_size"):
+    newer_settings = ("editor_mask", "lambda_mask", "lambda_identity", "identity_network", "identity_input_size")
+    for newer in (*newer_settings, "lambda_region"):
         del saved[newer]  # as written before these settings existed
     assert resumable(saved, _config(steps=6))
     assert not resumable(saved, _config(steps=6, editor_mask=True))

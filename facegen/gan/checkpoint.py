@@ -12,13 +12,16 @@ from pathlib import Path
 from torch import nn
 
 from facegen.config import GanConfig
-from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, VaeEditor
+from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, RegionDiscriminator, VaeEditor
 from facegen.weights import load_checkpoint
+
+DISCRIMINATORS = ("D", "R")  # trained against the others, never sampled from: no EMA copy
 
 
 def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dict[str, nn.Module]:
     """The trained networks by checkpoint name: ``G`` (generator or cVAE), ``D`` (discriminator / attribute
-    classifier), ``E`` (editor, cgan with ``gan.editor``), and an EMA copy ``<name>_ema`` of G and E."""
+    classifier), ``E`` (editor, cgan with ``gan.editor``), ``R`` (region discriminator, ``gan.lambda_region``),
+    and an EMA copy ``<name>_ema`` of G and E."""
     c = config
     discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
     if c.model == "cvae":
@@ -33,7 +36,9 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
         }
         if c.editor:
             nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks, c.editor_mask)
-    for name in [n for n in nets if n != "D"]:
+        if c.lambda_region > 0:
+            nets["R"] = RegionDiscriminator(c.base_channels, c.spectral_norm)
+    for name in [n for n in nets if n not in DISCRIMINATORS]:
         nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
     return nets
 

@@ -173,6 +173,11 @@ class GanObjective(ABC):
 
     trains: tuple[str, ...]
 
+    @property
+    def discriminators(self) -> tuple[str, ...]:
+        """The networks the discriminator phase's loss trains: D, and R where the region term is on."""
+        return ("D", "R") if "R" in self.nets else ("D",)
+
     def __init__(
         self,
         config: GanConfig,
@@ -204,8 +209,9 @@ class ConditionalGanObjective(GanObjective):
     and, with an editor, on E's edits. G and E learn to fool it while making the requested attributes
     recognisable; G also makes different faces from different z (mode seeking, on images pooled by
     ``gan.ms_downsample``); E also maps its edit back to the source (cycle), leaves an image with its own
-    attributes unchanged (identity pass), keeps the person as the identity network sees it (``lambda_identity``)
-    and, with ``gan.editor_mask``, keeps its attention mask small (``lambda_mask``)."""
+    attributes unchanged (identity pass), keeps the person as the identity network sees it (``lambda_identity``),
+    with ``gan.editor_mask`` keeps its attention mask small (``lambda_mask``) and, with ``gan.lambda_region``,
+    fools a second discriminator R that compares the eye and mouth bands of edits with real photos'."""
 
     @property
     def trains(self) -> tuple[str, ...]:
@@ -236,6 +242,9 @@ class ConditionalGanObjective(GanObjective):
             d_loss = self.adversarial.d_loss(real_adv, fake_adv) + c.lambda_cls_real * self.attribute_loss(
                 real_cls, source
             )
+            if "R" in self.nets:  # the eye and mouth bands of real photos against those of the edits
+                R = self.nets["R"]
+                d_loss = d_loss + c.lambda_region * self.adversarial.d_loss(R(real), R(fakes[n:].detach()))
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
@@ -274,6 +283,10 @@ class ConditionalGanObjective(GanObjective):
                 if c.editor_mask:
                     e_loss = e_loss + c.lambda_mask * phase.edit_mask.mean()
                     metrics["e_mask_mean"] = phase.edit_mask.mean().item()
+                if "R" in self.nets:
+                    region = self.adversarial.g_loss(self.nets["R"](fakes[n:]))
+                    e_loss = e_loss + c.lambda_region * region
+                    metrics["e_region_loss"] = region.item()
                 if c.lambda_identity > 0:
                     kept = identity_loss(self.identity, fakes[n:], real)
                     e_loss = e_loss + c.lambda_identity * kept

@@ -1,4 +1,5 @@
-"""Networks: conditional DCGAN generator, projection + AC discriminator, StarGAN-style editor, cVAE baseline.
+"""Networks: conditional DCGAN generator, projection + AC discriminator, StarGAN-style editor, region (eye and mouth)
+patch discriminator, cVAE baseline.
 
 The convolutional stacks share two blocks, :func:`_down` (halves the size) and :func:`_up` (doubles it). The
 generator, discriminator and VAE span 4 x 4 to the image resolution with ``log2(resolution) - 2`` of them
@@ -17,6 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
+
+from facegen.gan.regions import face_bands
 
 RESOLUTIONS = (32, 64, 128)
 
@@ -177,6 +180,25 @@ class Discriminator(nn.Module):
         if attributes is not None:
             adv = adv + (self.embed(attributes) * h).sum(dim=1)
         return adv, self.classify(h)
+
+
+class RegionDiscriminator(nn.Module):
+    """PatchGAN critic of the eye and mouth bands (facegen/gan/regions.py): ``R(images)`` -> B x P logits, one per
+    patch of every band (real: high). The whole-face discriminator judges a face at 4 x 4; this one judges each
+    band at about 10 px patches, where an edit's drawn rims and striped teeth show (``gan.lambda_region``)."""
+
+    def __init__(self, base_channels: int = 16, spectral_norm: bool = True) -> None:
+        super().__init__()
+        c = base_channels
+        self.main = nn.Sequential(
+            _down(3, c, sn=spectral_norm),
+            _down(c, 2 * c, sn=spectral_norm),
+            _sn(nn.Conv2d(2 * c, 1, 3, 1, 1), spectral_norm),
+        )
+        self.apply(init_weights)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return torch.cat([self.main(band).flatten(1) for band in face_bands(images).values()], dim=1)
 
 
 class _ResBlock(nn.Module):

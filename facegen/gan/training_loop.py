@@ -120,7 +120,7 @@ class GanTrainer:
             for name, net in build_networks(config, n_attr, resolution).items()
         }
         self.trained = {name: self._parallel(net) for name, net in self.nets.items() if not name.endswith("_ema")}
-        lr = {"D": config.lr_d}
+        lr = {"D": config.lr_d, "R": config.lr_d}
         self.optimizers = {
             f"opt_{name.lower()}": torch.optim.Adam(net.parameters(), lr=lr.get(name, config.lr_g), betas=config.betas)
             for name, net in self.nets.items()
@@ -172,7 +172,7 @@ class GanTrainer:
         the losses and accuracies."""
         with _flushing_denormals():
             phase = self.objective.discriminator_loss(batch.images, batch.attributes, self.noise_rng)
-            self._update(phase.d_loss, "opt_d")
+            self._update(phase.d_loss, *(f"opt_{name.lower()}" for name in self.objective.discriminators))
             g_loss, metrics = self.objective.generator_loss(phase)
             self._update(g_loss, *(f"opt_{name.lower()}" for name in self.objective.trains))
             self.scaler.update()

@@ -17,6 +17,7 @@ from PIL import Image
 from scipy.stats import binomtest
 
 from facegen.config import NetTraining
+from facegen.gan.regions import FACE_REGIONS, region_bounds
 from facegen.metrics.convnet import ConvNet, fit, holdout_split, predict_logits
 
 
@@ -41,18 +42,13 @@ def real_vs_synthetic(real: np.ndarray, fake: np.ndarray, config: NetTraining) -
     }
 
 
-# Bands (top, bottom, left, right as fractions of the face crop) around the eyes and the mouth of CelebA's aligned
-# photos cropped to a centred 108 px square (the celeba64 study's framing): their landmarks sit near eyes (69, 111)
-# and (107, 112), mouth corners (71, 152) and (105, 152) of the 178 x 218 photo, i.e. rows 0.52 and 0.90 of the crop.
-REGIONS = {"eyes": (0.36, 0.68, 0.14, 0.86), "mouth": (0.74, 1.0, 0.22, 0.78)}
+REGIONS = tuple(FACE_REGIONS)  # the eye and mouth bands (facegen/gan/regions.py), as the region discriminator's
 
 
 def region_crops(images: np.ndarray, region: str, size: int = 32) -> np.ndarray:
     """The ``region`` band of each face (N x R x R x 3 uint8), resized to ``size`` x ``size`` (the detector wants
     squares; the band's aspect is not kept)."""
-    if region not in REGIONS:
-        raise ValueError(f"unknown region {region!r}; valid: {', '.join(REGIONS)}")
-    top, bottom, left, right = (round(f * images.shape[1]) for f in REGIONS[region])
+    top, bottom, left, right = region_bounds(region, images.shape[1])
     band = images[:, top:bottom, left:right]
     return np.stack([np.asarray(Image.fromarray(b).resize((size, size), Image.BILINEAR)) for b in band])
 
