@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facegen.config import GanConfig
+from facegen.gan.checkpoint import DISCRIMINATORS
 
 AdversarialKind = Literal["hinge", "wgan-gp", "bce"]
 
@@ -173,11 +174,6 @@ class GanObjective(ABC):
 
     trains: tuple[str, ...]
 
-    @property
-    def discriminators(self) -> tuple[str, ...]:
-        """The networks the discriminator phase's loss trains: D, and R where the region term is on."""
-        return ("D", "R") if "R" in self.nets else ("D",)
-
     def __init__(
         self,
         config: GanConfig,
@@ -190,6 +186,11 @@ class GanObjective(ABC):
             raise ValueError("gan.lambda_identity > 0: the objective needs the identity network (gan.identity_network)")
         self.config, self.nets, self.positive_weight, self.autocast = config, nets, positive_weight, autocast
         self.identity = identity
+
+    @property
+    def discriminators(self) -> tuple[str, ...]:
+        """The networks the discriminator phase's loss trains: D, and R where the region term is on."""
+        return tuple(name for name in DISCRIMINATORS if name in self.nets)
 
     def attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         return attribute_loss(logits, targets, self.positive_weight)

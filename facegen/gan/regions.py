@@ -25,7 +25,7 @@ def region_bounds(region: str, size: int) -> tuple[int, int, int, int]:
 
 
 def face_bands(images: Tensor) -> dict[str, Tensor]:
-    """Each region's band of ``images`` (B x C x R x R), uncropped in scale: B x C x h x w per region."""
+    """Each region's band of ``images`` (B x C x R x R) at its own size, not resized: B x C x h x w per region."""
     size = images.shape[-1]
     bands = {}
     for region in FACE_REGIONS:
