@@ -166,7 +166,7 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
         two.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
         == arms.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
     )
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="unknown arm 'gan_other_Eyeglasses_1'; this study's arms: baseline, "):
         arms.added("gan_other_Eyeglasses_1", draw, seed=0)  # no second editor configured: no such arm
     # the oracle: p has two eyeglass check-ins (e, g), q one (not eligible); each turn enrols the next of p's
     first, second = arms.added("oracle", draw, 0, turn=0), arms.added("oracle", draw, 0, turn=1)

@@ -146,6 +146,8 @@ class Arms:
                     "other roster draws; run `dvc repro augment_faces`"
                 )
             return rows
+        if arm not in self.gan:
+            raise ValueError(f"unknown arm {arm!r}; this study's arms: {', '.join(arm_names(self.settings))}")
         editor, budget = self.gan[arm]
         candidates = mine & (kind == "enrolment_edit") & (self.table["editor"].to_numpy() == editor)
         missing = sources - set(self.table["source_image"].astype(str)[candidates])
