@@ -121,13 +121,14 @@ def second_editor(settings: AugmentationConfig, resolution: int) -> FaceModel:
     """`augmentation.second_editor`'s generator, refused unless it edits faces of this size and has the primary
     attribute."""
     editor = settings.second_editor
-    if not editor.checkpoint.is_file():
+    try:
+        model = FaceModel.load(editor.checkpoint)
+    except FileNotFoundError:  # FaceModel.load's own message names `dvc repro train_gan` of this study
         raise FileNotFoundError(
             f"augmentation.second_editor.checkpoint {editor.checkpoint} does not exist: train it first (for "
             "../celeba64/models/gan/checkpoint.pt: `dvc repro ../celeba64/dvc.yaml:train_gan`) or set "
             "augmentation.second_editor: null"
-        )
-    model = FaceModel.load(editor.checkpoint)
+        ) from None
     if model.resolution != resolution or settings.primary_attribute not in model.attributes:
         raise ValueError(
             f"augmentation.second_editor {editor.checkpoint}: edits {model.resolution} px faces with attributes "
@@ -173,8 +174,9 @@ def _summary(made: MadeFaces, threshold: float, far: float, seconds: float) -> d
         "enrolment_photos": int(own["source_image"].nunique()),
         "enrolment_edits": _by_strength(own),
     }
-    for name, theirs in edits[edits["editor"] != OWN_EDITOR].groupby("editor"):
-        summary["second_editor"] = {"name": name, "enrolment_edits": _by_strength(theirs)}
+    theirs = edits[edits["editor"] != OWN_EDITOR]
+    if len(theirs):
+        summary["second_editor"] = {"name": theirs["editor"].iloc[0], "enrolment_edits": _by_strength(theirs)}
     rebuilt = table[table["kind"] == RECONSTRUCTION_KIND]
     summary["reconstructions"] = {
         "made": len(rebuilt),

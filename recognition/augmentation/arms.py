@@ -28,18 +28,25 @@ from recognition.embeddings import EmbeddingCache
 from recognition.sets import FaceSet
 
 BASELINE, CLASSIC, ORACLE, RECONSTRUCTION = "baseline", "classic", "oracle", "reconstruction"
+SECOND_EDITOR_BUDGET = 1  # the second editor is compared at the primary arm's budget
 
 
 def gan_arm(attribute: str, budget: int, editor: str = OWN_EDITOR) -> str:
     return f"gan_{attribute}_{budget}" if editor == OWN_EDITOR else f"gan_{editor}_{attribute}_{budget}"
 
 
+def second_editor_arm(settings: AugmentationConfig) -> str | None:
+    """The second editor's arm (its verified edits at budget 1), or None without ``augmentation.second_editor``."""
+    if settings.second_editor is None:
+        return None
+    return gan_arm(settings.primary_attribute, SECOND_EDITOR_BUDGET, settings.second_editor.name)
+
+
 def gan_arms(settings: AugmentationConfig) -> dict[str, tuple[str, int]]:
     """Each GAN arm's name -> (editor, budget): the study's editor at every budget, a second editor at 1."""
     arms = {gan_arm(settings.primary_attribute, b): (OWN_EDITOR, b) for b in settings.budgets}
-    if settings.second_editor:
-        name = settings.second_editor.name
-        arms[gan_arm(settings.primary_attribute, 1, name)] = (name, 1)
+    if settings.second_editor is not None:
+        arms[second_editor_arm(settings)] = (settings.second_editor.name, SECOND_EDITOR_BUDGET)
     return arms
 
 

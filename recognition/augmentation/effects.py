@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import AugmentationConfig
-from recognition.augmentation.arms import BASELINE, ORACLE, gan_arm, primary_arm
+from recognition.augmentation.arms import BASELINE, ORACLE, primary_arm, second_editor_arm
 from recognition.augmentation.experiment import PRIMARY_FAMILY
 from recognition.statistics import (
     bca_interval,
@@ -89,8 +89,8 @@ def summarise(outcomes: pd.DataFrame, settings: AugmentationConfig, far: float, 
         "oracle_share": _oracle_shares(table, primary_arm(settings), settings, seed),
         "power": _power(table, primary, settings, seed),
     }
-    if settings.second_editor:
-        second = gan_arm(primary, 1, settings.second_editor.name)
+    second = second_editor_arm(settings)
+    if second is not None:
         summary["second_editor"] = {"arm": second, "oracle_share": _oracle_shares(table, second, settings, seed)}
     return summary
 
