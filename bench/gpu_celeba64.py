@@ -39,7 +39,7 @@ from facegen.metrics.editing import EditJudges, Gallery, IdentityJudge, judge_ed
 from facegen.metrics.identity import far_threshold
 from facegen.paths import GAN_CHECKPOINT_NAME
 from facegen.weights import load_checkpoint
-from recognition.backbone import DistilledFacenet, GeneratorSpaceEmbedding, embed_images
+from recognition.models.backbone import DistilledFacenet, GeneratorSpaceEmbedding, embed_images
 
 STUDY = Path("studies/celeba64")
 BUNDLE = Path(".gpu_celeba64/celeba64.npz")  # its own folder: with the distill bundle it would pass 64 MiB

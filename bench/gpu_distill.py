@@ -12,8 +12,8 @@ ownphotos: MTCNN's box), with the teacher's descriptor of the aligned face as th
     python -m bench.gpu_distill bundle            # here: .gpu/faces64.npz, and .whl/ (bench/gpu_check.sh prepare)
     bash bench/gpu_check.sh                       # there (device run, carry .gpu and .whl)
 
-`run` decodes the bundle, distils with `recognition.distill.Distiller` (CUDA, bf16 autocast) once per input size and
-scores each student and the teacher with `recognition.split_scores`. It also runs on CPU with tiny settings
+`run` decodes the bundle, distils with `recognition.models.distill.Distiller` (CUDA, bf16 autocast) once per input
+size and scores each student and the teacher with `recognition.split_scores`. It also runs on CPU with tiny settings
 (tests/test_bench_gpu_distill.py).
 """
 
@@ -36,12 +36,12 @@ from facegen.config import load_params
 from facegen.data.folder import FaceFolder
 from facegen.data.prepared import PreparedFaces
 from facegen.data.sources import cropper_for
-from recognition.distill import Distiller, DistillSettings
-from recognition.embeddings import TorchEmbedder
-from recognition.pretrain import identity_labels
+from recognition.models.distill import Distiller, DistillSettings
+from recognition.models.embeddings import TorchEmbedder
+from recognition.models.pretrain import identity_labels
 from recognition.sets import FaceSet, attendance_sets
 from recognition.split_scores import SPLIT_SETS, score_split
-from recognition.teacher import read_teacher_embeddings
+from recognition.models.teacher import read_teacher_embeddings
 
 STUDIES = {"faces64": Path("studies/faces64"), "ownphotos": Path("studies/ownphotos")}
 TRAINING = "faces64"  # the study whose background people the students learn from

@@ -21,8 +21,8 @@ from PIL import Image
 from tests.support.shared import SHARED
 from facegen.config import load_params
 from facegen.data.attendance import assign_roles
-from recognition.backbone import embed_images, load_backbone
-from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
+from recognition.models.backbone import embed_images, load_backbone
+from recognition.models.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import split_background
 
 FACES64 = SHARED / "faces64"

@@ -208,7 +208,7 @@ class GanConfig(_Section):
     # Identity term: 1 - cosine between a face-recognition network's embeddings of each edit and its source, that
     # network frozen (e.g. the distilled facenet of studies/faces64). 0: no term, no network loaded.
     lambda_identity: float = Field(0.0, ge=0)
-    identity_network: Path | None = None  # a backbone.pt (recognition/backbone.py); needed when lambda_identity > 0
+    identity_network: Path | None = None  # a backbone.pt (recognition/models/backbone.py); lambda_identity > 0
     identity_input_size: int = Field(80, gt=0)  # its input px (InceptionResnetV1 needs >= 80)
     # Realism where edits fail (issue 29): a patch discriminator on the eye and mouth bands (facegen/gan/regions.py),
     # real photos against edits, trained beside D; lambda_region weighs its term in the editor's loss. 0: none.
@@ -405,7 +405,7 @@ class EditingConfig(_Section):
     judge_fraction: float = Field(0.0, ge=0, lt=1)  # of the people not held out: the judges' own (0: judge_train)
     exclude_folder: Path | None = None  # nobody with a folder here (faces64's people) is trained on, judged or edited
     exclude_photos: Path | None = None  # CSV (image_id column) of photos never edited: those settings were tuned on
-    fisherfaces_components: int = Field(200, gt=0)  # the second identity judge (recognition/fisherfaces.py)
+    fisherfaces_components: int = Field(200, gt=0)  # the second identity judge (recognition/models/fisherfaces.py)
 
     @model_validator(mode="after")
     def _strength_is_measured(self) -> EditingConfig:
@@ -426,7 +426,7 @@ class ClassicAugmentation(_Section):
 
 
 class TeacherConfig(_Section):
-    """dlib's pretrained face recognizer (recognition/teacher.py): the reference row of every recognizer table,
+    """dlib's pretrained face recognizer (recognition/models/teacher.py): the reference row of every recognizer table,
     the target the facenet model is distilled from, and the judge of identity."""
 
     workers: int = Field(2, ge=1)  # processes embedding faces (about 10-15 faces/s each on a CPU core)
@@ -434,7 +434,7 @@ class TeacherConfig(_Section):
 
 
 class DistillConfig(_Section):
-    """Distil facenet's InceptionResnetV1 from the teacher (recognition/distill.py, stage distill_backbone):
+    """Distil facenet's InceptionResnetV1 from the teacher (recognition/models/distill.py, stage distill_backbone):
     match the teacher's centred embeddings through a linear head, then add a margin loss on identities."""
 
     input_size: int = Field(80, ge=80)  # student input px (InceptionResnetV1 needs >= 80; 160 on a GPU)

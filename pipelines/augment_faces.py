@@ -30,9 +30,9 @@ from facegen.gan.inference import FaceModel, save_grid
 from facegen.io import write_json
 from facegen.paths import AUGMENT_FACES_GRID, AUGMENT_FACES_METRICS
 from pipelines import run_from_command_line
-from recognition.embeddings import EmbeddingCache
+from recognition.models.embeddings import EmbeddingCache
 from recognition.sets import attendance_sets
-from recognition.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
+from recognition.models.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
 from recognition.augmentation.verified_edits import (
     OWN_EDITOR,
     RECONSTRUCTION_KIND,

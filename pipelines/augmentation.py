@@ -40,11 +40,11 @@ from recognition.augmentation.arms import Arms, arm_names
 from recognition.augmentation.effects import endpoints, summarise
 from recognition.augmentation.experiment import FAMILIES, Background, Experiment, read_lenses
 from recognition.augmentation.verified_edits import read_made_faces
-from recognition.backbone import load_backbone
-from recognition.embeddings import EmbeddingCache
-from recognition.last_block import LastBlock, TrunkFeatures
+from recognition.models.backbone import load_backbone
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.last_block import LastBlock, TrunkFeatures
 from recognition.sets import SET_NAMES, attendance_sets
-from recognition.teacher import read_teacher_embeddings
+from recognition.models.teacher import read_teacher_embeddings
 
 FAMILY_LABELS = {
     "prototypes": "prototypes, real : added = 1 : 1 (primary)",

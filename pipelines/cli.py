@@ -129,7 +129,7 @@ def evaluate(params: ParamsOption = Path("params.yaml"), set_: SetOption = []) -
     """Judge the trained generator (the `evaluate_gan` stage, without Prefect): metrics/gan.json, plots/evaluate/."""
     from facegen.metrics.evaluate import evaluate_generator
     from facegen.paths import BACKBONE, GAN_METRICS
-    from recognition.backbone import identity_network
+    from recognition.models.backbone import identity_network
 
     p = load_params(params, _overrides(set_))
     metrics = evaluate_generator(p, identity_network(BACKBONE, p.recognition.input_size))

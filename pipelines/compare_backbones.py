@@ -25,13 +25,13 @@ from facegen.mapping import Mapper
 from facegen.paths import BACKBONES_PLOT, BACKBONES_SUMMARY, BACKBONES_TABLE
 from pipelines import run_from_command_line
 from pipelines.scale_out import run_scaled_out
-from recognition.distill import no_margin_path
-from recognition.embeddings import load_embedder
-from recognition.fisherfaces import Fisherfaces
+from recognition.models.distill import no_margin_path
+from recognition.models.embeddings import load_embedder
+from recognition.models.fisherfaces import Fisherfaces
 from recognition.sets import attendance_sets
 from recognition.split_scores import SPLIT_SETS, SplitScore, score_split
 from recognition.statistics import paired_difference, people_bootstrap
-from recognition.teacher import read_teacher_embeddings
+from recognition.models.teacher import read_teacher_embeddings
 
 REFERENCE = "facenet_distilled"  # paired differences are taken against this row
 LABELS = {

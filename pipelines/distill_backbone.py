@@ -26,11 +26,11 @@ from facegen.io import write_json
 from facegen.locks import output_lock
 from facegen.paths import DISTILL_CURVE, DISTILL_METRICS, DISTILL_TRAINING
 from pipelines import run_from_command_line
-from recognition.distill import Distiller, DistillSettings
-from recognition.embeddings import EmbeddingCache
-from recognition.pretrain import identity_labels
+from recognition.models.distill import Distiller, DistillSettings
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.pretrain import identity_labels
 from recognition.sets import SET_NAMES, attendance_sets
-from recognition.teacher import DlibTeacher, read_teacher_embeddings
+from recognition.models.teacher import DlibTeacher, read_teacher_embeddings
 
 
 def training_faces(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:

@@ -6,8 +6,8 @@ trained against, on photos of people neither saw (issues 20, 29).
   ``editing.exclude_folder`` (faces64's people) is in any.
 - The attribute judge: a classifier trained here on the judges' people (evaluate.classifier); its balanced
   accuracy, sensitivity and false-positive rate on the held-out people's real faces are reported.
-- Two identity judges: the dlib teacher (recognition/teacher.py) and Fisherfaces fitted on the judges' people
-  (recognition/fisherfaces.py: nothing of it comes from dlib or from the distilled facenet, the identity term).
+- Two identity judges: the dlib teacher (recognition/models/teacher.py) and Fisherfaces fitted on the judges' people
+  (recognition/models/fisherfaces.py: nothing of it comes from dlib or from the distilled facenet, the identity term).
   "Verified": the cosine that ``evaluate.identity_far`` of real different-person pairs pass; against the source
   photo and against the person's *other* held-out photos (at least half of them).
 - Per editor: each of ``evaluate.edits`` held-out photos as it is (``noop``), reconstructed (attributes
@@ -67,10 +67,10 @@ from facegen.paths import (
 )
 from pipelines import run_from_command_line
 from recognition.augmentation.verified_edits import teacher_threshold
-from recognition.embeddings import EmbeddingCache
-from recognition.fisherfaces import Fisherfaces
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.fisherfaces import Fisherfaces
 from recognition.statistics import paired_difference
-from recognition.teacher import DlibTeacher, cache_folder
+from recognition.models.teacher import DlibTeacher, cache_folder
 
 TARGET_ATTRIBUTES = ("Eyeglasses", "Smiling")  # the issue's targets: >= 0.90 flipped and >= 0.80 verified
 TARGET_FLIPPED, TARGET_VERIFIED = 0.90, 0.80

@@ -12,7 +12,7 @@ from facegen.config import Params, load_params
 from facegen.metrics.evaluate import evaluate_generator
 from facegen.paths import BACKBONE, GAN_METRICS
 from pipelines import run_from_command_line
-from recognition.backbone import identity_network
+from recognition.models.backbone import identity_network
 
 
 @task

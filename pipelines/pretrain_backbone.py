@@ -20,8 +20,8 @@ from facegen.io import write_json
 from facegen.locks import output_lock
 from facegen.weights import load_checkpoint
 from facegen.paths import BACKBONE, BACKBONE_TRAINING, PRETRAIN_CURVE, PRETRAIN_METRICS
-from recognition.backbone import TEACHER, load_backbone, save_backbone
-from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
+from recognition.models.backbone import TEACHER, load_backbone, save_backbone
+from recognition.models.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from recognition.sets import attendance_sets
 from pipelines import run_from_command_line
 
@@ -62,12 +62,12 @@ def pretrain(params: Params) -> dict:
 @task
 def record_pretrained(pretrained: str) -> dict:
     """Store externally pretrained weights (facenet's or a file) as the project's backbone, or a file naming the
-    dlib teacher (`dlib`: later stages embed with it, recognition.embeddings.load_embedder); no training."""
+    dlib teacher (`dlib`: later stages embed with it, recognition.models.embeddings.load_embedder); no training."""
     if pretrained == TEACHER:
-        from recognition.teacher import fingerprint
+        from recognition.models.teacher import fingerprint
 
         save_backbone(None, BACKBONE, {"pretrained": TEACHER, "teacher": fingerprint()})
-    else:  # a file keeps the alignment it was trained on (recognition.embeddings.check_alignment)
+    else:  # a file keeps the alignment it was trained on (recognition.models.embeddings.check_alignment)
         meta = (
             load_checkpoint(Path(pretrained), "backbone", ("backbone",))["meta"] if Path(pretrained).is_file() else {}
         )

@@ -20,8 +20,8 @@ from facegen.mapping import Mapper
 from facegen.paths import TEACHER_METRICS
 from pipelines import run_from_command_line
 from pipelines.scale_out import run_scaled_out
-from recognition.embeddings import EmbeddingCache
-from recognition.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.teacher import SKIPPED_FILE, DlibTeacher, cache_folder, write_teacher_embeddings
 
 
 @task

@@ -31,8 +31,8 @@ from facegen.paths import (
 )
 from facegen.weights import load_checkpoint
 from pipelines import run_from_command_line
-from recognition.backbone import generator_space_embedding
-from recognition.embeddings import check_alignment
+from recognition.models.backbone import generator_space_embedding
+from recognition.models.embeddings import check_alignment
 from recognition.sets import attendance_sets
 
 # params.yaml section -> (metrics, resolved settings) files of its run

@@ -15,7 +15,7 @@ import numpy as np
 from facegen.config import Params
 from recognition.augment import classic_copies, gan_edits
 from recognition.classifier import NearestClassMean, threshold_at_far
-from recognition.embeddings import EmbeddingCache, load_embedder
+from recognition.models.embeddings import EmbeddingCache, load_embedder
 from recognition.metrics import SeedOutcome, outcome_metrics
 from recognition.sets import attendance_sets
 

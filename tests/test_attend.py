@@ -124,7 +124,7 @@ def db(enrolled: Enrolled, tmp_path: Path) -> Path:
 
 
 def test_enrol_stores_prototypes_embeddings_and_the_model(enrolled: Enrolled) -> None:
-    from recognition.teacher import fingerprint
+    from recognition.models.teacher import fingerprint
 
     assert "3 people enrolled from 9 of 11 photos (2 skipped: 1 unreadable, 1 without a usable face)" in (
         enrolled.enrol_output
@@ -266,7 +266,7 @@ def test_a_database_of_another_model_is_refused_in_one_line(
     result = subprocess.run(
         [FACEGEN, "attend", "checkin", str(photo), "--db", str(db), *DLIB], capture_output=True, text=True
     )
-    from recognition.teacher import fingerprint
+    from recognition.models.teacher import fingerprint
 
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert "facenet:0123abcd|80" in result.stderr and fingerprint() in result.stderr
@@ -284,7 +284,7 @@ def test_a_failed_enrolment_leaves_the_database_as_it_was(
     enrolled: Enrolled, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from recognition.attendance.database import AttendanceDatabase
-    from recognition.teacher import DlibTeacher
+    from recognition.models.teacher import DlibTeacher
 
     people = enrolled.people
     newcomers = db.parent / "newcomers"

@@ -13,9 +13,9 @@ from facegen.config import AttendanceConfig, AugmentationConfig, ClassicAugmenta
 from recognition.augmentation.arms import Arms, Draw, oracle_people, oracle_photos
 from recognition.augmentation.effects import summarise
 from recognition.augmentation.verified_edits import RECONSTRUCTION_KIND, TABLE_COLUMNS, MadeFaces, teacher_threshold
-from recognition.backbone import DistilledFacenet, embed_images
-from recognition.embeddings import EmbeddingCache
-from recognition.last_block import LastBlock, Training, TrunkFeatures, finetune_roster, retrain_embedding
+from recognition.models.backbone import DistilledFacenet, embed_images
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.last_block import LastBlock, Training, TrunkFeatures, finetune_roster, retrain_embedding
 from recognition.sets import attendance_sets
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from bench.gpu_celeba64 import IDENTITY_FILE, load_bundle, make_bundle, run
 from facegen.config import GanConfig, NetTraining
-from recognition.backbone import DistilledFacenet, save_backbone
+from recognition.models.backbone import DistilledFacenet, save_backbone
 
 ATTRIBUTES = ("Smiling", "Eyeglasses")
 

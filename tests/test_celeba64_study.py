@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from facegen.data.prepared import PreparedFaces
-from recognition.backbone import DistilledFacenet, save_backbone
+from recognition.models.backbone import DistilledFacenet, save_backbone
 from tests.support.faces import make_celeba_people
 from tests.support.scratch import run_in, scratch_copy
 

@@ -14,7 +14,7 @@ from facegen.config import GanConfig
 from facegen.data.folder import FaceFolder
 from facegen.data.prepare import CenterCropResize, LandmarkAlign, prepare_faces
 from pipelines.train_gan import identity_term
-from recognition.backbone import (
+from recognition.models.backbone import (
     BackboneUnavailable,
     DistilledFacenet,
     embed_images,
@@ -22,12 +22,12 @@ from recognition.backbone import (
     load_backbone,
     save_backbone,
 )
-from recognition.distill import Distiller, DistillSettings, centred_targets, jitter
-from recognition.embeddings import load_embedder
-from recognition.fisherfaces import Fisherfaces
-from recognition.pretrain import identity_labels
+from recognition.models.distill import Distiller, DistillSettings, centred_targets, jitter
+from recognition.models.embeddings import load_embedder
+from recognition.models.fisherfaces import Fisherfaces
+from recognition.models.pretrain import identity_labels
 from recognition.statistics import paired_difference, people_bootstrap
-from recognition.teacher import DlibTeacher
+from recognition.models.teacher import DlibTeacher
 from tests.support.faces import copy_people
 
 

@@ -19,7 +19,7 @@ from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.editing import EditJudges, Gallery, IdentityJudge, editing_people, judge_edits, summarise_edits
 from facegen.metrics.feature_distance import fid_kid_of_features
 from pipelines.train_gan import training_people
-from recognition.backbone import GeneratorSpaceEmbedding, embed_images
+from recognition.models.backbone import GeneratorSpaceEmbedding, embed_images
 from tests.support.synthetic import ATTRIBUTES, prepare_demo, tiny_checkpoint
 
 

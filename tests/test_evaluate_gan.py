@@ -114,7 +114,7 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(
 
 
 def test_identity_is_judged_by_the_network_handed_in() -> None:
-    """The stage hands in the recognition backbone (recognition.backbone.identity_network) when one is trained;
+    """The stage hands in the recognition backbone (recognition.models.backbone.identity_network) when one is trained;
     without one, the classifier's features judge identity, and the metrics say so."""
     from facegen.metrics.evaluate import identity_embedding
     from facegen.metrics.identity import IdentityNetwork

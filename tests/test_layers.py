@@ -53,8 +53,8 @@ def tree(tmp_path: Path) -> Path:
     [
         (
             "facegen/metrics/evaluate.py",
-            "from recognition.backbone import embed_images",
-            "facegen/metrics/evaluate.py (metrics, layer 3) imports recognition.backbone (recognition, layer 4)",
+            "from recognition.models.backbone import embed_images",
+            "facegen/metrics/evaluate.py (metrics, layer 3) imports recognition.models.backbone (recognition, layer 4)",
         ),
         (
             "facegen/synthetic/quality.py",

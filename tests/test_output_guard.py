@@ -20,8 +20,8 @@ from facegen.io import Layout, UnsafeOutputError
 from facegen.metrics.attribute_classifier import AttributeClassifier
 from facegen.report.page import write_page
 from facegen.synthetic.writer import DatasetJob, write_dataset
-from recognition.backbone import DistilledFacenet, save_backbone
-from recognition.teacher import write_teacher_embeddings
+from recognition.models.backbone import DistilledFacenet, save_backbone
+from recognition.models.teacher import write_teacher_embeddings
 from recognition.augmentation.verified_edits import TABLE_COLUMNS, MadeFaces, write_made_faces
 from tests.support.photos import make_people
 

@@ -14,11 +14,17 @@ from PIL import Image
 
 from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
-from recognition.backbone import BackboneUnavailable, embed_images, identity_network, load_backbone, save_backbone
+from recognition.models.backbone import (
+    BackboneUnavailable,
+    embed_images,
+    identity_network,
+    load_backbone,
+    save_backbone,
+)
 from recognition.classifier import NearestClassMean, enrolment_classifier, threshold_at_far
-from recognition.embeddings import EmbeddingCache, TorchEmbedder
+from recognition.models.embeddings import EmbeddingCache, TorchEmbedder
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
-from recognition.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
+from recognition.models.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from tests.support.edits import make_edits_dataset
 from tests.support.faces import copy_people
 

@@ -20,9 +20,9 @@ from facegen.data.prepare import CenterCropResize, prepare_faces
 from facegen.mapping import local_map
 from facegen.synthetic.run import generate_datasets
 from pipelines.scale_out import ComputeUnavailable, DaskMapper, check_reachable, mapper_for, run_scaled_out
-from recognition.backbone import save_backbone
-from recognition.embeddings import load_embedder
-from recognition.teacher import DlibTeacher
+from recognition.models.backbone import save_backbone
+from recognition.models.embeddings import load_embedder
+from recognition.models.teacher import DlibTeacher
 from tests.support.faces import copy_people
 from tests.support.synthetic import ATTENDANCE, files, prepare_demo, tiny_checkpoint
 

@@ -93,8 +93,8 @@ def test_dvc_yaml_declares_the_paths_the_code_writes() -> None:
 
 
 def test_the_faces64_study_declares_the_paths_its_stages_write() -> None:
-    from recognition.distill import no_margin_path
-    from recognition.teacher import cache_folder
+    from recognition.models.distill import no_margin_path
+    from recognition.models.teacher import cache_folder
 
     study = "studies/faces64"
     declared = {name: _outputs(stage) for name, stage in read_stages(dvc_file=f"{study}/dvc.yaml").items()}

@@ -11,9 +11,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from recognition import teacher as teacher_module
-from recognition.embeddings import EmbeddingCache
-from recognition.teacher import DlibTeacher, TeacherUnavailable, read_teacher_embeddings, write_teacher_embeddings
+from recognition.models import teacher as teacher_module
+from recognition.models.embeddings import EmbeddingCache
+from recognition.models.teacher import (
+    DlibTeacher,
+    TeacherUnavailable,
+    read_teacher_embeddings,
+    write_teacher_embeddings,
+)
 from tests.support.faces import copy_people
 
 
@@ -96,8 +101,8 @@ def test_stored_descriptors_round_trip_and_bad_files_are_named(people, tmp_path:
 
 
 def test_pretrained_dlib_makes_the_teacher_the_attendance_recognizer(people, tmp_path: Path) -> None:
-    from recognition.backbone import BackboneUnavailable, TEACHER, load_backbone, save_backbone
-    from recognition.embeddings import TorchEmbedder, load_embedder
+    from recognition.models.backbone import BackboneUnavailable, TEACHER, load_backbone, save_backbone
+    from recognition.models.embeddings import TorchEmbedder, load_embedder
 
     save_backbone(None, tmp_path / "backbone.pt", {"pretrained": TEACHER})  # what pretrain_backbone records
     embedder = load_embedder(tmp_path / "backbone.pt", input_size=80)

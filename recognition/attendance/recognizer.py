@@ -8,8 +8,8 @@ from pathlib import Path
 
 from facegen.config import RecognitionConfig
 from facegen.paths import ATTENDANCE_RECOGNIZER, BACKBONE
-from recognition.backbone import FACENET_WEIGHTS, TEACHER, BackboneUnavailable, load_backbone
-from recognition.embeddings import Embedder, TorchEmbedder, load_embedder
+from recognition.models.backbone import FACENET_WEIGHTS, TEACHER, BackboneUnavailable, load_backbone
+from recognition.models.embeddings import Embedder, TorchEmbedder, load_embedder
 
 DLIB_HINT = "or use the dlib teacher, which needs nothing built: --set recognition.pretrained=dlib"
 
@@ -19,7 +19,7 @@ def load_recognizer(config: RecognitionConfig) -> Embedder:
     ``config.input_size``); a missing file is an error that says how to build it."""
     pretrained = config.pretrained
     if pretrained == TEACHER:
-        from recognition.teacher import DlibTeacher
+        from recognition.models.teacher import DlibTeacher
 
         return DlibTeacher(workers=config.teacher.workers)
     if pretrained in FACENET_WEIGHTS:  # facenet-pytorch's own checkpoints (downloaded once into the torch cache)

@@ -29,7 +29,7 @@ from recognition.attendance.database import (
 )
 from recognition.attendance.faces import FaceFinder, PhotoFaces, photo_files
 from recognition.classifier import NearestClassMean, threshold_at_far
-from recognition.embeddings import Embedder
+from recognition.models.embeddings import Embedder
 
 UNKNOWN = "unknown"  # what a face not on the roster is called (so no roster folder may have this name)
 NO_EMBEDDING = "the recognizer cannot place landmarks on the aligned face"

@@ -24,7 +24,7 @@ import pandas as pd
 from facegen.config import AugmentationConfig, ClassicAugmentation
 from recognition.augment import classic_copies
 from recognition.augmentation.verified_edits import OWN_EDITOR, RECONSTRUCTION_KIND, MadeFaces
-from recognition.embeddings import EmbeddingCache
+from recognition.models.embeddings import EmbeddingCache
 from recognition.sets import FaceSet
 
 BASELINE, CLASSIC, ORACLE, RECONSTRUCTION = "baseline", "classic", "oracle", "reconstruction"

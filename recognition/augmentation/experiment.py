@@ -37,9 +37,9 @@ from recognition.classifier import (
     enrolment_classifier,
     threshold_at_far,
 )
-from recognition.distill import centred_targets
-from recognition.last_block import LastBlock, Training, finetune_roster, retrain_embedding
-from recognition.pretrain import identity_labels
+from recognition.models.distill import centred_targets
+from recognition.models.last_block import LastBlock, Training, finetune_roster, retrain_embedding
+from recognition.models.pretrain import identity_labels
 from recognition.sets import FaceSet
 
 PROTOTYPE_FAMILIES: dict[str, Combination] = {

@@ -28,7 +28,7 @@ from facegen.gan.inference import FaceModel
 from facegen.io import Layout, atomic_dir
 from facegen.metrics.identity import cosine
 from recognition.classifier import threshold_at_far
-from recognition.embeddings import Embedder
+from recognition.models.embeddings import Embedder
 
 TABLE_COLUMNS = (
     "kind",

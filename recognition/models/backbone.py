@@ -4,7 +4,7 @@
 the torch cache); ``load_backbone("none")`` is an untrained network (the start of ``pretrain_backbone``);
 a path loads a project checkpoint such as ``models/backbone.pt`` (``save_backbone``), never unpickling code:
 a plain InceptionResnetV1, or a ``DistilledFacenet`` (InceptionResnetV1 with a head into a teacher's space,
-recognition/distill.py).
+recognition/models/distill.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from facegen.metrics.identity import IdentityNetwork
 log = logging.getLogger(__name__)
 
 FACENET_WEIGHTS = {"vggface2": "20180402-114759-vggface2.pt", "casia-webface": "20180408-102900-casia-webface.pt"}
-TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/teacher.py), not a facenet
+TEACHER = "dlib"  # recognition.pretrained: dlib's pretrained recognizer (recognition/models/teacher.py), not a facenet
 MIN_INPUT_SIZE = 80  # InceptionResnetV1's last reduction block needs at least 80 x 80 inputs
 
 
@@ -71,7 +71,7 @@ def load_backbone(pretrained: str) -> nn.Module:
     if state.get("meta", {}).get("pretrained") == TEACHER:
         raise BackboneUnavailable(
             f"{path}: holds no network but names the dlib teacher (recognition.pretrained: dlib); "
-            "read it with recognition.embeddings.load_embedder"
+            "read it with recognition.models.embeddings.load_embedder"
         )
     weights = state["backbone"]
     model = DistilledFacenet(weights["head.weight"].shape[0]) if "head.weight" in weights else InceptionResnetV1()
@@ -199,7 +199,7 @@ def identity_network(path: Path, input_size: int) -> IdentityNetwork | None:
         return None
 
     def load() -> Callable[[np.ndarray], np.ndarray]:
-        from recognition.embeddings import load_embedder  # (it builds on this module)
+        from recognition.models.embeddings import load_embedder  # (it builds on this module)
 
         return load_embedder(path, input_size).embed  # a facenet, or the dlib teacher (`pretrained: dlib`)
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from facegen.io import atomic_file
 from facegen.weights import load_checkpoint
-from recognition.backbone import DistilledFacenet, load_backbone, save_backbone, standardize
+from recognition.models.backbone import DistilledFacenet, load_backbone, save_backbone, standardize
 
 CENTRE_SAMPLE = 4096
 METRICS_COLUMNS = ("epoch", "distill_loss", "margin_loss", "teacher_cosine", "lr", "seconds")

@@ -2,7 +2,7 @@
 
 The distilled model (``DistilledFacenet``) is split before facenet-pytorch's InceptionResnetV1's last two
 blocks: the *trunk* (``conv2d_1a`` ... ``mixed_7a``) stays frozen, and its outputs are computed once per face and
-cached (:class:`TrunkFeatures`, an embedder for :class:`recognition.embeddings.EmbeddingCache`); the *last
+cached (:class:`TrunkFeatures`, an embedder for :class:`recognition.models.embeddings.EmbeddingCache`); the *last
 blocks* (``repeat_3``, ``block8``, pooling, ``last_linear``, ``last_bn``, the head into the teacher's space and
 the centre) are what retraining changes (:class:`LastBlock`). facenet-pytorch's fine-tuning example retrains the same
 end of the network with a classifier on top. Batch norms keep their statistics (eval mode) while their
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from recognition.backbone import DistilledFacenet, standardize
-from recognition.distill import margin_loss
+from recognition.models.backbone import DistilledFacenet, standardize
+from recognition.models.distill import margin_loss
 
 TRUNK = (
     "conv2d_1a",

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from facegen.io import atomic_file
-from recognition.backbone import save_backbone, standardize
+from recognition.models.backbone import save_backbone, standardize
 
 METRICS_COLUMNS = ("epoch", "loss", "accuracy", "seconds")
 

@@ -22,7 +22,7 @@ from torch import nn
 from facegen.io import atomic_file, md5sum
 from facegen.mapping import Mapper, chunked, with_torch_threads
 from facegen.weights import load_checkpoint
-from recognition.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone, trained_input_size
+from recognition.models.backbone import TEACHER, BackboneUnavailable, embed_images, load_backbone, trained_input_size
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def load_embedder(
     if state and prepared is not None:
         check_alignment(backbone, meta, Path(prepared))
     if meta.get("pretrained") == TEACHER:
-        from recognition.teacher import DlibTeacher
+        from recognition.models.teacher import DlibTeacher
 
         return DlibTeacher(workers=teacher_workers, mapper=mapper)
     size = trained_input_size(backbone, meta, input_size)
