@@ -77,6 +77,16 @@ def tree(tmp_path: Path) -> Path:
             "stage pipelines/compare.py imports stage pipelines.train_recognizer",
         ),
         (
+            "recognition/models/teacher.py",
+            "from recognition.sets import attendance_sets",
+            "recognition/models/teacher.py imports recognition.sets",
+        ),
+        (
+            "recognition/attendance/service.py",
+            "from recognition.augmentation import arms",
+            "recognition/attendance/service.py imports recognition.augmentation.arms",
+        ),
+        (
             "facegen/config.py",
             "from pipelines import run_from_command_line",
             "facegen/config.py (core, layer 0) imports pipelines (pipelines, layer 5)",

@@ -1,7 +1,8 @@
 """The import rules of docs/ARCHITECTURE.md, checked on the source (:mod:`tests.support.imports`).
 
 Layers, lowest first: a module imports only modules of lower layers or of its own component. Components of one
-layer (synthetic, metrics, report) do not import each other. On top of that: no module imports another module's
+layer (synthetic, metrics, report) do not import each other; inside recognition, models/ imports nothing else of it,
+and attendance/ and augmentation/ not each other. On top of that: no module imports another module's
 private (``_name``) objects, sampling code does not import training code, and no stage imports another stage.
 Of the tests, bench/ imports only tests/support; test modules share helpers through tests/support only.
 """
@@ -42,6 +43,14 @@ COMPONENTS = (
 CHECKED = ("facegen", "recognition", "pipelines", "bench")
 # Modules that must not import each other although their layers allow it: (importer, imported).
 FORBIDDEN = (("facegen/gan/inference.py", "facegen/gan/training_loop.py"),)
+# Folders whose modules must not import those of another folder of their component: (importer, imported, unless).
+# recognition/models/ (the recognizers) sits below the rest of recognition/, and the attendance product and the
+# augmentation study do not lean on each other.
+FORBIDDEN_FOLDERS = (
+    ("recognition/models/", "recognition/", "recognition/models/"),
+    ("recognition/attendance/", "recognition/augmentation/", None),
+    ("recognition/augmentation/", "recognition/attendance/", None),
+)
 STAGES_SHARED = "pipelines/__init__.py"  # what the stage modules share (run_from_command_line)
 
 
@@ -68,12 +77,20 @@ def violations(root: Path = ROOT, stages: tuple[str, ...] = ()) -> list[str]:
             other, other_layer = component(target)
             if other != name and other_layer >= layer:
                 found.append(f"{relative} ({name}, layer {layer}) imports {module} ({other}, layer {other_layer})")
-            if (relative, target) in FORBIDDEN:
+            if (relative, target) in FORBIDDEN or folder_forbidden(relative, target):
                 found.append(f"{relative} imports {module}")
             if relative in stages and target in stages and target != relative:
                 found.append(f"stage {relative} imports stage {module}")
         found += [f"{relative} imports private {name}" for name in private_imports(path)]
     return found
+
+
+def folder_forbidden(relative: str, target: str) -> bool:
+    """Does ``relative`` import ``target`` across a line of FORBIDDEN_FOLDERS?"""
+    return any(
+        relative.startswith(importer) and target.startswith(imported) and not (unless and target.startswith(unless))
+        for importer, imported, unless in FORBIDDEN_FOLDERS
+    )
 
 
 def shared_helper_violations(root: Path = ROOT) -> list[str]:
