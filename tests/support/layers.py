@@ -41,12 +41,11 @@ COMPONENTS = (
     ("bench", 6, ("bench/",)),  # benchmarks measure everything, the stages and their server included
 )
 CHECKED = ("facegen", "recognition", "pipelines", "bench")
-# Modules that must not import each other although their layers allow it: (importer, imported).
-FORBIDDEN = (("facegen/gan/inference.py", "facegen/gan/training_loop.py"),)
-# Folders whose modules must not import those of another folder of their component: (importer, imported, unless).
-# recognition/models/ (the recognizers) sits below the rest of recognition/, and the attendance product and the
-# augmentation study do not lean on each other.
-FORBIDDEN_FOLDERS = (
+# Imports forbidden although the layers allow them: (importer, imported, unless), each a file or a folder ending
+# in "/". Sampling code does not import training code; recognition/models/ (the recognizers) sits below the rest of
+# recognition/, and the attendance product and the augmentation study do not lean on each other.
+FORBIDDEN = (
+    ("facegen/gan/inference.py", "facegen/gan/training_loop.py", None),
     ("recognition/models/", "recognition/", "recognition/models/"),
     ("recognition/attendance/", "recognition/augmentation/", None),
     ("recognition/augmentation/", "recognition/attendance/", None),
@@ -77,7 +76,7 @@ def violations(root: Path = ROOT, stages: tuple[str, ...] = ()) -> list[str]:
             other, other_layer = component(target)
             if other != name and other_layer >= layer:
                 found.append(f"{relative} ({name}, layer {layer}) imports {module} ({other}, layer {other_layer})")
-            if (relative, target) in FORBIDDEN or folder_forbidden(relative, target):
+            if forbidden(relative, target):
                 found.append(f"{relative} imports {module}")
             if relative in stages and target in stages and target != relative:
                 found.append(f"stage {relative} imports stage {module}")
@@ -85,11 +84,11 @@ def violations(root: Path = ROOT, stages: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
-def folder_forbidden(relative: str, target: str) -> bool:
-    """Does ``relative`` import ``target`` across a line of FORBIDDEN_FOLDERS?"""
+def forbidden(relative: str, target: str) -> bool:
+    """Does ``relative`` importing ``target`` cross a line of FORBIDDEN?"""
     return any(
         relative.startswith(importer) and target.startswith(imported) and not (unless and target.startswith(unless))
-        for importer, imported, unless in FORBIDDEN_FOLDERS
+        for importer, imported, unless in FORBIDDEN
     )
 
 
