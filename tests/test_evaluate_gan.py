@@ -14,10 +14,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from facegen.config import GanConfig
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import AttributeClassifier
 from pipelines.evaluate_gan import markdown
+from tests.support.synthetic import tiny_gan
 
 ATTRIBUTES = ("Male", "Smiling")
 
@@ -49,18 +49,7 @@ def test_evaluate_command_writes_metrics_plots_and_classifier(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     images = _prepared(shared_faces64, celeba_annotations, tmp_path / "prepared")
-    gan = GanConfig(
-        attributes=ATTRIBUTES,
-        base_channels=8,
-        z_dim=8,
-        editor_channels=8,
-        editor_res_blocks=1,
-        batch_size=4,
-        steps=2,
-        sample_every=2,
-        checkpoint_every=2,
-        out=tmp_path / "gan",
-    )
+    gan = tiny_gan(attributes=ATTRIBUTES, out=tmp_path / "gan")
     GanTrainer(gan, torch.from_numpy(images), torch.randint(0, 2, (len(images), 2)).float(), gan.out).run()
     tiny = {"width": 8, "epochs": 2, "batch_size": 32, "holdout_fraction": 0.25}
     params = {
