@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from facegen.io import atomic_file
-from facegen.weights import load_checkpoint
 from recognition.models.backbone import DistilledFacenet, load_backbone, save_backbone, standardize
+from recognition.models.epoch_state import EpochCheckpoints, Stateful
 
 CENTRE_SAMPLE = 4096
 METRICS_COLUMNS = ("epoch", "distill_loss", "margin_loss", "teacher_cosine", "lr", "seconds")
@@ -96,8 +96,10 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-class Distiller:
+class Distiller(EpochCheckpoints):
     """Trains a `DistilledFacenet` on uint8 faces, their teacher descriptors and integer identity labels."""
+
+    checkpoint_kind = "distillation checkpoint"
 
     def __init__(
         self,
@@ -149,10 +151,6 @@ class Distiller:
         self.fingerprint = settings.fingerprint(self.targets, self.labels)
 
     @property
-    def checkpoint_path(self) -> Path:
-        return self.work / "checkpoint.pt"
-
-    @property
     def before_margin_path(self) -> Path:
         """The student as the distillation alone left it (before the margin epochs): the margin's ablation."""
         return self.work / "before_margin.pt"
@@ -169,22 +167,6 @@ class Distiller:
                 meta | {"epochs": epochs, "margin": False},
             )
 
-    def resume(self) -> bool:
-        """Continue from the last checkpoint if it was made with the same settings and data."""
-        if not self.checkpoint_path.is_file():
-            return False
-        state = load_checkpoint(self.checkpoint_path, "distillation checkpoint", ("model", "fingerprint"))
-        if state["fingerprint"] != self.fingerprint:
-            return False
-        self.model.load_state_dict(state["model"])
-        self.margin.load_state_dict(state["margin"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.history = int(state["epoch"]), json.loads(state["history"])
-        return True
-
     def run(self, stop_after: int | None = None) -> list[dict[str, float]]:
         """Train the remaining epochs (or up to epoch `stop_after`, leaving the checkpoint as a killed run would),
         then set the student's centre; one row of metrics per epoch."""
@@ -199,7 +181,7 @@ class Distiller:
                     self.before_margin_path,
                     {"pretrained": "distilled", "margin": False, "epochs": self.epoch},
                 )
-            self._save_checkpoint()
+            self.save_checkpoint()
         self._set_centre()
         return self.history
 
@@ -263,20 +245,8 @@ class Distiller:
         ]
         self.model.centre.copy_(torch.cat(features).mean(0))
 
-    def _save_checkpoint(self) -> None:
-        state = {
-            "model": self.model.state_dict(),
-            "margin": self.margin.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": self.epoch,
-            "history": json.dumps(self.history),
-            "fingerprint": self.fingerprint,
-        }
-        with atomic_file(self.checkpoint_path) as f:
-            torch.save(state, f)
+    def stateful_parts(self) -> dict[str, Stateful]:
+        return {"model": self.model, "margin": self.margin, "optimizer": self.optimizer, "schedule": self.schedule}
 
 
 def jitter(x: torch.Tensor, settings: DistillSettings, generator: torch.Generator) -> torch.Tensor:

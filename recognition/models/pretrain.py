@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from facegen.io import atomic_file
 from recognition.models.backbone import save_backbone, standardize
+from recognition.models.epoch_state import EpochCheckpoints, Stateful
 
 METRICS_COLUMNS = ("epoch", "loss", "accuracy", "seconds")
 
@@ -47,8 +48,10 @@ class PretrainSettings:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-class BackbonePretrainer:
+class BackbonePretrainer(EpochCheckpoints):
     """Classification pretraining of the embedding network on uint8 images with integer identity labels."""
+
+    checkpoint_kind = "pretraining checkpoint"
 
     def __init__(self, settings: PretrainSettings, images: np.ndarray, labels: np.ndarray, work: Path) -> None:
         if len(np.unique(labels)) < 2:
@@ -62,30 +65,12 @@ class BackbonePretrainer:
         self.history: list[dict[str, float]] = []
         self.fingerprint = settings.fingerprint(self.labels)
 
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.work / "checkpoint.pt"
-
-    def resume(self) -> bool:
-        """Continue from the last checkpoint if it was made with the same settings and data."""
-        if not self.checkpoint_path.is_file():
-            return False
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        if state["fingerprint"] != self.fingerprint or int(state["epoch"]) > self.settings.epochs:
-            return False
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        self.epoch, self.history = int(state["epoch"]), json.loads(state["history"])
-        return True
-
     def run(self) -> list[dict[str, float]]:
         """Train the remaining epochs; returns one row (epoch, loss, accuracy, seconds) per epoch."""
         while self.epoch < self.settings.epochs:
             self.history.append(self._one_epoch())
             self.epoch += 1
-            self._save_checkpoint()
+            self.save_checkpoint()
         return self.history
 
     def save(self, path: Path, meta: dict[str, object]) -> None:
@@ -130,18 +115,8 @@ class BackbonePretrainer:
             "seconds": round(time.perf_counter() - start, 2),
         }
 
-    def _save_checkpoint(self) -> None:
-        state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "epoch": self.epoch,
-            "history": json.dumps(self.history),
-            "fingerprint": self.fingerprint,
-        }
-        with atomic_file(self.checkpoint_path) as f:
-            torch.save(state, f)
+    def stateful_parts(self) -> dict[str, Stateful]:
+        return {"model": self.model, "optimizer": self.optimizer}
 
 
 def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
