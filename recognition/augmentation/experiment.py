@@ -95,7 +95,7 @@ class Experiment:
         owners = _owners(draw.sets["enrol"])
         fold = pd.Series(owners).groupby(owners).cumcount().to_numpy()
         curve = {}
-        for steps in self.settings.finetune_step_grid:
+        for steps in tqdm(self.settings.finetune_step_grid, desc="augmentation: fine-tune length", unit="length"):
             scores = []
             for k in np.unique(fold):
                 train, held = fold != k, fold == k

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from recognition.models.backbone import DistilledFacenet, standardize
 from recognition.models.distill import margin_loss
@@ -58,7 +59,13 @@ class TrunkFeatures:
     @torch.no_grad()
     def embed(self, images: np.ndarray) -> np.ndarray:
         out = []
-        for start in range(0, len(images), self.batch_size):
+        starts = tqdm(
+            range(0, len(images), self.batch_size),
+            desc=f"trunk features: {len(images)} faces",
+            unit="batch",
+            disable=len(images) <= 256,
+        )
+        for start in starts:
             x = standardize(images[start : start + self.batch_size], self.input_size)
             x = x.flip(-1) if self.flip else x
             for name in TRUNK:
@@ -183,7 +190,8 @@ def _train(block: LastBlock, parameters: list[nn.Parameter], training: Training,
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, training.steps)
     per_pass = max(1, n // training.batch_size)
     block.eval()
-    for step in range(training.steps):
+    steps = tqdm(range(training.steps), desc="last block", unit="step", leave=False, disable=training.steps < 500)
+    for step in steps:
         if step % per_pass == 0:
             order = torch.randperm(n, generator=generator)
         rows = order[(step % per_pass) * training.batch_size : (step % per_pass + 1) * training.batch_size]
