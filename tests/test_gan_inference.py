@@ -6,28 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from facegen.config import GanConfig, SamplingConfig
+from facegen.config import SamplingConfig
 from facegen.gan.inference import FaceModel, to_tensor, to_uint8
 from facegen.gan.training_loop import GanTrainer
+from tests.support.synthetic import tiny_gan
 
 
 def _checkpoint(out, **changes):
-    config = GanConfig(
-        **(
-            dict(
-                attributes=("Male", "Smiling"),
-                base_channels=8,
-                z_dim=8,
-                editor_channels=4,
-                editor_res_blocks=1,
-                batch_size=4,
-                steps=2,
-                sample_every=2,
-                checkpoint_every=2,
-            )
-            | changes
-        )
-    )
+    config = tiny_gan(**({"attributes": ("Male", "Smiling"), "editor_channels": 4} | changes))
     images = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
     GanTrainer(config, images, torch.randint(0, 2, (16, 2)).float(), out).run()
     return out / "checkpoint.pt"
