@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
 from facegen.config import ClassicAugmentation
 from recognition.augment import EditsUnavailable, classic_copies, gan_edits
@@ -26,15 +25,13 @@ from recognition.models.embeddings import EmbeddingCache, TorchEmbedder
 from recognition.metrics import SeedOutcome, bootstrap_ci, macro_f1, outcome_metrics, tar_at_far, top1_accuracy
 from recognition.models.pretrain import BackbonePretrainer, PretrainSettings, identity_labels
 from tests.support.edits import make_edits_dataset
-from tests.support.faces import copy_people
+from tests.support.faces import people_arrays
 
 
 @pytest.fixture(scope="module")
-def faces(shared_faces64: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+def faces(shared_faces64: Path) -> tuple[np.ndarray, np.ndarray]:
     """Real 64x64 faces: 3 people x 4 photos, and their identities."""
-    root = copy_people(shared_faces64, tmp_path_factory.mktemp("people"), n_people=3, per_person=4)
-    paths = sorted(root.glob("*/*.jpg"))
-    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]), np.array([p.parent.name for p in paths])
+    return people_arrays(shared_faces64, n_people=3, per_person=4)
 
 
 def test_facenet_weights_offline_error_says_what_to_do(monkeypatch, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from recognition.models import teacher as teacher_module
 from recognition.models.embeddings import EmbeddingCache
@@ -19,15 +18,13 @@ from recognition.models.teacher import (
     read_teacher_embeddings,
     write_teacher_embeddings,
 )
-from tests.support.faces import copy_people
+from tests.support.faces import people_arrays
 
 
 @pytest.fixture(scope="module")
-def people(shared_faces64: Path, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+def people(shared_faces64: Path) -> tuple[np.ndarray, np.ndarray]:
     """Real 64x64 faces64 crops: 4 people x 5 photos, and who is who."""
-    root = copy_people(shared_faces64, tmp_path_factory.mktemp("people"), n_people=4, per_person=5)
-    paths = sorted(root.glob("*/*.jpg"))
-    return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths]), np.array([p.parent.name for p in paths])
+    return people_arrays(shared_faces64, n_people=4, per_person=5)
 
 
 def test_teacher_tells_real_people_apart(people) -> None:

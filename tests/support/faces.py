@@ -5,6 +5,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 
 def make_celeba_subset(shared_celeba: Path, annotations, root: Path, n: int = 40, extra_rows: int = 0) -> Path:
     """A CelebA-layout folder with the first `n` real images and their annotation rows (+ `extra_rows`
@@ -43,6 +46,14 @@ def copy_people(shared_faces64: Path, root: Path, n_people: int = 3, per_person:
         for photo in sorted(person.iterdir())[:per_person]:
             (root / f"{prefix}{person.name}" / photo.name).write_bytes(photo.read_bytes())
     return root
+
+
+def people_arrays(shared_faces64: Path, n_people: int, per_person: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first photos of the first people of faces64 as one uint8 array (N, 64, 64, 3), and who is who."""
+    people = sorted(shared_faces64.iterdir())[:n_people]
+    photos = [photo for person in people for photo in sorted(person.iterdir())[:per_person]]
+    images = np.stack([np.asarray(Image.open(photo).convert("RGB")) for photo in photos])
+    return images, np.array([photo.parent.name for photo in photos])
 
 
 def make_celeba_people(shared_celeba: Path, annotations, root: Path, people: int, min_photos: int = 5) -> Path:
