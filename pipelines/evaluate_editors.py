@@ -53,7 +53,7 @@ from facegen.metrics.editing import (
 )
 from facegen.metrics.feature_distance import fid_kid_of_features, real_vs_real_reference
 from facegen.metrics.identity import cosine
-from facegen.metrics.memorisation import memorisation_test, nearest_neighbours, neighbour_grid
+from facegen.metrics.memorisation import data_copying_test, memorisation_test, nearest_neighbours, neighbour_grid
 from facegen.report.rating import write_rating_set
 from facegen.paths import (
     EDIT_OUTCOMES,
@@ -214,6 +214,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
                 real_teacher[in_training],
                 real_teacher[in_unseen],
                 MEMORISATION_GRID if name == STUDIED else None,
+                e.seed,
             ),
         }
     table = pd.concat(tables, ignore_index=True)
@@ -261,9 +262,12 @@ def memorisation(
     training_teacher: np.ndarray,
     unseen_teacher: np.ndarray,
     grid: Path | None,
+    seed: int,
 ) -> dict:
     """Are generated faces closer to the generator's training faces than real faces it never saw are (the
-    teacher's space, nearest neighbour)? With ``grid``, generated faces beside their 3 nearest training faces."""
+    teacher's space, nearest neighbour)? Beside it, the data-copying control (``data_copying``): each generated
+    face's nearest training face against its nearest unseen real face, among as many of each. With ``grid``,
+    generated faces beside their 3 nearest training faces."""
     generated, nearest = nearest_neighbours(fake_teacher, training_teacher, k=min(3, len(training_teacher)))
     held_out, _ = nearest_neighbours(unseen_teacher, training_teacher)
     usable = int(np.isfinite(generated[:, 0]).sum()), int(np.isfinite(held_out[:, 0]).sum())
@@ -273,8 +277,11 @@ def memorisation(
         else:  # the teacher found no generated face: the grid shows the faces it could not read
             save_grid(fake[:GRID_SOURCES], grid, nrow=GRID_SOURCES)
     if min(usable) < 2:
-        return {"generated": usable[0], "held_out": usable[1], "p_closer": None, "auc": None}
-    return memorisation_test(generated[:, 0], held_out[:, 0]) | {"training_faces": int(len(training_teacher))}
+        return {"generated": usable[0], "held_out": usable[1], "p_closer": None, "auc": None, "data_copying": None}
+    return memorisation_test(generated[:, 0], held_out[:, 0]) | {
+        "training_faces": int(len(training_teacher)),
+        "data_copying": data_copying_test(fake_teacher, training_teacher, unseen_teacher, seed=seed),
+    }
 
 
 def judge_report(report: dict, held_out: np.ndarray, people: np.ndarray) -> dict:
@@ -430,8 +437,8 @@ def markdown(metrics: dict) -> str:
         "",
         "| editor | FID / KID, teacher's space (real vs real: "
         f"{_distance(reference)}) | detector on samples | detector on edits | memorisation: p (closer than "
-        "unseen real faces), AUC |",
-        "|---|---|---|---|---|",
+        "unseen real faces), AUC | data copying: p (closer to training than to unseen faces), share |",
+        "|---|---|---|---|---|---|",
     ]
     for n, r in metrics["editors"].items():
         on_edits = "; ".join(
@@ -440,9 +447,11 @@ def markdown(metrics: dict) -> str:
         )
         m = r["memorisation"]
         memorised = "too few faces found" if m["p_closer"] is None else f"{m['p_closer']:.3g}, {m['auc']:.3f}"
+        c = m["data_copying"]
+        copying = "—" if c is None else f"{c['p_training_closer']:.3g}, {c['share_closer_to_training']:.3f}"
         lines.append(
             f"| {n} | {_distance(r['teacher_space'])} | {r['detector']['accuracy']:.3f} ({r['detector']['encoding']}) "
-            f"| {on_edits} | {memorised} |"
+            f"| {on_edits} | {memorised} | {copying} |"
         )
     lines += [
         "",

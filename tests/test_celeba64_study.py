@@ -76,6 +76,9 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     # 3 training steps: the teacher may find no generated face; the test is then reported as not possible
     assert memorised["p_closer"] is None or 0 <= memorised["p_closer"] <= 1
     assert memorised["held_out"] > 0
+    if memorised["p_closer"] is not None:  # the data-copying control beside it, on reference sets of one size
+        assert 0 <= memorised["data_copying"]["p_training_closer"] <= 1
+        assert memorised["data_copying"]["reference_faces"] <= memorised["held_out"]
     assert set(metrics["similarity_curves"]["identity"]) == {"teacher", "fisherfaces"}
     assert "| Eyeglasses |" in (study / "metrics" / "gan.md").read_text()
     for plot in ("edits.png", "identity_curves.png", "nearest_training_faces.png"):

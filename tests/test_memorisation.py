@@ -1,5 +1,6 @@
 """Memorisation metrics on synthetic descriptors: nearest neighbours match brute force, copies of training rows
-read as memorised and independent draws do not, the neighbour grid has one row per face, and the real-vs-real
+read as memorised and independent draws do not, generic faces fool the plain test but not the data-copying
+control, the neighbour grid has one row per face, and the real-vs-real
 FID is a floor well below a shifted set's."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from facegen.metrics.feature_distance import fid_kid_of_features, real_vs_real_reference
-from facegen.metrics.memorisation import memorisation_test, nearest_neighbours, neighbour_grid
+from facegen.metrics.memorisation import data_copying_test, memorisation_test, nearest_neighbours, neighbour_grid
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -73,6 +74,38 @@ def test_independent_faces_do_not_read_as_memorised(faces: dict) -> None:
     assert result["p_closer"] > 0.05
     assert abs(result["auc"] - 0.5) < 0.1
     assert result["copies"] < 0.05
+
+
+def test_data_copying_control_finds_copies(faces: dict) -> None:
+    generated = faces["training"][:200] + np.random.default_rng(6).normal(scale=0.01, size=(200, 32))
+    result = data_copying_test(generated, faces["training"], faces["held_out"], permutations=200)
+    assert result["generated"] == 200 and result["reference_faces"] == 300
+    assert result["p_training_closer"] < 0.01  # 3 in 4 originals are among the 300 training faces drawn:
+    assert result["share_closer_to_training"] > 0.7
+
+
+def test_generic_faces_fool_the_plain_test_but_not_the_data_copying_control() -> None:
+    """Faces near the population's centre (less varied than real ones, as blurry GAN samples are) sit close to
+    every real face: the plain test calls them memorised; the control sees them as close to unseen faces."""
+    rng = np.random.default_rng(7)
+    centre = rng.normal(size=32) * 2
+    training, held_out = centre + rng.normal(size=(300, 32)), centre + rng.normal(size=(300, 32))
+    generic = centre + 0.3 * rng.normal(size=(300, 32))
+    plain = memorisation_test(_nearest_training(generic, training), _nearest_training(held_out, training))
+    assert plain["p_closer"] < 1e-6
+    control = data_copying_test(generic, training, held_out, permutations=200)
+    assert control["p_training_closer"] > 0.05
+
+
+def test_data_copying_needs_faces_on_every_side() -> None:
+    rng = np.random.default_rng(8)
+    unseen = rng.normal(size=(3, 4))
+    unseen[1:] = np.nan
+    with pytest.raises(
+        ValueError,
+        match="at least 2 generated and 2 reference faces per side, got 5 generated, 4 training and 1 unseen",
+    ):
+        data_copying_test(rng.normal(size=(5, 4)), rng.normal(size=(4, 4)), unseen)
 
 
 def test_too_few_similarities_raise() -> None:
