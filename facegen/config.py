@@ -605,6 +605,7 @@ class Params(_Section):
     gan: GanConfig = GanConfig()
     gan_baseline: GanConfig | None = None  # a second generator the first is compared with (studies/celeba64)
     gan_region: GanConfig | None = None  # gan with the eye and mouth discriminator, compared with it (celeba64)
+    gan_long: GanConfig | None = None  # gan trained longer, compared with it (celeba64)
     sampling: SamplingConfig = SamplingConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
@@ -632,7 +633,7 @@ class Params(_Section):
             "photo_folder.people_csv": self.photo_folder.people_csv,
             "report.out": self.report.out,
         }
-        for name in ("gan_baseline", "gan_region"):
+        for name in ("gan_baseline", "gan_region", "gan_long"):
             if getattr(self, name) is not None:
                 found[f"{name}.out"] = getattr(self, name).out
         return found

@@ -23,6 +23,8 @@ TRAIN_GAN_BASELINE_METRICS = Path("metrics/train_gan_baseline.json")  # the same
 TRAIN_GAN_BASELINE_CONFIG = Path("metrics/train_gan_baseline_config.json")
 TRAIN_GAN_REGION_METRICS = Path("metrics/train_gan_region.json")  # the same of params' gan_region
 TRAIN_GAN_REGION_CONFIG = Path("metrics/train_gan_region_config.json")
+TRAIN_GAN_LONG_METRICS = Path("metrics/train_gan_long.json")  # the same of params' gan_long
+TRAIN_GAN_LONG_CONFIG = Path("metrics/train_gan_long_config.json")
 
 # Stage evaluate_gan
 ATTRIBUTE_CLASSIFIER = Path("models/attribute_classifier.pt")

@@ -78,15 +78,18 @@ GRID_SOURCES = 8
 RATING_FACES = 50  # real and as many edited faces in the rating set people are shown
 STUDIED = "identity"  # the editor under study (the other is the baseline): its memorisation grid is drawn
 REGION = "region"  # the studied editor with the eye and mouth discriminator (gan_region), where params has it
-CONTRASTS = ((STUDIED, "baseline"), (REGION, STUDIED))  # paired differences: each editor against the one before
+LONG = "long"  # the studied editor trained longer (gan_long), where params has it
+CONTRASTS = ((STUDIED, "baseline"), (REGION, STUDIED), (LONG, STUDIED))  # paired: a change against what it changes
 
 
 def editors(params: Params) -> dict[str, GanConfig]:
-    """The compared generators by name: the baseline first, the region editor last where params has one."""
+    """The compared generators by name: the baseline first, then the studied editor and its variants (region,
+    longer training) where params has them."""
     if params.gan_baseline is None:
         raise ValueError("evaluate_editors compares two generators: params needs gan_baseline beside gan")
     found = {"baseline": params.gan_baseline, STUDIED: params.gan}
-    return found | ({REGION: params.gan_region} if params.gan_region is not None else {})
+    optional = {REGION: params.gan_region, LONG: params.gan_long}
+    return found | {name: config for name, config in optional.items() if config is not None}
 
 
 @task

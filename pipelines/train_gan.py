@@ -26,6 +26,8 @@ from facegen.paths import (
     TRAIN_GAN_BASELINE_METRICS,
     TRAIN_GAN_CONFIG,
     TRAIN_GAN_METRICS,
+    TRAIN_GAN_LONG_CONFIG,
+    TRAIN_GAN_LONG_METRICS,
     TRAIN_GAN_REGION_CONFIG,
     TRAIN_GAN_REGION_METRICS,
 )
@@ -40,11 +42,12 @@ SECTIONS = {
     "gan": (TRAIN_GAN_METRICS, TRAIN_GAN_CONFIG),
     "gan_baseline": (TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_BASELINE_CONFIG),
     "gan_region": (TRAIN_GAN_REGION_METRICS, TRAIN_GAN_REGION_CONFIG),
+    "gan_long": (TRAIN_GAN_LONG_METRICS, TRAIN_GAN_LONG_CONFIG),
 }
 
 
 def gan_section(params: Params, section: str) -> GanConfig:
-    """The generator settings of ``section`` (gan, or the study's gan_baseline or gan_region)."""
+    """The generator settings of ``section`` (gan, or the study's gan_baseline, gan_region or gan_long)."""
     config = getattr(params, section, None) if section in SECTIONS else None
     if config is None:
         raise ValueError(f"no generator settings `{section}` in params; sections: {', '.join(SECTIONS)}")
