@@ -5,9 +5,10 @@ compared with its nearest training face in a descriptor space (e.g. the dlib tea
 if generated faces sit closer to the training set than held-out real faces do, the generator memorises.
 
 That test alone also fires for faces that are merely generic: blurry, average faces lie near every real face.
-The data-copying control (Meehan, Chaudhuri and Dasgupta, AISTATS 2020) compares each generated face's nearest
-training face with its nearest face among as many real faces the generator never saw: a copy is closer to the
-first; a generic face is as close to both.
+The data-copying control compares each generated face's nearest training face with its nearest face among as
+many real faces the generator never saw: a copy is closer to the first; a generic face is as close to both. (A
+simpler relative of Meehan, Chaudhuri and Dasgupta's test, AISTATS 2020, which compares generated and held-out
+faces' distances to the training set cell by cell.)
 """
 
 from __future__ import annotations
