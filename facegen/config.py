@@ -213,6 +213,11 @@ class GanConfig(_Section):
     # Realism where edits fail (issue 29): a patch discriminator on the eye and mouth bands (facegen/gan/regions.py),
     # real photos against edits, trained beside D; lambda_region weighs its term in the editor's loss. 0: none.
     lambda_region: float = Field(0.0, ge=0)
+    # Realism in a face network's eyes (issue 29; Projected GAN, Sauer et al. 2021): a discriminator on the frozen
+    # identity network's feature maps (gan.identity_network: InceptionResnetV1 after repeat_1 and repeat_2, of
+    # feature_channels channels), real photos against edits; lambda_feature weighs its term in the editor's loss.
+    lambda_feature: float = Field(0.0, ge=0)
+    feature_channels: tuple[PositiveInt, ...] = Field((256, 896), min_length=1)
     batch_size: int = Field(16, gt=0)
     steps: int = Field(300, gt=0)
     lr_g: float = Field(2e-4, gt=0)  # generator, editor and cVAE
@@ -254,18 +259,25 @@ class GanConfig(_Section):
 
     @model_validator(mode="after")
     def _identity_network_named(self) -> GanConfig:
-        if self.lambda_identity > 0 and self.identity_network is None:
-            raise ValueError("gan.lambda_identity > 0 needs gan.identity_network (a backbone.pt to judge identity)")
+        for term in ("lambda_identity", "lambda_feature"):
+            if getattr(self, term) > 0 and self.identity_network is None:
+                raise ValueError(f"gan.{term} > 0 needs gan.identity_network (a backbone.pt, frozen, that it reads)")
         return self
 
     @model_validator(mode="after")
-    def _region_discriminator_judges_edits(self) -> GanConfig:
-        if self.lambda_region > 0 and (self.model != "cgan" or not self.editor or self.loss == "wgan-gp"):
-            raise ValueError(
-                "gan.lambda_region > 0 judges the editor's edits: it needs model cgan with editor: true, and a hinge "
-                f"or bce loss (got model {self.model}, editor {self.editor}, loss {self.loss})"
-            )
+    def _edit_discriminators_judge_edits(self) -> GanConfig:
+        for term in ("lambda_region", "lambda_feature"):
+            if getattr(self, term) > 0 and (self.model != "cgan" or not self.editor or self.loss == "wgan-gp"):
+                raise ValueError(
+                    f"gan.{term} > 0 judges the editor's edits: it needs model cgan with editor: true, and a hinge "
+                    f"or bce loss (got model {self.model}, editor {self.editor}, loss {self.loss})"
+                )
         return self
+
+    @property
+    def uses_identity_network(self) -> bool:
+        """A term reads the frozen identity network (gan.identity_network): it must be loaded."""
+        return self.lambda_identity > 0 or self.lambda_feature > 0
 
 
 class SamplingConfig(_Section):
@@ -599,6 +611,10 @@ class ComputeConfig(_Section):
         return bool(self.dask_address or self.dask_workers)
 
 
+# params.yaml's generator sections: gan, then the generators the celeba64 study compares with it (each optional)
+GAN_SECTIONS = ("gan", "gan_baseline", "gan_region", "gan_long", "gan_feature")
+
+
 class Params(_Section):
     data: DataConfig = DataConfig()
     prepare: PrepareConfig = PrepareConfig()
@@ -606,6 +622,7 @@ class Params(_Section):
     gan_baseline: GanConfig | None = None  # a second generator the first is compared with (studies/celeba64)
     gan_region: GanConfig | None = None  # gan with the eye and mouth discriminator, compared with it (celeba64)
     gan_long: GanConfig | None = None  # gan trained longer, compared with it (celeba64)
+    gan_feature: GanConfig | None = None  # gan with the discriminator on the face network's maps (celeba64)
     sampling: SamplingConfig = SamplingConfig()
     attendance: AttendanceConfig = AttendanceConfig()
     generate: GenerateConfig = GenerateConfig()
@@ -633,10 +650,13 @@ class Params(_Section):
             "photo_folder.people_csv": self.photo_folder.people_csv,
             "report.out": self.report.out,
         }
-        for name in ("gan_baseline", "gan_region", "gan_long"):
-            if getattr(self, name) is not None:
-                found[f"{name}.out"] = getattr(self, name).out
+        for name, config in self.gan_sections().items():
+            found[f"{name}.out"] = config.out
         return found
+
+    def gan_sections(self) -> dict[str, GanConfig]:
+        """The generator sections params has (:data:`GAN_SECTIONS`), by name, gan first."""
+        return {name: getattr(self, name) for name in GAN_SECTIONS if getattr(self, name) is not None}
 
     def inputs(self) -> dict[str, Path]:
         """Every setting that names a file or folder a stage only reads, by dotted name (``recognition.pretrained``

@@ -19,12 +19,15 @@ GAN_CHECKPOINT_NAME = "checkpoint.pt"  # in gan.out
 GAN_CHECKPOINT = GAN_OUT / GAN_CHECKPOINT_NAME
 TRAIN_GAN_METRICS = Path("metrics/train_gan.json")
 TRAIN_GAN_CONFIG = Path("metrics/train_gan_config.json")  # the resolved gan config (profile presets applied)
-TRAIN_GAN_BASELINE_METRICS = Path("metrics/train_gan_baseline.json")  # the same of params' gan_baseline
-TRAIN_GAN_BASELINE_CONFIG = Path("metrics/train_gan_baseline_config.json")
-TRAIN_GAN_REGION_METRICS = Path("metrics/train_gan_region.json")  # the same of params' gan_region
-TRAIN_GAN_REGION_CONFIG = Path("metrics/train_gan_region_config.json")
-TRAIN_GAN_LONG_METRICS = Path("metrics/train_gan_long.json")  # the same of params' gan_long
-TRAIN_GAN_LONG_CONFIG = Path("metrics/train_gan_long_config.json")
+
+
+def train_gan_files(section: str) -> tuple[Path, Path]:
+    """(metrics, resolved settings) files of training params' generator ``section`` (facegen.config.GAN_SECTIONS):
+    train_gan.json and train_gan_config.json for gan, train_<section>.json and train_<section>_config.json else."""
+    if section == "gan":
+        return TRAIN_GAN_METRICS, TRAIN_GAN_CONFIG
+    return Path(f"metrics/train_{section}.json"), Path(f"metrics/train_{section}_config.json")
+
 
 # Stage evaluate_gan
 ATTRIBUTE_CLASSIFIER = Path("models/attribute_classifier.pt")

@@ -76,20 +76,29 @@ TARGET_ATTRIBUTES = ("Eyeglasses", "Smiling")  # the issue's targets: >= 0.90 fl
 TARGET_FLIPPED, TARGET_VERIFIED = 0.90, 0.80
 GRID_SOURCES = 8
 RATING_FACES = 50  # real and as many edited faces in the rating set people are shown
-STUDIED = "identity"  # the editor under study (the other is the baseline): its memorisation grid is drawn
-REGION = "region"  # the studied editor with the eye and mouth discriminator (gan_region), where params has it
-LONG = "long"  # the studied editor trained longer (gan_long), where params has it
-CONTRASTS = ((STUDIED, "baseline"), (REGION, STUDIED), (LONG, STUDIED))  # paired: a change against what it changes
+BASELINE = "baseline"  # the middle editor as it was (gan_baseline)
+STUDIED = "identity"  # the editor under study (gan): its memorisation grid is drawn
+# The generator sections' names here (facegen.config.GAN_SECTIONS), the baseline first; each of the studied
+# editor's variants is a realism lever of issue 29: the eye and mouth discriminator, longer training, the
+# discriminator on the face network's maps.
+EDITOR_NAMES = {
+    "gan_baseline": BASELINE,
+    "gan": STUDIED,
+    "gan_region": "region",
+    "gan_long": "long",
+    "gan_feature": "feature",
+}
+# Paired: a change against what it changes (a variant's contrast where params has it)
+CONTRASTS = ((STUDIED, BASELINE), *((name, STUDIED) for name in list(EDITOR_NAMES.values())[2:]))
 
 
 def editors(params: Params) -> dict[str, GanConfig]:
-    """The compared generators by name: the baseline first, then the studied editor and its variants (region,
-    longer training) where params has them."""
+    """The compared generators by name (:data:`EDITOR_NAMES`): the baseline first, then the studied editor and
+    those of its variants that params has."""
     if params.gan_baseline is None:
         raise ValueError("evaluate_editors compares two generators: params needs gan_baseline beside gan")
-    found = {"baseline": params.gan_baseline, STUDIED: params.gan}
-    optional = {REGION: params.gan_region, LONG: params.gan_long}
-    return found | {name: config for name, config in optional.items() if config is not None}
+    sections = params.gan_sections()
+    return {name: sections[section] for section, name in EDITOR_NAMES.items() if section in sections}
 
 
 @task

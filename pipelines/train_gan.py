@@ -14,43 +14,26 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from torch import nn
 
-from facegen.config import GanConfig, Params, load_params
+from facegen.config import GAN_SECTIONS, GanConfig, Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import resolve_device
 from facegen.gan.training_loop import TrainReport, train_gan
 from facegen.io import write_json
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.editing import study_people
-from facegen.paths import (
-    TRAIN_GAN_BASELINE_CONFIG,
-    TRAIN_GAN_BASELINE_METRICS,
-    TRAIN_GAN_CONFIG,
-    TRAIN_GAN_METRICS,
-    TRAIN_GAN_LONG_CONFIG,
-    TRAIN_GAN_LONG_METRICS,
-    TRAIN_GAN_REGION_CONFIG,
-    TRAIN_GAN_REGION_METRICS,
-)
+from facegen.paths import train_gan_files
 from facegen.weights import load_checkpoint
 from pipelines import run_from_command_line
 from recognition.models.backbone import generator_space_embedding
 from recognition.models.embeddings import check_alignment
 from recognition.sets import attendance_sets
 
-# params.yaml section -> (metrics, resolved settings) files of its run
-SECTIONS = {
-    "gan": (TRAIN_GAN_METRICS, TRAIN_GAN_CONFIG),
-    "gan_baseline": (TRAIN_GAN_BASELINE_METRICS, TRAIN_GAN_BASELINE_CONFIG),
-    "gan_region": (TRAIN_GAN_REGION_METRICS, TRAIN_GAN_REGION_CONFIG),
-    "gan_long": (TRAIN_GAN_LONG_METRICS, TRAIN_GAN_LONG_CONFIG),
-}
-
 
 def gan_section(params: Params, section: str) -> GanConfig:
-    """The generator settings of ``section`` (gan, or the study's gan_baseline, gan_region or gan_long)."""
-    config = getattr(params, section, None) if section in SECTIONS else None
+    """The generator settings of ``section`` (gan, or one of the study's others: facegen.config.GAN_SECTIONS)."""
+    config = params.gan_sections().get(section)
     if config is None:
-        raise ValueError(f"no generator settings `{section}` in params; sections: {', '.join(SECTIONS)}")
+        raise ValueError(f"no generator settings `{section}` in params; sections: {', '.join(params.gan_sections())}")
     return config
 
 
@@ -78,15 +61,15 @@ def train(params_file: str, device: str, section: str) -> TrainReport:
     """Train, after writing the resolved settings (profile presets applied: every value the run uses)."""
     params = load_params(params_file)
     g = gan_section(params, section)
-    write_json(SECTIONS[section][1], g.model_dump(mode="json"))
+    write_json(train_gan_files(section)[1], g.model_dump(mode="json"))
     identity = identity_term(g, params.prepare.out)
     return train_gan(g, params.prepare.out, resolve_device(device), training_people(params, g), identity)
 
 
 def identity_term(g: GanConfig, prepared: Path) -> nn.Module | None:
     """The editor's frozen identity network (gan.identity_network), refused when it learnt faces aligned another
-    way than the prepared faces the editor trains on; None without an identity term."""
-    if g.lambda_identity <= 0:
+    way than the prepared faces the editor trains on; None without an identity or feature term."""
+    if not g.uses_identity_network:
         return None
     meta = load_checkpoint(g.identity_network, "identity network", ("backbone",)).get("meta", {})
     check_alignment(g.identity_network, meta, prepared)
@@ -98,7 +81,7 @@ def train_gan_flow(params_file: str = "params.yaml", device: str = "auto", gan: 
     """Train the `gan` section of params.yaml (or another, e.g. gan_baseline); write metrics/train_gan.json (and
     the settings used, train_gan_config.json; train_gan_baseline*.json for gan_baseline) and a report artifact."""
     report = train(params_file, device, gan)
-    write_json(SECTIONS[gan][0], asdict(report))
+    write_json(train_gan_files(gan)[0], asdict(report))
     out = gan_section(load_params(params_file), gan).out
     rows = "\n".join(f"| {k} | {v} |" for k, v in asdict(report).items() if k != "final")
     final = "\n".join(f"| {k} | {v} |" for k, v in report.final.items())
@@ -116,5 +99,5 @@ if __name__ == "__main__":
         train_gan_flow,
         __doc__,
         device={"default": "auto", "help": "auto (CUDA if available) | cpu | cuda | cuda:N"},
-        gan={"default": "gan", "choices": list(SECTIONS), "help": "the params section to train (default: gan)"},
+        gan={"default": "gan", "choices": list(GAN_SECTIONS), "help": "the params section to train (default: gan)"},
     )

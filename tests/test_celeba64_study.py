@@ -34,7 +34,7 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     params["prepare"]["workers"] = 0
     tiny = {"steps": 3, "batch_size": 8, "sample_every": 3, "checkpoint_every": 3, "base_channels": 8}
     tiny |= {"editor_channels": 8, "editor_res_blocks": 1}
-    for section in ("gan", "gan_baseline", "gan_region", "gan_long"):
+    for section in ("gan", "gan_baseline", "gan_region", "gan_long", "gan_feature"):
         params[section].update(tiny)
     params["gan_long"]["steps"] = 6  # longer than the identity editor it continues the settings of
     net = {"width": 8, "epochs": 1, "batch_size": 64, "lr": 0.002, "seed": 0}
@@ -53,11 +53,19 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
 
     run_in(study, "dvc", "repro")
     metrics = json.loads((study / "metrics" / "gan.json").read_text())
-    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {"baseline", "identity", "region", "long"}
+    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {
+        "baseline",
+        "identity",
+        "region",
+        "long",
+        "feature",
+    }
     assert metrics["editors"]["region"]["lambda_region"] > 0 and "Smiling" in metrics["region_minus_identity"]
     assert json.loads((study / "metrics" / "train_gan_region_config.json").read_text())["lambda_region"] == 1.0
     assert json.loads((study / "metrics" / "train_gan_long.json").read_text())["steps"] == 6
-    assert "Eyeglasses" in metrics["long_minus_identity"]
+    assert "Eyeglasses" in metrics["long_minus_identity"] and "Smiling" in metrics["feature_minus_identity"]
+    assert json.loads((study / "metrics" / "train_gan_feature_config.json").read_text())["lambda_feature"] == 1.0
+    assert "e_feature_loss" in json.loads((study / "metrics" / "train_gan_feature.json").read_text())["final"]
     assert metrics["editors"]["identity"]["editor_mask"] and metrics["editors"]["identity"]["lambda_identity"] > 0
     assert not metrics["editors"]["baseline"]["editor_mask"]
     assert set(metrics["identity_judges"]) == {"teacher", "fisherfaces"}
@@ -73,7 +81,7 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     prepared = PreparedFaces(study / "data" / "prepared").annotations
     faces64 = {p.name for p in shared_faces64.iterdir()}
     outcomes = pd.read_parquet(study / "data" / "edit_outcomes.parquet")
-    assert len(outcomes) == 4 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
+    assert len(outcomes) == 5 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
     assert not set(outcomes["identity"].astype(str)) & faces64 and set(prepared["identity"].astype(str)) & faces64
     memorised = metrics["editors"]["identity"]["memorisation"]
     # 3 training steps: the teacher may find no generated face; the test is then reported as not possible

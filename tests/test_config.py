@@ -59,3 +59,24 @@ def test_identity_term_needs_its_network(tmp_path) -> None:
         load_params(tmp_path / "params.yaml")
     (tmp_path / "params.yaml").write_text("gan:\n  lambda_identity: 2.0\n  identity_network: models/distilled.pt\n")
     assert load_params(tmp_path / "params.yaml").gan.identity_network.name == "distilled.pt"
+
+
+def test_every_generator_section_is_an_output_a_training_and_an_editor_judged() -> None:
+    # One table (facegen.config.GAN_SECTIONS): each section present in params is an output apart from the others,
+    # train_gan writes its own metrics files, and evaluate_editors judges it under its own name.
+    from facegen.config import GAN_SECTIONS
+    from facegen.paths import train_gan_files
+    from pipelines.evaluate_editors import EDITOR_NAMES, editors
+
+    params = load_params(REPO / "studies" / "celeba64" / "params.yaml")
+    assert list(params.gan_sections()) == list(GAN_SECTIONS)  # the study has every one
+    assert {f"{s}.out" for s in GAN_SECTIONS} <= set(params.outputs())
+    assert len({params.outputs()[f"{s}.out"] for s in GAN_SECTIONS}) == len(GAN_SECTIONS)
+    files = [path for section in GAN_SECTIONS for path in train_gan_files(section)]
+    assert len(set(files)) == len(files) and train_gan_files("gan_feature")[0].name == "train_gan_feature.json"
+    assert set(EDITOR_NAMES) == set(GAN_SECTIONS)
+    assert list(editors(params)) == ["baseline", "identity", "region", "long", "feature"]
+    demo = load_params(REPO / "params.yaml")
+    assert list(demo.gan_sections()) == ["gan"]
+    with pytest.raises(ValueError, match="needs gan_baseline"):
+        editors(demo)

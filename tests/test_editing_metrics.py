@@ -141,6 +141,9 @@ def test_identity_network_on_generator_images_embeds_as_the_recognition_stages_d
     wrapped = GeneratorSpaceEmbedding(model, 80).train()  # stays in eval mode: its batch norms keep their statistics
     assert not wrapped.model.training
     assert np.allclose(wrapped(as_generator_output).detach().numpy(), expected, atol=1e-5)
+    embedding, maps = wrapped.features(as_generator_output)  # one pass: the same embedding, and the feature maps
+    assert torch.equal(embedding, wrapped(as_generator_output))
+    assert [tuple(m.shape) for m in maps] == [(3, 256, 7, 7), (3, 896, 3, 3)]  # after repeat_1 and repeat_2 at 80 px
     with pytest.raises(ValueError, match="at least 80"):
         GeneratorSpaceEmbedding(model, 64)
 

@@ -210,22 +210,29 @@ def test_ema_follows_the_generator_and_editor_from_the_start(faces, tmp_path: Pa
 
 
 class _Embedding(torch.nn.Module):
-    """A small frozen 'face embedding' for the identity term: pooled pixels through a fixed linear map."""
+    """A small frozen 'face network' for the identity and feature terms: two conv maps (4 and 6 channels, as
+    gan.feature_channels says below), then pooled through a fixed linear map into the embedding."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.linear = torch.nn.Linear(3 * 4 * 4, 16)
+        self.first, self.second = torch.nn.Conv2d(3, 4, 3, 2, 1), torch.nn.Conv2d(4, 6, 3, 2, 1)
+        self.linear = torch.nn.Linear(6 * 4 * 4, 16)
+
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        first = torch.relu(self.first(images))
+        second = torch.relu(self.second(first))
+        return self.linear(torch.nn.functional.adaptive_avg_pool2d(second, 4).flatten(1)), [first, second]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.nn.functional.adaptive_avg_pool2d(images, 4).flatten(1))
+        return self.features(images)[0]
 
 
 def test_identity_loss_is_zero_for_the_source_and_trains_only_the_edit() -> None:
     embed = _Embedding().requires_grad_(False)
     sources = torch.rand(6, 3, 32, 32) * 2 - 1
-    assert identity_loss(embed, sources, sources).item() == pytest.approx(0, abs=1e-6)
+    assert identity_loss(embed(sources), embed(sources)).item() == pytest.approx(0, abs=1e-6)
     edits = (sources.flip(0) * 0.5).requires_grad_(True)
-    loss = identity_loss(embed, edits, sources)
+    loss = identity_loss(embed(edits), embed(sources))
     loss.backward()
     assert loss.item() > 0.01 and edits.grad.abs().sum() > 0
     assert all(p.grad is None for p in embed.parameters())
@@ -257,6 +264,18 @@ def test_masked_editor_trains_with_its_mask_kept_small(faces, tmp_path: Path) ->
     assert (tmp_path / "masked" / GAN_CHECKPOINT_NAME).is_file()
 
 
+def _resumed_run_equals_uninterrupted(config: GanConfig, faces, tmp_path: Path, identity=None) -> bool:
+    """Whether ``config`` stopped at step 3 and resumed from its checkpoint ends with every weight and optimizer
+    moment of the run that went straight through."""
+    straight = GanTrainer(config, *faces, tmp_path / "straight", identity=identity)
+    straight.run()
+    GanTrainer(config.model_copy(update={"steps": 3}), *faces, tmp_path / "resumed", identity=identity).run()
+    second = GanTrainer(config, *faces, tmp_path / "resumed", identity=identity)
+    second.load_checkpoint(tmp_path / "resumed" / GAN_CHECKPOINT_NAME)
+    second.run()
+    return _same(_weights(straight), _weights(second))
+
+
 def test_region_discriminator_trains_on_the_bands_and_moves_only_the_editor(faces, tmp_path: Path) -> None:
     # gan.lambda_region: a patch discriminator R on the eye and mouth bands, updated with D; its term moves the
     # editor and leaves the generator's step exactly as it was; a resumed run equals an uninterrupted one.
@@ -271,16 +290,45 @@ def test_region_discriminator_trains_on_the_bands_and_moves_only_the_editor(face
     plain, judged = ({n: [p.detach().clone() for p in t.nets[n].parameters()] for n in "GE"} for t in trainers.values())
     assert _same(plain["G"], judged["G"]) and not _same(plain["E"], judged["E"])
 
-    straight = GanTrainer(_config(lambda_region=2.0), *faces, tmp_path / "straight")
-    straight.run()
-    first = GanTrainer(_config(lambda_region=2.0, steps=3), *faces, tmp_path / "resumed")
-    first.run()
-    second = GanTrainer(_config(lambda_region=2.0), *faces, tmp_path / "resumed")
-    second.load_checkpoint(tmp_path / "resumed" / GAN_CHECKPOINT_NAME)
-    second.run()
-    assert _same(_weights(straight), _weights(second))
+    assert _resumed_run_equals_uninterrupted(_config(lambda_region=2.0), faces, tmp_path)
     with pytest.raises(ValueError, match="gan.lambda_region > 0 judges the editor's edits"):
         _config(lambda_region=1.0, editor=False)
+
+
+def test_feature_discriminator_reads_the_face_networks_maps_and_moves_only_the_editor(faces, tmp_path: Path) -> None:
+    # gan.lambda_feature: a discriminator P on the frozen face network's feature maps, updated with D; its term
+    # moves the editor, leaves the generator's step and the face network as they were; a resumed run equals an
+    # uninterrupted one; the face network is required.
+    embed = _Embedding().requires_grad_(False)
+    frozen = [p.detach().clone() for p in embed.parameters()]
+
+    def config(**changes) -> GanConfig:
+        return _config(**({"identity_network": "b.pt", "feature_channels": (4, 6)} | changes))
+
+    trainers = {
+        w: GanTrainer(config(lambda_feature=w, lambda_identity=1.0), *faces, tmp_path / str(w), identity=embed)
+        for w in (0.0, 2.0)
+    }
+    assert "P" not in trainers[0.0].nets and "P" in trainers[2.0].nets and "P_ema" not in trainers[2.0].nets
+    feature = trainers[2.0].nets["P"]
+    before = [p.detach().clone() for p in feature.parameters()]
+    metrics = {w: t.train_step(t.sample_batch()) for w, t in trainers.items()}
+    assert np.isfinite(metrics[2.0]["e_feature_loss"]) and "e_feature_loss" not in metrics[0.0]
+    assert metrics[2.0]["e_identity_loss"] == pytest.approx(metrics[0.0]["e_identity_loss"])  # same first edits
+    assert not _same(before, [p.detach() for p in feature.parameters()])  # P learnt in the discriminator phase
+    plain, judged = ({n: [p.detach().clone() for p in t.nets[n].parameters()] for n in "GE"} for t in trainers.values())
+    assert _same(plain["G"], judged["G"]) and not _same(plain["E"], judged["E"])
+    assert _same(frozen, [p.detach() for p in embed.parameters()])
+
+    assert _resumed_run_equals_uninterrupted(config(lambda_feature=2.0), faces, tmp_path, embed)
+    with pytest.raises(ValueError, match="identity network"):
+        GanTrainer(config(lambda_feature=2.0), *faces, tmp_path / "none")
+    with pytest.raises(ValueError, match="gan.lambda_feature > 0 needs gan.identity_network"):
+        _config(lambda_feature=1.0)
+    with pytest.raises(ValueError, match="gan.lambda_feature > 0 judges the editor's edits"):
+        config(lambda_feature=1.0, editor=False)
+    with pytest.raises(ValueError, match="feature_channels"):
+        config(lambda_feature=1.0, feature_channels=())
 
 
 def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_default(faces, tmp_path: Path) -> None:
@@ -288,7 +336,7 @@ def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_de
     trainer.run()
     saved = torch.load(tmp_path / "old" / GAN_CHECKPOINT_NAME, weights_only=True)["config"]
     newer_settings = ("editor_mask", "lambda_mask", "lambda_identity", "identity_network", "identity_input_size")
-    for newer in (*newer_settings, "lambda_region"):
+    for newer in (*newer_settings, "lambda_region", "lambda_feature", "feature_channels"):
         del saved[newer]  # as written before these settings existed
     assert resumable(saved, _config(steps=6))
     assert not resumable(saved, _config(steps=6, editor_mask=True))

@@ -12,16 +12,24 @@ from pathlib import Path
 from torch import nn
 
 from facegen.config import GanConfig
-from facegen.gan.networks import ConditionalVAE, Discriminator, Editor, Generator, RegionDiscriminator, VaeEditor
+from facegen.gan.networks import (
+    ConditionalVAE,
+    Discriminator,
+    Editor,
+    FeatureDiscriminator,
+    Generator,
+    RegionDiscriminator,
+    VaeEditor,
+)
 from facegen.weights import load_checkpoint
 
-DISCRIMINATORS = ("D", "R")  # trained against the others, never sampled from: no EMA copy
+DISCRIMINATORS = ("D", "R", "P")  # trained against the others, never sampled from: no EMA copy
 
 
 def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dict[str, nn.Module]:
     """The trained networks by checkpoint name: ``G`` (generator or cVAE), ``D`` (discriminator / attribute
     classifier), ``E`` (editor, cgan with ``gan.editor``), ``R`` (region discriminator, ``gan.lambda_region``),
-    and an EMA copy ``<name>_ema`` of G and E."""
+    ``P`` (feature discriminator, ``gan.lambda_feature``), and an EMA copy ``<name>_ema`` of G and E."""
     c = config
     discriminator = Discriminator(n_attributes, resolution, c.base_channels, c.spectral_norm)
     if c.model == "cvae":
@@ -38,6 +46,8 @@ def build_networks(config: GanConfig, n_attributes: int, resolution: int) -> dic
             nets["E"] = Editor(n_attributes, resolution, c.editor_channels, c.editor_res_blocks, c.editor_mask)
         if c.lambda_region > 0:
             nets["R"] = RegionDiscriminator(c.base_channels, c.spectral_norm)
+        if c.lambda_feature > 0:
+            nets["P"] = FeatureDiscriminator(c.feature_channels, 4 * c.base_channels, c.spectral_norm)
     for name in [n for n in nets if n not in DISCRIMINATORS]:
         nets[f"{name}_ema"] = copy.deepcopy(nets[name]).eval().requires_grad_(False)
     return nets

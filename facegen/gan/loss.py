@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -120,13 +120,21 @@ def reconstruction_loss(x: Tensor, y: Tensor) -> Tensor:
     return F.l1_loss(x, y)
 
 
-def identity_loss(embed: nn.Module, edits: Tensor, sources: Tensor) -> Tensor:
-    """``1 - cosine`` between ``embed``'s embeddings of each edit and of its source (images in [-1, 1]), mean over
-    the batch: a frozen face-recognition network asks that the edit still be the same person. Gradients flow
-    into the edits only."""
-    with torch.no_grad():
-        target = F.normalize(embed(sources).float(), dim=1)
-    return (1 - (F.normalize(embed(edits).float(), dim=1) * target).sum(dim=1)).mean()
+class FaceNetwork(Protocol):
+    """The frozen face-recognition network the editor's identity and feature terms read (images in [-1, 1]):
+    ``net(images)`` -> B x D embeddings; ``net.features(images)`` -> (the embeddings, its feature maps)."""
+
+    def __call__(self, images: Tensor) -> Tensor: ...
+
+    def features(self, images: Tensor) -> tuple[Tensor, list[Tensor]]: ...
+
+
+def identity_loss(edits: Tensor, sources: Tensor) -> Tensor:
+    """``1 - cosine`` between a frozen face-recognition network's embeddings of each edit and of its source, mean
+    over the batch: the edit must still be the same person. Pass the sources' embeddings without gradient: they
+    flow into the edits only."""
+    target = F.normalize(sources.detach().float(), dim=1)
+    return (1 - (F.normalize(edits.float(), dim=1) * target).sum(dim=1)).mean()
 
 
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
@@ -160,6 +168,7 @@ class Phase:
     fakes: Tensor | None = None
     fake_attributes: Tensor | None = None
     edit_mask: Tensor | None = None  # the masked editor's attention masks of the edits in ``fakes``
+    real_embedding: Tensor | None = None  # the face network's embeddings of ``real``, where the phase needed them
 
 
 class GanObjective(ABC):
@@ -168,8 +177,8 @@ class GanObjective(ABC):
 
     ``nets``: the trained networks by checkpoint name (``G``, ``D``, ``E``; DDP-wrapped or not);
     ``positive_weight``: per attribute, the weight of positives in the attribute losses (None: unweighed);
-    ``identity``: the frozen face embedding of the editor's identity term (``gan.lambda_identity``), images in
-    [-1, 1] -> B x D.
+    ``identity``: the frozen face network of the editor's identity and feature terms (``gan.lambda_identity``,
+    ``gan.lambda_feature``).
     """
 
     trains: tuple[str, ...]
@@ -180,16 +189,20 @@ class GanObjective(ABC):
         nets: Mapping[str, nn.Module],
         positive_weight: Tensor | None,
         autocast: Autocast,
-        identity: nn.Module | None = None,
+        identity: FaceNetwork | None = None,
     ) -> None:
-        if config.lambda_identity > 0 and identity is None:
-            raise ValueError("gan.lambda_identity > 0: the objective needs the identity network (gan.identity_network)")
+        if config.uses_identity_network and identity is None:
+            raise ValueError(
+                "gan.lambda_identity or gan.lambda_feature > 0: the objective needs the identity network "
+                "(gan.identity_network)"
+            )
         self.config, self.nets, self.positive_weight, self.autocast = config, nets, positive_weight, autocast
         self.identity = identity
 
     @property
     def discriminators(self) -> tuple[str, ...]:
-        """The networks the discriminator phase's loss trains: D, and R where the region term is on."""
+        """The networks the discriminator phase's loss trains: D, and R and P where the region and feature terms
+        are on."""
         return tuple(name for name in DISCRIMINATORS if name in self.nets)
 
     def attribute_loss(self, logits: Tensor, targets: Tensor) -> Tensor:
@@ -211,8 +224,9 @@ class ConditionalGanObjective(GanObjective):
     recognisable; G also makes different faces from different z (mode seeking, on images pooled by
     ``gan.ms_downsample``); E also maps its edit back to the source (cycle), leaves an image with its own
     attributes unchanged (identity pass), keeps the person as the identity network sees it (``lambda_identity``),
-    with ``gan.editor_mask`` keeps its attention mask small (``lambda_mask``) and, with ``gan.lambda_region``,
-    fools a second discriminator R that compares the eye and mouth bands of edits with real photos'."""
+    with ``gan.editor_mask`` keeps its attention mask small (``lambda_mask``), with ``gan.lambda_region`` fools a
+    second discriminator R that compares the eye and mouth bands of edits with real photos', and with
+    ``gan.lambda_feature`` a third, P, that compares the identity network's feature maps of both."""
 
     @property
     def trains(self) -> tuple[str, ...]:
@@ -246,10 +260,19 @@ class ConditionalGanObjective(GanObjective):
             if "R" in self.nets:  # the eye and mouth bands of real photos against those of the edits
                 R = self.nets["R"]
                 d_loss = d_loss + c.lambda_region * self.adversarial.d_loss(R(real), R(fakes[n:].detach()))
+            real_embedding = None
+            if "P" in self.nets:  # the face network's maps of real photos against those of the edits
+                P = self.nets["P"]
+                with torch.no_grad():
+                    real_embedding, real_maps = self.identity.features(real)
+                    _, edit_maps = self.identity.features(fakes[n:])
+                d_loss = d_loss + c.lambda_feature * self.adversarial.d_loss(P(real_maps), P(edit_maps))
         if c.loss == "wgan-gp":
             reals = real.repeat(len(fakes) // n, 1, 1, 1)
             d_loss = d_loss + c.lambda_gp * gradient_penalty(D, reals, fakes.float(), source.repeat(len(fakes) // n, 1))
-        return Phase(real, source, rng, d_loss, real_cls, wanted, z, target, fakes, fake_attributes, mask)
+        return Phase(
+            real, source, rng, d_loss, real_cls, wanted, z, target, fakes, fake_attributes, mask, real_embedding
+        )
 
     def generator_loss(self, phase: Phase) -> tuple[Tensor, dict[str, float]]:
         c, D, E = self.config, self.nets["D"], self.nets.get("E")
@@ -288,8 +311,17 @@ class ConditionalGanObjective(GanObjective):
                     region = self.adversarial.g_loss(self.nets["R"](fakes[n:]))
                     e_loss = e_loss + c.lambda_region * region
                     metrics["e_region_loss"] = region.item()
+                if c.uses_identity_network:  # one pass of the face network gives both terms what they read
+                    edit_embedding, edit_maps = self.identity.features(fakes[n:])
+                if "P" in self.nets:
+                    realism = self.adversarial.g_loss(self.nets["P"](edit_maps))
+                    e_loss = e_loss + c.lambda_feature * realism
+                    metrics["e_feature_loss"] = realism.item()
                 if c.lambda_identity > 0:
-                    kept = identity_loss(self.identity, fakes[n:], real)
+                    if phase.real_embedding is None:
+                        with torch.no_grad():
+                            phase.real_embedding = self.identity(real)
+                    kept = identity_loss(edit_embedding, phase.real_embedding)
                     e_loss = e_loss + c.lambda_identity * kept
                     metrics["e_identity_loss"] = kept.item()
                 g_loss = g_loss + e_loss
@@ -339,9 +371,10 @@ def objective(
     nets: Mapping[str, nn.Module],
     positive_weight: Tensor | None,
     autocast: Autocast,
-    identity: nn.Module | None = None,
+    identity: FaceNetwork | None = None,
 ) -> GanObjective:
-    """The objective of ``config.model`` (``identity``: the frozen embedding of the editor's identity term)."""
+    """The objective of ``config.model`` (``identity``: the frozen face network of the editor's identity and
+    feature terms)."""
     kind = ConditionalVaeObjective if config.model == "cvae" else ConditionalGanObjective
     return kind(config, nets, positive_weight, autocast, identity)
 

@@ -1,5 +1,5 @@
 """Networks: conditional DCGAN generator, projection + AC discriminator, StarGAN-style editor, region (eye and mouth)
-patch discriminator, cVAE baseline.
+patch discriminator, feature discriminator (on a frozen face network's maps), cVAE baseline.
 
 The convolutional stacks share two blocks, :func:`_down` (halves the size) and :func:`_up` (doubles it). The
 generator, discriminator and VAE span 4 x 4 to the image resolution with ``log2(resolution) - 2`` of them
@@ -199,6 +199,30 @@ class RegionDiscriminator(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return torch.cat([self.main(band).flatten(1) for band in face_bands(images).values()], dim=1)
+
+
+class FeatureDiscriminator(nn.Module):
+    """Patch critic of a frozen face network's feature maps (Projected GAN, Sauer et al. 2021): ``P(maps)`` -> B x P
+    logits, one per position of every map (real: high). Each map of ``channels[k]`` channels gets its own head
+    (1x1 conv down to ``width``, LeakyReLU, 1x1 conv to a logit), so the face network's view of an edit, not its
+    pixels, decides (``gan.lambda_feature``)."""
+
+    def __init__(self, channels: tuple[int, ...], width: int = 64, spectral_norm: bool = True) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                _sn(nn.Conv2d(c, width, 1), spectral_norm),
+                nn.LeakyReLU(0.2),
+                _sn(nn.Conv2d(width, 1, 1), spectral_norm),
+            )
+            for c in channels
+        )
+        self.apply(init_weights)
+
+    def forward(self, maps: list[Tensor]) -> Tensor:
+        if len(maps) != len(self.heads):
+            raise ValueError(f"{len(maps)} feature maps for {len(self.heads)} heads (gan.feature_channels)")
+        return torch.cat([head(m.float()).flatten(1) for head, m in zip(self.heads, maps)], dim=1)
 
 
 class _ResBlock(nn.Module):

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from facegen.config import GanConfig
 from facegen.data.prepared import PreparedFaces
-from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
+from facegen.gan.checkpoint import DISCRIMINATORS, build_networks, read_checkpoint, sampling_networks
 from facegen.gan.loss import balancing_weight, objective
 from facegen.gan.networks import ema_update
 from facegen.io import Layout, atomic_file, check_replaceable, check_separate, remove_leftovers
@@ -95,7 +95,8 @@ class GanTrainer:
         identity: nn.Module | None = None,
     ) -> None:
         """`images`: N x R x R x 3 uint8 (as in the prepared cache); `attributes`: N x A float 0/1; `identity`:
-        the frozen face embedding of the editor's identity term (``gan.lambda_identity``), images in [-1, 1]."""
+        the frozen face network (:class:`facegen.gan.loss.FaceNetwork`) of the editor's identity and feature terms
+        (``gan.lambda_identity``, ``gan.lambda_feature``)."""
         if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != torch.uint8:
             raise ValueError(f"images must be N x R x R x 3 uint8, got {tuple(images.shape)} {images.dtype}")
         if attributes.shape != (len(images), len(config.attributes)):
@@ -120,7 +121,7 @@ class GanTrainer:
             for name, net in build_networks(config, n_attr, resolution).items()
         }
         self.trained = {name: self._parallel(net) for name, net in self.nets.items() if not name.endswith("_ema")}
-        lr = {"D": config.lr_d, "R": config.lr_d}
+        lr = dict.fromkeys(DISCRIMINATORS, config.lr_d)
         self.optimizers = {
             f"opt_{name.lower()}": torch.optim.Adam(net.parameters(), lr=lr.get(name, config.lr_g), betas=config.betas)
             for name, net in self.nets.items()
@@ -361,9 +362,9 @@ def train_gan(
     people: Collection[str] | None = None,
     identity: nn.Module | None = None,
 ) -> TrainReport:
-    """Train on the `train` split of a prepared cache (or on every photo of ``people``; ``identity``: the editor's
-    identity-term network), continuing ``config.out/checkpoint.pt`` when it was made with the same settings (other
-    than run length and output cadence); otherwise its outputs are replaced.
+    """Train on the `train` split of a prepared cache (or on every photo of ``people``; ``identity``: the frozen
+    network of the editor's identity and feature terms), continuing ``config.out/checkpoint.pt`` when it was made
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
     One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
     check_separate(config.out, [prepared], "gan.out")
     check_replaceable(config.out, LAYOUT)  # a fresh start deletes the checkpoint, log and grids found there

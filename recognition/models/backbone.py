@@ -161,9 +161,13 @@ def embed_images(
     return torch.cat(out).numpy() if out else np.zeros((0, 512), np.float32)
 
 
+FEATURE_BLOCKS = ("repeat_1", "repeat_2")  # InceptionResnetV1's maps a feature discriminator reads (256, 896 ch)
+
+
 class GeneratorSpaceEmbedding(nn.Module):
     """A frozen embedding network on a generator's images (B x 3 x R x R in [-1, 1]): resized to ``input_size``
-    and standardised as :func:`standardize` does, differentiably (the editor's identity term, gan.lambda_identity)."""
+    and standardised as :func:`standardize` does, differentiably (the editor's identity term, gan.lambda_identity).
+    :meth:`features` also returns its InceptionResnetV1's maps after :data:`FEATURE_BLOCKS` (gan.lambda_feature)."""
 
     def __init__(self, model: nn.Module, input_size: int) -> None:
         super().__init__()
@@ -172,16 +176,27 @@ class GeneratorSpaceEmbedding(nn.Module):
         self.model, self.input_size = model.eval().requires_grad_(False), input_size
         if getattr(model, "classify", False):
             model.classify = False
+        trunk = model.backbone if isinstance(model, DistilledFacenet) else model
+        self._maps: list[torch.Tensor] = []
+        for name in FEATURE_BLOCKS:  # one forward pass gives the embedding and the maps
+            getattr(trunk, name).register_forward_hook(lambda _module, _input, output: self._maps.append(output))
 
     def train(self, mode: bool = True) -> GeneratorSpaceEmbedding:
         """Always in eval mode: its batch norms keep their statistics."""
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The embedding (B x D, L2-normalised) and the maps after :data:`FEATURE_BLOCKS` of ``images``."""
         x = images.float() * (127.5 / 128.0)  # (pixels - 127.5) / 128 for pixels = (images + 1) * 127.5
         if x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return F.normalize(self.model(x), dim=1)
+        self._maps.clear()
+        embedding = F.normalize(self.model(x), dim=1)
+        maps, self._maps = self._maps, []
+        return embedding, maps
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(images)[0]
 
 
 def generator_space_embedding(path: Path, input_size: int) -> GeneratorSpaceEmbedding:
