@@ -144,6 +144,8 @@ def test_identity_network_on_generator_images_embeds_as_the_recognition_stages_d
     embedding, maps = wrapped.features(as_generator_output)  # one pass: the same embedding, and the feature maps
     assert torch.equal(embedding, wrapped(as_generator_output))
     assert [tuple(m.shape) for m in maps] == [(3, 256, 7, 7), (3, 896, 3, 3)]  # after repeat_1 and repeat_2 at 80 px
+    assert not any(m._forward_hooks for m in model.modules())  # nothing left on the network between calls
+    assert len(GeneratorSpaceEmbedding(model, 80).features(as_generator_output)[1]) == 2  # a second wrapper: its own
     with pytest.raises(ValueError, match="at least 80"):
         GeneratorSpaceEmbedding(model, 64)
 

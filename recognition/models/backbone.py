@@ -176,10 +176,6 @@ class GeneratorSpaceEmbedding(nn.Module):
         self.model, self.input_size = model.eval().requires_grad_(False), input_size
         if getattr(model, "classify", False):
             model.classify = False
-        trunk = model.backbone if isinstance(model, DistilledFacenet) else model
-        self._maps: list[torch.Tensor] = []
-        for name in FEATURE_BLOCKS:  # one forward pass gives the embedding and the maps
-            getattr(trunk, name).register_forward_hook(lambda _module, _input, output: self._maps.append(output))
 
     def train(self, mode: bool = True) -> GeneratorSpaceEmbedding:
         """Always in eval mode: its batch norms keep their statistics."""
@@ -190,9 +186,17 @@ class GeneratorSpaceEmbedding(nn.Module):
         x = images.float() * (127.5 / 128.0)  # (pixels - 127.5) / 128 for pixels = (images + 1) * 127.5
         if x.shape[-1] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        self._maps.clear()
-        embedding = F.normalize(self.model(x), dim=1)
-        maps, self._maps = self._maps, []
+        trunk = self.model.backbone if isinstance(self.model, DistilledFacenet) else self.model
+        maps: list[torch.Tensor] = []
+        hooks = [  # one forward pass gives the embedding and the maps
+            getattr(trunk, name).register_forward_hook(lambda _module, _input, output: maps.append(output))
+            for name in FEATURE_BLOCKS
+        ]
+        try:
+            embedding = F.normalize(self.model(x), dim=1)
+        finally:
+            for hook in hooks:
+                hook.remove()
         return embedding, maps
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
