@@ -1,6 +1,7 @@
 """GPU profile of the celeba64 generator (issue 20): the `celeba64` profile with the masked editor and the identity
-term trained for a fixed number of steps on one GPU, in one prepared run of at most 8 minutes that prints steps per
-second, attribute control and identity kept by the edits.
+term (and, with ``--lambda-feature``, the feature discriminator on the frozen facenet: issue 29's lever) trained for a
+fixed number of steps on one GPU, in one prepared run of at most 8 minutes that prints steps per second, attribute
+control, identity kept by the edits and how often the study's real-vs-synthetic detector tells them from photos.
 
 A device machine sees neither ../shared nor dlib and takes at most 64 MiB of files, so the data travel as one bundle
 made here from the celeba64 study (`dvc repro prepare` in studies/celeba64, and the faces64 study's distilled facenet):
@@ -13,7 +14,9 @@ made here from the celeba64 study (`dvc repro prepare` in studies/celeba64, and 
 `run` trains with :class:`facegen.gan.training_loop.GanTrainer` (CUDA, autocast), then judges edits of held-out
 people's photos with :func:`facegen.metrics.editing.judge_edits`: the attribute judge is trained there on the
 bundle's other people; identity is the distilled facenet's (no dlib there), at its 1%-FAR threshold on real
-different-person pairs. It also runs on CPU with tiny settings (tests/test_bench_gpu_celeba64.py).
+different-person pairs; the detector (the study's ``evaluate.detector``, through its JPEG encoding) compares each
+attribute's edits at the largest strength with the held-out people's photos. It also runs on CPU with tiny settings
+(tests/test_bench_gpu_celeba64.py).
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facegen.config import GanConfig, NetTraining, load_params
+from facegen.config import EvaluateConfig, GanConfig, NetTraining, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.convnet import holdout_split
+from facegen.metrics.detector import encoded, real_vs_synthetic
 from facegen.metrics.editing import EditJudges, Gallery, IdentityJudge, judge_edits, summarise_edits
 from facegen.metrics.identity import far_threshold
 from facegen.paths import GAN_CHECKPOINT_NAME
@@ -98,7 +102,17 @@ def load_bundle(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
     return images, data["attributes"].astype(np.float32), data["identity"], list(data["names"]), network.eval()
 
 
-def run(bundle: Path, config: GanConfig, judge: NetTraining, edits: int, strengths: list[float], device: str) -> dict:
+def run(
+    bundle: Path,
+    config: GanConfig,
+    judge: NetTraining,
+    edits: int,
+    strengths: list[float],
+    device: str,
+    evaluate: EvaluateConfig,
+) -> dict:
+    """Train ``config`` on the bundle's training people, then judge edits of ``edits`` held-out photos per attribute
+    and strength (attribute judge trained with ``judge``; the detector and its encoding from ``evaluate``)."""
     start = time.perf_counter()
     images, rows, people, names, network = load_bundle(bundle)
     if config.attributes != tuple(names):
@@ -138,7 +152,15 @@ def run(bundle: Path, config: GanConfig, judge: NetTraining, edits: int, strengt
         people[sources],
         strengths,
         Gallery(images[held_out], people[held_out], ids[held_out]),
+        keep=max(strengths),
     )
+    real = encoded(images[held_out], evaluate.detector_encoding, evaluate.jpeg_quality)
+    detector_on_edits = {
+        name: real_vs_synthetic(
+            real, encoded(faces, evaluate.detector_encoding, evaluate.jpeg_quality), evaluate.detector
+        )
+        for name, faces in outcomes.at_strength.items()
+    }
     return {
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -157,6 +179,8 @@ def run(bundle: Path, config: GanConfig, judge: NetTraining, edits: int, strengt
         "identity_threshold": round(threshold, 4),
         "identity_judge": "the distilled facenet (dlib is not on the GPU machine)",
         "edits": summarise_edits(outcomes.table)["edit"],  # the references (noop, reconstruction) are the study's
+        "detector_on_edits": {"strength": max(strengths)}
+        | {name: result["accuracy"] for name, result in detector_on_edits.items()},
     }
 
 
@@ -174,6 +198,7 @@ def main() -> None:
     go.add_argument("--steps", type=int, default=3000)
     go.add_argument("--batch-size", type=int, default=64)
     go.add_argument("--lambda-identity", type=float, default=4.0)
+    go.add_argument("--lambda-feature", type=float, default=0.0, help="the feature discriminator's weight (0: none)")
     go.add_argument("--judge-epochs", type=int, default=8)
     go.add_argument("--edits", type=int, default=300, help="held-out photos edited per attribute and strength")
     go.add_argument("--strengths", type=float, nargs="+", default=[1.0, 2.0, 3.0])
@@ -190,11 +215,13 @@ def main() -> None:
         checkpoint_every=args.steps,
         editor_mask=True,
         lambda_identity=args.lambda_identity,
+        lambda_feature=args.lambda_feature,
         identity_network=args.bundle.parent / IDENTITY_FILE,
         out=args.out / "celeba64_gan",
     )
     judge = NetTraining(width=32, epochs=args.judge_epochs, holdout_fraction=0.2)
-    result = run(args.bundle, config, judge, args.edits, args.strengths, args.device)
+    evaluate = load_params(STUDY / "params.yaml").evaluate  # the study's detector and encoding
+    result = run(args.bundle, config, judge, args.edits, args.strengths, args.device, evaluate)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu_celeba64.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -3,7 +3,8 @@
 #   distill (issue 18, the default): facenet distilled from the dlib teacher at 160 px, timings and accuracy on the
 #     faces64 split;
 #   celeba64 (issue 20): the celeba64 generator with the masked, identity-term editor trained for a fixed number
-#     of steps, printing steps per second, attribute control and identity kept by its edits.
+#     of steps, printing steps per second, attribute control, identity kept by its edits and the detector on them;
+#     `--lambda-feature 1` adds the feature discriminator on the frozen facenet (issue 29), to compare the two.
 # Two steps each:
 #
 #   bash bench/gpu_check.sh [celeba64] prepare   # here, after `dvc repro` in the study: the data bundle (.gpu/ or

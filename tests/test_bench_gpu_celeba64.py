@@ -9,7 +9,7 @@ import yaml
 from PIL import Image
 
 from bench.gpu_celeba64 import IDENTITY_FILE, load_bundle, make_bundle, run
-from facegen.config import GanConfig, NetTraining
+from facegen.config import EvaluateConfig, GanConfig, NetTraining
 from recognition.models.backbone import DistilledFacenet, save_backbone
 
 ATTRIBUTES = ("Smiling", "Eyeglasses")
@@ -48,8 +48,14 @@ def test_bundle_then_run(shared_faces64, celeba_annotations, tmp_path) -> None:
         identity_network=bundle.parent / IDENTITY_FILE,
         out=tmp_path / "gan",
     )
-    result = run(bundle, config, NetTraining(width=8, epochs=1, holdout_fraction=0.25), 6, [1.0, 2.0], "cpu")
+    tiny = NetTraining(width=8, epochs=1, holdout_fraction=0.25)
+    result = run(bundle, config, tiny, 6, [1.0, 2.0], "cpu", EvaluateConfig(detector=tiny))
     assert result["steps_per_second"] > 0 and result["heldout_people"] == 3
     assert set(result["edits"]) == set(ATTRIBUTES) and set(result["edits"]["Smiling"]) == {"1", "2"}
     assert result["edits"]["Smiling"]["1"]["rows"] == 6 and -1 < result["identity_threshold"] <= 1  # untrained: ~1
     assert set(result["judge_balanced_accuracy"]) == set(ATTRIBUTES)
+    detected = result["detector_on_edits"]  # each attribute's edits at the largest strength against real photos
+    assert detected["strength"] == 2.0 and all(0 <= detected[a] <= 1 for a in ATTRIBUTES)
+
+    feature = config.model_copy(update={"lambda_feature": 1.0, "out": tmp_path / "gan_feature"})
+    assert run(bundle, feature, tiny, 6, [1.0], "cpu", EvaluateConfig(detector=tiny))["gan"]["lambda_feature"] == 1.0
