@@ -329,6 +329,9 @@ def test_feature_discriminator_reads_the_face_networks_maps_and_moves_only_the_e
         config(lambda_feature=1.0, editor=False)
     with pytest.raises(ValueError, match="feature_channels"):
         config(lambda_feature=1.0, feature_channels=())
+    wrong = GanTrainer(config(lambda_feature=1.0, feature_channels=(4, 8)), *faces, tmp_path / "wrong", identity=embed)
+    with pytest.raises(ValueError, match=r"maps of \(4, 6\) channels; gan.feature_channels says \(4, 8\)"):
+        wrong.train_step(wrong.sample_batch())
 
 
 def test_a_checkpoint_older_than_a_setting_resumes_when_the_setting_is_at_its_default(faces, tmp_path: Path) -> None:

@@ -209,6 +209,7 @@ class FeatureDiscriminator(nn.Module):
 
     def __init__(self, channels: tuple[int, ...], width: int = 64, spectral_norm: bool = True) -> None:
         super().__init__()
+        self.channels = tuple(channels)
         self.heads = nn.ModuleList(
             nn.Sequential(
                 _sn(nn.Conv2d(c, width, 1), spectral_norm),
@@ -220,8 +221,11 @@ class FeatureDiscriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, maps: list[Tensor]) -> Tensor:
-        if len(maps) != len(self.heads):
-            raise ValueError(f"{len(maps)} feature maps for {len(self.heads)} heads (gan.feature_channels)")
+        got = tuple(m.shape[1] for m in maps)
+        if got != self.channels:
+            raise ValueError(
+                f"the face network gave feature maps of {got} channels; gan.feature_channels says {self.channels}"
+            )
         return torch.cat([head(m.float()).flatten(1) for head, m in zip(self.heads, maps)], dim=1)
 
 
