@@ -303,6 +303,11 @@ class SamplingConfig(_Section):
     # refine: the refining edit's strength, as edit_strength is for edits of photos (1: just the request). Stronger
     # refining fades the demo's blond hair on men (docs/BENCHMARKS.md, sixth round), so the default is 1.
     refine_strength: float = Field(1.0, gt=0)
+    # edit: keep each edited photo as it was outside the bands of the attributes the edit changes (Eyeglasses: the
+    # eyes, Smiling: the mouth; facegen/gan/regions.py), so the editor's artefacts elsewhere never reach it; an
+    # attribute without a band (Male, Young, hair) still changes the whole face, an unchanged one nothing. For
+    # landmark-aligned faces only (the bands sit on the ArcFace template), so off by default.
+    confine_edits: bool = False
 
 
 class AttendanceConfig(_Section):
@@ -418,11 +423,17 @@ class EditingConfig(_Section):
     exclude_folder: Path | None = None  # nobody with a folder here (faces64's people) is trained on, judged or edited
     exclude_photos: Path | None = None  # CSV (image_id column) of photos never edited: those settings were tuned on
     fisherfaces_components: int = Field(200, gt=0)  # the second identity judge (recognition/models/fisherfaces.py)
+    # generator sections whose editors are judged a second time with sampling.confine_edits (edits kept inside the
+    # changed attribute's band: a realism lever that needs no training)
+    confined: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _strength_is_measured(self) -> EditingConfig:
+    def _strength_measured_and_sections_known(self) -> EditingConfig:
         if self.strength not in self.strengths:
             raise ValueError(f"editing.strength={self.strength} is not among editing.strengths={list(self.strengths)}")
+        unknown = [name for name in self.confined if name not in GAN_SECTIONS]
+        if unknown:
+            raise ValueError(f"editing.confined: {unknown} are not generator sections; valid: {list(GAN_SECTIONS)}")
         return self
 
 

@@ -231,13 +231,23 @@ def edit(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 256,
     device: DeviceOption = "auto",
     strength: StrengthOption = SamplingConfig().edit_strength,
+    confine: Annotated[
+        bool,
+        typer.Option(
+            "--confine/--no-confine",
+            help="change only the bands of the changed attributes (Eyeglasses: eyes, Smiling: mouth); "
+            "for landmark-aligned faces",
+        ),
+    ] = SamplingConfig().confine_edits,
 ) -> None:
     """Re-render photos with the --set attributes changed and the rest as the model sees them."""
     from facegen.data.annotations import set_attribute
     from facegen.gan.inference import FaceModel, load_photos, resolve_device, save_grid
 
     _check_not_an_input(out, photos)
-    model = FaceModel.load(checkpoint, resolve_device(device), SamplingConfig(edit_strength=strength))
+    model = FaceModel.load(
+        checkpoint, resolve_device(device), SamplingConfig(edit_strength=strength, confine_edits=confine)
+    )
     images = load_photos(photos, model.resolution)
     seen = model.predict_attributes(images, batch_size)
     targets = seen.clone()

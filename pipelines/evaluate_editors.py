@@ -17,6 +17,9 @@ trained against, on photos of people neither saw (issues 20, 29).
   real faces; the real-vs-synthetic detector on samples and on edits alone (real and fake through one encoding).
 - The editors compared by the paired difference of "flipped and verified by the teacher against the person's
   other photos" per photo, with intervals over people.
+- Each editor in ``editing.confined`` is judged a second time as ``<editor>_confined``: the same checkpoint with
+  ``sampling.confine_edits`` (each edit kept inside the changed attribute's band, facegen/gan/regions.py), its
+  edits measured as above and against the unconfined editor; its samples are its editor's, not measured twice.
 
 Writes metrics/gan.json, metrics/gan.md, data/edit_outcomes.parquet, plots/edits.png, plots/identity_curves.png,
 plots/nearest_training_faces.png and the judge (``evaluate.classifier_out``). Run by `dvc repro evaluate_editors`,
@@ -26,6 +29,7 @@ or `python -m pipelines.evaluate_editors`.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +48,7 @@ from facegen.metrics.control import attribute_control
 from facegen.metrics.detector import REGIONS, encoded, real_vs_synthetic, region_crops
 from facegen.metrics.editing import (
     EditJudges,
+    EditOutcomes,
     Gallery,
     IdentityJudge,
     judge_edits,
@@ -90,6 +95,7 @@ EDITOR_NAMES = {
 }
 # Paired: a change against what it changes (a variant's contrast where params has it)
 CONTRASTS = ((STUDIED, BASELINE), *((name, STUDIED) for name in list(EDITOR_NAMES.values())[2:]))
+CONFINED = "_confined"  # an editor judged again with sampling.confine_edits: "<editor>_confined"
 
 
 def editors(params: Params) -> dict[str, GanConfig]:
@@ -98,7 +104,15 @@ def editors(params: Params) -> dict[str, GanConfig]:
     if params.gan_baseline is None:
         raise ValueError("evaluate_editors compares two generators: params needs gan_baseline beside gan")
     sections = params.gan_sections()
+    missing = [section for section in params.editing.confined if section not in sections]
+    if missing:
+        raise ValueError(f"editing.confined names {missing}, which params has no section for")
     return {name: sections[section] for section, name in EDITOR_NAMES.items() if section in sections}
+
+
+def confined_editors(params: Params) -> list[str]:
+    """The editors (by name) judged a second time with their edits confined (``editing.confined``)."""
+    return [EDITOR_NAMES[section] for section in params.editing.confined]
 
 
 @task
@@ -177,21 +191,23 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
     tables, examples = [], {}
     in_training, in_unseen = np.isin(real, groups.generator), np.isin(real, groups.held_out)
     training, unseen = real[in_training], real[in_unseen]
+    judged = partial(
+        judge_edits,
+        judges=judges,
+        sources=images[sources],
+        source_rows=rows[sources],
+        source_ids=image_ids[sources],
+        identities=identities[sources],
+        strengths=editing.strengths,
+        gallery=gallery,
+        keep=editing.strength,
+    )
+    confined = confined_editors(params)
     for name, config in configs.items():
         checkpoint = config.out / GAN_CHECKPOINT_NAME
         plain = FaceModel.load(checkpoint, sampling=SamplingConfig())
         chosen = plain.with_sampling(SamplingConfig(candidates=editing.candidates))
-        outcomes = judge_edits(
-            plain,
-            judges,
-            images[sources],
-            rows[sources],
-            image_ids[sources],
-            identities[sources],
-            editing.strengths,
-            gallery,
-            keep=editing.strength,
-        )
+        outcomes = judged(plain)
         tables.append(outcomes.table.assign(editor=name))
         if name == STUDIED:
             edited = np.concatenate([outcomes.at_strength[a] for a in TARGET_ATTRIBUTES if a in outcomes.at_strength])
@@ -214,11 +230,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
             "teacher_space": fid_kid_of_features(real_teacher, fake_teacher, e.kid_subset_size, e.kid_subsets, e.seed),
             "detector": real_vs_synthetic(real_encoded, encoded(fake, e.detector_encoding, e.jpeg_quality), e.detector)
             | {"encoding": e.detector_encoding, "jpeg_quality": e.jpeg_quality},
-            "detector_on_edits": {
-                attribute: detect_edits(images[unseen], edits, e)
-                for attribute, edits in outcomes.at_strength.items()
-                if attribute in TARGET_ATTRIBUTES
-            },
+            "detector_on_edits": detect_target_edits(images[unseen], outcomes, e),
             "memorisation": memorisation(
                 fake,
                 fake_teacher,
@@ -228,20 +240,40 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
                 MEMORISATION_GRID if name == STUDIED else None,
                 e.seed,
             ),
+            "confined_from": None,
         }
+        if name in confined:  # the same editor, its edits kept inside the changed attribute's band
+            kept = judged(plain.with_sampling(SamplingConfig(confine_edits=True)))
+            tables.append(kept.table.assign(editor=name + CONFINED))
+            examples[name + CONFINED] = kept.examples
+            metrics["editors"][name + CONFINED] = metrics["editors"][name] | {
+                "edits": summarise_edits(kept.table),
+                "detector_on_edits": detect_target_edits(images[unseen], kept, e),
+                "confined_from": name,
+            }
     table = pd.concat(tables, ignore_index=True)
     metrics["attributes"] = per_attribute(metrics)
     metrics["similarity_curves"] = {
-        name: similarity_curves(table[table["editor"] == name], editing.strength, same_person) for name in configs
+        name: similarity_curves(table[table["editor"] == name], editing.strength, same_person)
+        for name in metrics["editors"]
     }
-    for editor, reference in CONTRASTS:
-        if editor in configs:
+    for editor, reference in (*CONTRASTS, *((name + CONFINED, name) for name in confined)):
+        if editor in metrics["editors"]:
             metrics[f"{editor}_minus_{reference}"] = paired_editors(table, editor, reference, e.seed)
     metrics["targets"] = targets_met(metrics)
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     _write_grid(images[sources[:GRID_SOURCES]], examples, editing.strengths)
     _curves_plot(metrics["similarity_curves"][STUDIED], thresholds)
     return metrics, table
+
+
+def detect_target_edits(real: np.ndarray, outcomes: EditOutcomes, e: EvaluateConfig) -> dict:
+    """:func:`detect_edits` for each target attribute's edits at the chosen strength."""
+    return {
+        attribute: detect_edits(real, edits, e)
+        for attribute, edits in outcomes.at_strength.items()
+        if attribute in TARGET_ATTRIBUTES
+    }
 
 
 def detect_edits(real: np.ndarray, edits: np.ndarray, e: EvaluateConfig) -> dict:
@@ -430,18 +462,18 @@ def markdown(metrics: dict) -> str:
                 + " / ".join(_num(r[f"other_{j}"]) for j in judges)
                 + " |"
             )
+    generators = [n for n, r in metrics["editors"].items() if r["confined_from"] is None]  # confined: same samples
     lines += [
         "",
         f"Sampled faces: share where the judge sees the requested value, plain and chosen by the discriminator "
         f"among {metrics['candidates']} candidates.",
         "",
-        "| attribute | " + " | ".join(f"{n} plain | {n} chosen" for n in metrics["editors"]) + " |",
-        "|---|" + "---|---|" * len(metrics["editors"]),
+        "| attribute | " + " | ".join(f"{n} plain | {n} chosen" for n in generators) + " |",
+        "|---|" + "---|---|" * len(generators),
     ]
     for name, result in metrics["attributes"].items():
         cells = [
-            f"{result[n]['sampled_plain']:.2f} | {result[n]['sampled_discriminator_chosen']:.2f}"
-            for n in metrics["editors"]
+            f"{result[n]['sampled_plain']:.2f} | {result[n]['sampled_discriminator_chosen']:.2f}" for n in generators
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     reference = metrics["teacher_space_real_vs_real"]
@@ -457,6 +489,9 @@ def markdown(metrics: dict) -> str:
             f"{a} " + ", ".join(f"{k} {v['accuracy']:.2f}" for k, v in d.items())
             for a, d in r["detector_on_edits"].items()
         )
+        if r["confined_from"] is not None:  # its samples are its editor's
+            lines.append(f"| {n} | as {r['confined_from']} | as {r['confined_from']} | {on_edits} | | |")
+            continue
         m = r["memorisation"]
         memorised = "too few faces found" if m["p_closer"] is None else f"{m['p_closer']:.3g}, {m['auc']:.3f}"
         c = m["data_copying"]

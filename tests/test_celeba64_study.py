@@ -53,13 +53,11 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
 
     run_in(study, "dvc", "repro")
     metrics = json.loads((study / "metrics" / "gan.json").read_text())
-    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == {
-        "baseline",
-        "identity",
-        "region",
-        "long",
-        "feature",
+    judged = {"baseline", "identity", "region", "long", "feature"}
+    assert metrics["edited_photos"] == 10 and set(metrics["editors"]) == judged | {
+        f"{name}_confined" for name in ("identity", "region", "long", "feature")
     }
+    assert "Smiling" in metrics["feature_confined_minus_feature"]
     assert metrics["editors"]["region"]["lambda_region"] > 0 and "Smiling" in metrics["region_minus_identity"]
     assert json.loads((study / "metrics" / "train_gan_region_config.json").read_text())["lambda_region"] == 1.0
     assert json.loads((study / "metrics" / "train_gan_long.json").read_text())["steps"] == 6
@@ -81,7 +79,10 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     prepared = PreparedFaces(study / "data" / "prepared").annotations
     faces64 = {p.name for p in shared_faces64.iterdir()}
     outcomes = pd.read_parquet(study / "data" / "edit_outcomes.parquet")
-    assert len(outcomes) == 5 * 6 * (2 + 2) * 10  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
+    editors = 5 + len(params["editing"]["confined"])  # each confined editor is judged twice
+    assert (
+        len(outcomes) == editors * 6 * (2 + 2) * 10
+    )  # editors x attributes x (photo, reconstruction, 2 strengths) x photos
     assert not set(outcomes["identity"].astype(str)) & faces64 and set(prepared["identity"].astype(str)) & faces64
     memorised = metrics["editors"]["identity"]["memorisation"]
     # 3 training steps: the teacher may find no generated face; the test is then reported as not possible

@@ -30,6 +30,7 @@ def test_overrides_use_dotted_names() -> None:
         ({"prepare.workers": -1}, r"prepare.workers: Input should be greater than or equal to 0"),
         ({"gan.profile": "huge"}, r"gan.profile: Input should be 'demo', 'middle' or 'celeba64'"),
         ({"gan.model": "vae"}, r"gan.model: Input should be 'cgan' or 'cvae'"),
+        ({"editing.confined": ["gan_regoin"]}, r"editing.confined: \['gan_regoin'\] are not generator sections"),
     ],
 )
 def test_bad_values_name_the_parameter(overrides: dict, message: str) -> None:
@@ -66,7 +67,7 @@ def test_every_generator_section_is_an_output_a_training_and_an_editor_judged() 
     # train_gan writes its own metrics files, and evaluate_editors judges it under its own name.
     from facegen.config import GAN_SECTIONS
     from facegen.paths import train_gan_files
-    from pipelines.evaluate_editors import EDITOR_NAMES, editors
+    from pipelines.evaluate_editors import EDITOR_NAMES, confined_editors, editors
 
     params = load_params(REPO / "studies" / "celeba64" / "params.yaml")
     assert list(params.gan_sections()) == list(GAN_SECTIONS)  # the study has every one
@@ -76,7 +77,11 @@ def test_every_generator_section_is_an_output_a_training_and_an_editor_judged() 
     assert len(set(files)) == len(files) and train_gan_files("gan_feature")[0].name == "train_gan_feature.json"
     assert set(EDITOR_NAMES) == set(GAN_SECTIONS)
     assert list(editors(params)) == ["baseline", "identity", "region", "long", "feature"]
+    assert confined_editors(params) == ["identity", "region", "long", "feature"]  # judged confined too
     demo = load_params(REPO / "params.yaml")
     assert list(demo.gan_sections()) == ["gan"]
     with pytest.raises(ValueError, match="needs gan_baseline"):
         editors(demo)
+    without = params.model_copy(update={"gan_feature": None})  # confined, but not in params
+    with pytest.raises(ValueError, match=r"editing.confined names \['gan_feature'\], which params has no section"):
+        editors(without)

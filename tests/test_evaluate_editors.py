@@ -69,7 +69,7 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
             "kid_subset_size": 20,
             "classifier_out": "models/judge.pt",
         },
-        "editing": {"strengths": list(STRENGTHS), "strength": 2.0, "candidates": 2},
+        "editing": {"strengths": list(STRENGTHS), "strength": 2.0, "candidates": 2, "confined": ["gan"]},
         "recognition": {"teacher": {"workers": 1, "embeddings": "data/teacher"}},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -78,7 +78,8 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
 
     assert metrics == json.loads(Path("metrics/gan.json").read_text())
     outcomes = pd.read_parquet("data/edit_outcomes.parquet")
-    assert len(outcomes) == 2 * len(ATTRIBUTES) * (2 + len(STRENGTHS)) * 12  # photo, reconstruction, each strength
+    # three judged editors (the masked one also confined): the photo, its reconstruction, each strength
+    assert len(outcomes) == 3 * len(ATTRIBUTES) * (2 + len(STRENGTHS)) * 12
     # The judge's held-out people are the edited photos' people: never in the judge's training.
     assert metrics["edited_photos"] == 12 and metrics["judge"]["heldout_people"] == 6
     teacher = metrics["identity_judges"]["teacher"]
@@ -131,8 +132,23 @@ def test_both_editors_are_judged_and_the_summary_is_what_the_outcomes_say(
         metrics["attributes"]["Smiling"]["judge_balanced_accuracy"]
         == (metrics["judge"]["heldout_balanced_accuracy"]["Smiling"])
     )
+    # Confined, the masked editor changes nothing when asked for nothing (its reconstruction is the photo), edits
+    # only the attribute's band, and is compared with itself unconfined; its samples are its editor's.
+    confined, unconfined = metrics["editors"]["identity_confined"], metrics["editors"]["identity"]
+    assert confined["confined_from"] == "identity" and unconfined["confined_from"] is None
+    assert confined["memorisation"] == unconfined["memorisation"] and confined["edits"] != unconfined["edits"]
+    mine = outcomes[outcomes["editor"] == "identity_confined"].set_index(["kind", "attribute", "source"])
+    photo, rebuilt = mine.loc["noop"], mine.loc["reconstruction"]
+    assert rebuilt["similarity_teacher"].equals(photo["similarity_teacher"]) and rebuilt["flipped"].equals(
+        photo["flipped"]
+    )
+    assert set(metrics["identity_confined_minus_identity"]) == set(ATTRIBUTES)
+    assert (
+        "identity_confined" in metrics["targets"]
+        and "| identity_confined | as identity |" in Path("metrics/gan.md").read_text()
+    )
     grid = Image.open("plots/edits.png")
-    columns = 1 + 2 * 2 * len(STRENGTHS)  # the photo, then Eyeglasses and Smiling by each editor at each strength
+    columns = 1 + 2 * 3 * len(STRENGTHS)  # the photo, then Eyeglasses and Smiling by each editor at each strength
     assert grid.size[0] == columns * 64 + (columns + 1) * 2
     assert "| Smiling |" in Path("metrics/gan.md").read_text()
     for plot in ("plots/identity_curves.png", "plots/nearest_training_faces.png", "data/rating_set/index.html"):

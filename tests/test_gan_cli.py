@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facegen.gan.inference import load_photos
 from tests.support.faces import copy_people
 
 FACEGEN = str(Path(sys.executable).parent / "facegen")
@@ -150,6 +151,15 @@ def test_edit_one_photo_and_several(trained: Path, tmp_path: Path, shared_faces6
     # Batching changes nothing but float rounding (CPU kernels sum in a batch-dependent order): one grey level at most.
     alone = np.asarray(Image.open(tmp_path / "one.png")).astype(int)
     assert np.abs(grid[2:34, 2:34].astype(int) - alone).max() <= 1
+    # --confine: a Smiling edit keeps the photo above the mouth band (as load_photos resized it); unconfined, the
+    # same edit changes it there too
+    confined = _facegen(
+        "edit", photos[0], "--set", "Smiling=1", "-c", str(trained), "-o", str(tmp_path / "kept.png"), "--confine"
+    )
+    assert confined.returncode == 0, confined.stderr
+    photo = load_photos([Path(photos[0])], 32)[0]
+    kept = np.asarray(Image.open(tmp_path / "kept.png"))
+    assert np.array_equal(kept[:12], photo[:12]) and not np.array_equal(alone[:12], photo[:12])
 
 
 def test_sampling_options_are_the_api_settings(trained: Path, tmp_path: Path, shared_faces64: Path) -> None:

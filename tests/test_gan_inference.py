@@ -119,6 +119,42 @@ def test_edit_strength_pushes_only_the_changed_attributes(tmp_path, changes) -> 
         strong.edit(photos, targets, source_attributes=source[:3])
 
 
+def test_confined_edits_change_only_the_changed_attributes_bands(checkpoint) -> None:
+    """sampling.confine_edits: a Smiling edit keeps the photo outside the mouth band (feathered edge: a blend of the
+    two), equals the plain edit deep inside it; a Male edit (no band) is the plain edit; nothing asked, nothing
+    changed."""
+    from facegen.gan.regions import region_bounds
+
+    plain = FaceModel.load(checkpoint)
+    confined = plain.with_sampling(SamplingConfig(confine_edits=True, edit_strength=2.0))
+    photos = np.random.default_rng(3).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    source = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # Male, Smiling
+    smiling, male = source.clone(), source.clone()
+    smiling[:, 1], male[:, 0] = 1 - source[:, 1], 1 - source[:, 0]
+    kept = confined.edit(photos, smiling, source_attributes=source)
+    edited = plain.edit(photos, smiling, source_attributes=source, strength=2.0)
+    top, bottom, left, right = region_bounds("mouth", 32)
+    outside = np.ones((32, 32), bool)
+    outside[top - 8 : bottom + 8, max(left - 8, 0) : right + 8] = False  # the band, grown and feathered
+    assert np.array_equal(kept[:, outside], photos[:, outside])
+    assert np.array_equal(
+        kept[:, top + 3 : bottom - 3, left + 3 : right - 3], edited[:, top + 3 : bottom - 3, left + 3 : right - 3]
+    )
+    edge = (slice(None), top - 3, slice(left + 3, right - 3))  # the feathered edge: between the photo and the edit
+    low, high = np.minimum(photos[edge], edited[edge]).astype(int), np.maximum(photos[edge], edited[edge]).astype(int)
+    assert ((kept[edge] >= low - 1) & (kept[edge] <= high + 1)).all() and not np.array_equal(kept[edge], photos[edge])
+    assert np.array_equal(
+        confined.edit(photos, male, source_attributes=source),
+        plain.edit(photos, male, source_attributes=source, strength=2.0),
+    )
+    assert np.array_equal(confined.edit(photos, source, source_attributes=source), photos)
+    # Without source attributes the discriminator's view says what changes, as for the plain edit.
+    seen = plain.predict_attributes(photos)
+    assert np.array_equal(confined.edit(photos, smiling), confined.edit(photos, smiling, source_attributes=seen))
+    with pytest.raises(ValueError, match="3 source attribute rows for 4 targets"):
+        confined.edit(photos, smiling, source_attributes=source[:3])
+
+
 def test_no_editor_is_a_clear_error(tmp_path) -> None:
     model = FaceModel.load(_checkpoint(tmp_path, editor=False))
     with pytest.raises(ValueError, match="no attribute editor; train one with gan.editor: true"):

@@ -400,3 +400,26 @@ def test_region_discriminator_sees_the_eye_and_mouth_bands_only(resolution: int)
     for region, rows in (("eyes", points[:2]), ("mouth", points[3:])):
         top, bottom, left, right = region_bounds(region, resolution)
         assert all(top <= y < bottom and left <= x < right for x, y in rows), (region, FACE_REGIONS[region])
+
+
+def test_edit_masks_cover_the_changed_attributes_bands() -> None:
+    """A confined edit's mask: each changed attribute's band (feathered), their union for several, the whole face
+    for an attribute without a band, nothing where nothing changes; a wrong shape is named."""
+    from facegen.gan.regions import FEATHER, edit_masks, region_bounds
+
+    names = ["Eyeglasses", "Smiling", "Male"]
+    changed = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1], [0, 0, 0]], dtype=torch.bool)
+    masks = edit_masks(changed, names, 64)
+    assert masks.shape == (6, 1, 64, 64) and masks.min() >= 0 and masks.max() <= 1
+    for row, region in ((0, "eyes"), (1, "mouth")):
+        top, bottom, left, right = region_bounds(region, 64)
+        centre = masks[row, 0, (top + bottom) // 2, (left + right) // 2]
+        grow = round(2 * FEATHER * 64)  # feathered outwards: the band's own edge still changes almost fully
+        assert centre == pytest.approx(1.0, abs=1e-4) and masks[row, 0, top, (left + right) // 2] > 0.95
+        assert 0.4 < masks[row, 0, top - grow, (left + right) // 2] < 0.6
+        assert masks[row, 0, 0, 0] == 0 and masks[row, 0, -1, 0] == 0  # a corner of the face: untouched
+    assert torch.allclose(masks[2], torch.maximum(masks[0], masks[1]))
+    assert torch.equal(masks[3], torch.ones(1, 64, 64)) and torch.equal(masks[4], torch.ones(1, 64, 64))
+    assert torch.equal(masks[5], torch.zeros(1, 64, 64))
+    with pytest.raises(ValueError, match="changed is \\(6, 2\\); expected B x 3"):
+        edit_masks(changed[:, :2], names, 64)

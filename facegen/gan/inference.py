@@ -20,6 +20,7 @@ from torchvision.utils import save_image
 
 from facegen.config import GanConfig, SamplingConfig
 from facegen.gan.checkpoint import build_networks, read_checkpoint, sampling_networks
+from facegen.gan.regions import edit_masks
 from facegen.io import PNG_SOFTWARE, atomic_file, check_file_output, is_facegen_png, sha256sum
 from facegen.weights import load_weights
 
@@ -196,10 +197,23 @@ class FaceModel:
         ``source_attributes`` are the images' own (N x A, 0/1 or probabilities; default: what the discriminator
         sees in them, 0/1). The editor is asked for ``source + strength * (targets - source)`` (``strength``
         defaults to ``sampling.edit_strength``): at strength 1 just the targets; above 1 the changed attributes
-        are pushed further and the unchanged ones stay.
+        are pushed further and the unchanged ones stay. With ``sampling.confine_edits`` each photo changes only
+        inside the bands of the attributes its edit changes (:func:`~facegen.gan.regions.edit_masks`).
         """
         strength = self.sampling.edit_strength if strength is None else strength
-        return self._edit(images, targets, batch_size, source_attributes, strength)
+        if not self.sampling.confine_edits:
+            return self._edit(images, targets, batch_size, source_attributes, strength)
+        source = self._source_rows(images, source_attributes, len(targets), batch_size)
+        edited = self._edit(images, targets, batch_size, source, strength)
+        return self._confine(images, edited, self._check(targets), source)
+
+    def _confine(self, images: np.ndarray, edited: np.ndarray, targets: Tensor, source: Tensor) -> np.ndarray:
+        """``edited`` kept only inside the bands of the attributes each edit changes (``sampling.confine_edits``):
+        the source photo elsewhere, blended across the bands' feathered edges."""
+        masks = edit_masks((targets.cpu() > 0.5) != (source.cpu() > 0.5), self.attributes, self.resolution)
+        masks = masks.permute(0, 2, 3, 1).numpy()  # B x R x R x 1
+        out = images.astype(np.float32) + masks * (edited.astype(np.float32) - images.astype(np.float32))
+        return np.rint(out).clip(0, 255).astype(np.uint8)
 
     def _edit(
         self, images: np.ndarray, targets: Tensor, batch_size: int, source_attributes: Tensor | None, strength: float
@@ -210,13 +224,7 @@ class FaceModel:
         targets = self._check(targets)
         self._check_images(images, len(targets))
         if strength != 1:
-            source = (
-                self.predict_attributes(images, batch_size)
-                if source_attributes is None
-                else self._check(source_attributes)
-            )
-            if len(source) != len(targets):
-                raise ValueError(f"{len(source)} source attribute rows for {len(targets)} targets")
+            source = self._source_rows(images, source_attributes, len(targets), batch_size)
             targets = source + strength * (targets - source)
         out = [
             to_uint8(
@@ -227,6 +235,13 @@ class FaceModel:
             for i in range(0, len(images), batch_size)
         ]
         return np.concatenate(out) if out else images[:0].copy()
+
+    def _source_rows(self, images: np.ndarray, given: Tensor | None, n: int, batch_size: int) -> Tensor:
+        """The edited images' own attributes: ``given`` (checked), else what the discriminator sees in them."""
+        source = self.predict_attributes(images, batch_size) if given is None else self._check(given)
+        if len(source) != n:
+            raise ValueError(f"{len(source)} source attribute rows for {n} targets")
+        return source
 
     def predict_attributes(self, images: np.ndarray, batch_size: int = 256) -> Tensor:
         """The attributes the checkpoint's discriminator sees in ``images`` (N x R x R x 3 uint8): N x A 0/1.
