@@ -15,7 +15,8 @@ made here from the celeba64 study (`dvc repro prepare` in studies/celeba64, and 
 people's photos with :func:`facegen.metrics.editing.judge_edits`: the attribute judge is trained there on the
 bundle's other people; identity is the distilled facenet's (no dlib there), at its 1%-FAR threshold on real
 different-person pairs; the detector (the study's ``evaluate.detector``, through its JPEG encoding) compares each
-attribute's edits at the largest strength with the held-out people's photos. It also runs on CPU with tiny settings
+attribute's edits at the largest strength with the held-out people's photos, and again with the edits confined to
+the changed attribute's band (``sampling.confine_edits``). It also runs on CPU with tiny settings
 (tests/test_bench_gpu_celeba64.py).
 """
 
@@ -26,20 +27,21 @@ import io
 import json
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from facegen.config import EvaluateConfig, GanConfig, NetTraining, load_params
+from facegen.config import EvaluateConfig, GanConfig, NetTraining, SamplingConfig, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.convnet import holdout_split
 from facegen.metrics.detector import encoded, real_vs_synthetic
-from facegen.metrics.editing import EditJudges, Gallery, IdentityJudge, judge_edits, summarise_edits
+from facegen.metrics.editing import EditJudges, EditOutcomes, Gallery, IdentityJudge, judge_edits, summarise_edits
 from facegen.metrics.identity import far_threshold
 from facegen.paths import GAN_CHECKPOINT_NAME
 from facegen.weights import load_checkpoint
@@ -143,24 +145,28 @@ def run(
     threshold = far_threshold(embed(images[held_out]), people[held_out], 0.01)
     sources = np.sort(np.random.default_rng(0).choice(held_out, min(edits, len(held_out)), replace=False))
     ids = np.arange(len(images)).astype(str)  # the bundle's faces by row
-    outcomes = judge_edits(
-        model,
-        EditJudges(classifier, {"facenet": IdentityJudge(embed, threshold)}),
-        images[sources],
-        rows[sources],
-        ids[sources],
-        people[sources],
-        strengths,
-        Gallery(images[held_out], people[held_out], ids[held_out]),
+    judged = partial(
+        judge_edits,
+        judges=EditJudges(classifier, {"facenet": IdentityJudge(embed, threshold)}),
+        sources=images[sources],
+        source_rows=rows[sources],
+        source_ids=ids[sources],
+        identities=people[sources],
+        strengths=strengths,
+        gallery=Gallery(images[held_out], people[held_out], ids[held_out]),
         keep=max(strengths),
     )
+    outcomes, confined = judged(model), judged(model.with_sampling(SamplingConfig(confine_edits=True)))
     real = encoded(images[held_out], evaluate.detector_encoding, evaluate.jpeg_quality)
-    detector_on_edits = {
-        name: real_vs_synthetic(
-            real, encoded(faces, evaluate.detector_encoding, evaluate.jpeg_quality), evaluate.detector
-        )
-        for name, faces in outcomes.at_strength.items()
-    }
+
+    def detector_on_edits(judged_edits: EditOutcomes) -> dict[str, float]:
+        return {"strength": max(strengths)} | {
+            name: real_vs_synthetic(
+                real, encoded(faces, evaluate.detector_encoding, evaluate.jpeg_quality), evaluate.detector
+            )["accuracy"]
+            for name, faces in judged_edits.at_strength.items()
+        }
+
     return {
         "device": torch.cuda.get_device_name() if trainer.device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -179,8 +185,12 @@ def run(
         "identity_threshold": round(threshold, 4),
         "identity_judge": "the distilled facenet (dlib is not on the GPU machine)",
         "edits": summarise_edits(outcomes.table)["edit"],  # the references (noop, reconstruction) are the study's
-        "detector_on_edits": {"strength": max(strengths)}
-        | {name: result["accuracy"] for name, result in detector_on_edits.items()},
+        "detector_on_edits": detector_on_edits(outcomes),
+        # the same edits kept inside the changed attribute's band (sampling.confine_edits)
+        "confined": {
+            "edits": summarise_edits(confined.table)["edit"],
+            "detector_on_edits": detector_on_edits(confined),
+        },
     }
 
 

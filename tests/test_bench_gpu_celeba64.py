@@ -56,6 +56,11 @@ def test_bundle_then_run(shared_faces64, celeba_annotations, tmp_path) -> None:
     assert set(result["judge_balanced_accuracy"]) == set(ATTRIBUTES)
     detected = result["detector_on_edits"]  # each attribute's edits at the largest strength against real photos
     assert detected["strength"] == 2.0 and all(0 <= detected[a] <= 1 for a in ATTRIBUTES)
+    confined = result["confined"]  # the same edits confined to their attribute's band: judged the same way
+    assert set(confined["edits"]) == set(ATTRIBUTES) and confined["edits"]["Smiling"]["1"]["rows"] == 6
+    assert confined["detector_on_edits"]["strength"] == 2.0 and all(
+        0 <= confined["detector_on_edits"][a] <= 1 for a in ATTRIBUTES
+    )
 
     feature = config.model_copy(update={"lambda_feature": 1.0, "out": tmp_path / "gan_feature"})
     assert run(bundle, feature, tiny, 6, [1.0], "cpu", EvaluateConfig(detector=tiny))["gan"]["lambda_feature"] == 1.0
