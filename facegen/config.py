@@ -249,6 +249,9 @@ class GanConfig(_Section):
     train_people: Literal["split", "background", "judge_train", "generator"] = "split"
     seed: int = 0
     out: Path = paths.GAN_OUT
+    # another training folder (e.g. models/gan) whose checkpoint a fresh run continues: the same settings apart from
+    # steps, cadence and out, so a longer run does not retrain the steps that one already took (resuming is exact)
+    start_from: Path | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -60,7 +60,8 @@ def test_celeba64_study_rebuilds_with_dvc_repro(
     assert "Smiling" in metrics["feature_confined_minus_feature"]
     assert metrics["editors"]["region"]["lambda_region"] > 0 and "Smiling" in metrics["region_minus_identity"]
     assert json.loads((study / "metrics" / "train_gan_region_config.json").read_text())["lambda_region"] == 1.0
-    assert json.loads((study / "metrics" / "train_gan_long.json").read_text())["steps"] == 6
+    long = json.loads((study / "metrics" / "train_gan_long.json").read_text())
+    assert long["steps"] == 6 and long["resumed_from"] == 3  # it continued the identity editor's 3 steps
     assert "Eyeglasses" in metrics["long_minus_identity"] and "Smiling" in metrics["feature_minus_identity"]
     assert json.loads((study / "metrics" / "train_gan_feature_config.json").read_text())["lambda_feature"] == 1.0
     assert "e_feature_loss" in json.loads((study / "metrics" / "train_gan_feature.json").read_text())["final"]

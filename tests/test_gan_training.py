@@ -7,13 +7,15 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from facegen.config import GanConfig
 from facegen.gan.loss import flip_one, identity_loss
-from facegen.gan.training_loop import METRICS, GanTrainer, resumable
+from facegen.io import UnsafeOutputError
+from facegen.gan.training_loop import METRICS, GanTrainer, resumable, train_gan
 from facegen.paths import GAN_CHECKPOINT_NAME
 from tests.support.synthetic import tiny_gan
 
@@ -99,6 +101,39 @@ def test_resumed_run_equals_an_uninterrupted_one(faces, tmp_path: Path, model: s
     second.run()
     assert second.step == 6 and _same(_weights(straight), _weights(second))
     assert (tmp_path / "resumed" / METRICS).read_text() == (tmp_path / "straight" / METRICS).read_text()
+
+
+def test_a_longer_run_continues_another_runs_checkpoint_exactly(faces, tmp_path: Path) -> None:
+    """gan.start_from: a 6-step run continuing a 3-step run's folder ends where a 6-step run from scratch does
+    (weights, metrics from step 1), and leaves that folder as it was; a mismatch is named, never trained over."""
+    images, attributes = faces
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    np.save(prepared / "images.npy", images.numpy())
+    rows = pd.DataFrame(attributes.numpy().astype(int), columns=list(ATTRIBUTES))
+    rows.assign(image_id=[f"{i}.jpg" for i in range(len(rows))], identity="p", split="train").to_parquet(
+        prepared / "annotations.parquet"
+    )
+    (prepared / "meta.json").write_text("{}")
+    train_gan(_config(steps=3, out=tmp_path / "short"), prepared)
+    before = (tmp_path / "short" / GAN_CHECKPOINT_NAME).read_bytes()
+    report = train_gan(_config(out=tmp_path / "long", start_from=tmp_path / "short"), prepared)
+    straight = train_gan(_config(out=tmp_path / "straight"), prepared)
+    assert report.resumed_from == 3 and report.steps == straight.steps == 6
+    long, whole = (torch.load(tmp_path / n / GAN_CHECKPOINT_NAME, weights_only=True) for n in ("long", "straight"))
+    assert all(torch.equal(long["G"][k], whole["G"][k]) for k in whole["G"]) and long["step"] == 6
+    assert all(torch.equal(long["E_ema"][k], whole["E_ema"][k]) for k in whole["E_ema"])
+    assert (tmp_path / "long" / METRICS).read_text() == (tmp_path / "straight" / METRICS).read_text()
+    assert (tmp_path / "short" / GAN_CHECKPOINT_NAME).read_bytes() == before
+    with pytest.raises(ValueError, match="short.checkpoint.pt was trained with other settings \\(editor_mask\\)"):
+        train_gan(_config(editor_mask=True, out=tmp_path / "other", start_from=tmp_path / "short"), prepared)
+    with pytest.raises(ValueError, match="is at step 3, past gan.steps 2"):
+        train_gan(_config(steps=2, out=tmp_path / "shorter", start_from=tmp_path / "short"), prepared)
+    with pytest.raises(FileNotFoundError, match="gan.start_from: .*missing.checkpoint.pt does not exist"):
+        train_gan(_config(out=tmp_path / "none", start_from=tmp_path / "missing"), prepared)
+    with pytest.raises(UnsafeOutputError, match="gan.out .*short.inner overlaps the input .*short"):
+        train_gan(_config(out=tmp_path / "short" / "inner", start_from=tmp_path / "short"), prepared)
+    assert (tmp_path / "short" / GAN_CHECKPOINT_NAME).read_bytes() == before
 
 
 def test_editor_targets_flip_exactly_one_attribute() -> None:

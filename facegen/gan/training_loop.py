@@ -341,7 +341,7 @@ def _evaluating(module: nn.Module) -> Iterator[nn.Module]:
 
 
 # Settings that may change between a checkpoint and the run that continues it (a longer run, other outputs).
-RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "out", "profile"})
+RESUMABLE_CHANGES = frozenset({"steps", "sample_every", "checkpoint_every", "out", "profile", "start_from"})
 
 
 @dataclass
@@ -366,7 +366,7 @@ def train_gan(
     network of the editor's identity and feature terms), continuing ``config.out/checkpoint.pt`` when it was made
     with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
     One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
-    check_separate(config.out, [prepared], "gan.out")
+    check_separate(config.out, [prepared, config.start_from], "gan.out")
     check_replaceable(config.out, LAYOUT)  # a fresh start deletes the checkpoint, log and grids found there
     writer = not dist.is_initialized() or dist.get_rank() == 0
     with output_lock(config.out) if writer else contextlib.nullcontext():
@@ -402,7 +402,14 @@ def _train(
         LAYOUT.stamp(config.out)  # the folder is facegen's GAN training folder from its first file on
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
-    if state is not None and resumable(state["config"], config):
+    if state is None and config.start_from is not None:
+        start = Path(config.start_from) / GAN_CHECKPOINT_NAME
+        state = started_from(start, config)
+        if trainer.rank == 0 and (Path(config.start_from) / METRICS).is_file():  # one log from step 1
+            with atomic_file(Path(config.out) / METRICS, "w") as f:
+                f.write((Path(config.start_from) / METRICS).read_text())
+        trainer.load_checkpoint(start, state)
+    elif state is not None and resumable(state["config"], config):
         trainer.load_checkpoint(checkpoint, state)
     elif trainer.rank == 0 and Path(config.out).is_dir():
         log.info("%s: settings changed, training from scratch", checkpoint)
@@ -426,11 +433,28 @@ def _train(
     )
 
 
+def started_from(path: Path, config: GanConfig) -> dict:
+    """The checkpoint ``gan.start_from`` names, read and checked: made with ``config``'s settings (apart from run
+    length, cadence and folder) and not past ``config.steps``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"gan.start_from: {path} does not exist; train that run first")
+    state = read_checkpoint(path)
+    changed = changed_settings(state["config"], config)
+    if changed:
+        raise ValueError(f"gan.start_from: {path} was trained with other settings ({', '.join(changed)})")
+    if state["step"] > config.steps:
+        raise ValueError(f"gan.start_from: {path} is at step {state['step']}, past gan.steps {config.steps}")
+    return state
+
+
 def resumable(saved: dict, config: GanConfig) -> bool:
-    """Whether a checkpoint made with settings ``saved`` may be continued under ``config``. A setting newer than
-    the checkpoint counts as at its default there (the run it continues behaved so)."""
+    """Whether a checkpoint made with settings ``saved`` may be continued under ``config``."""
+    return not changed_settings(saved, config)
+
+
+def changed_settings(saved: dict, config: GanConfig) -> list[str]:
+    """The settings in which ``config`` differs from a checkpoint's ``saved`` ones, other than those a resumed run
+    may change. A setting newer than the checkpoint counts as at its default there (the run it continues behaved
+    so)."""
     current, defaults = config.model_dump(mode="json"), GanConfig().model_dump(mode="json")
-    saved = {k: saved.get(k, defaults[k]) for k in current}
-    return {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} == {
-        k: v for k, v in current.items() if k not in RESUMABLE_CHANGES
-    }
+    return sorted(k for k in current if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != current[k])
