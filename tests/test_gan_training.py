@@ -125,8 +125,10 @@ def test_a_longer_run_continues_another_runs_checkpoint_exactly(faces, tmp_path:
     assert all(torch.equal(long["E_ema"][k], whole["E_ema"][k]) for k in whole["E_ema"])
     assert (tmp_path / "long" / METRICS).read_text() == (tmp_path / "straight" / METRICS).read_text()
     assert (tmp_path / "short" / GAN_CHECKPOINT_NAME).read_bytes() == before
+    kept = (tmp_path / "long" / GAN_CHECKPOINT_NAME).read_bytes()
     with pytest.raises(ValueError, match="short.checkpoint.pt was trained with other settings \\(editor_mask\\)"):
-        train_gan(_config(editor_mask=True, out=tmp_path / "other", start_from=tmp_path / "short"), prepared)
+        train_gan(_config(editor_mask=True, out=tmp_path / "long", start_from=tmp_path / "short"), prepared)
+    assert (tmp_path / "long" / GAN_CHECKPOINT_NAME).read_bytes() == kept  # refused before anything was replaced
     with pytest.raises(ValueError, match="is at step 3, past gan.steps 2"):
         train_gan(_config(steps=2, out=tmp_path / "shorter", start_from=tmp_path / "short"), prepared)
     with pytest.raises(FileNotFoundError, match="gan.start_from: .*missing.checkpoint.pt does not exist"):

@@ -364,8 +364,9 @@ def train_gan(
 ) -> TrainReport:
     """Train on the `train` split of a prepared cache (or on every photo of ``people``; ``identity``: the frozen
     network of the editor's identity and feature terms), continuing ``config.out/checkpoint.pt`` when it was made
-    with the same settings (other than run length and output cadence); otherwise its outputs are replaced.
-    One run at a time writes ``config.out`` (process 0 holds its lock), which must not overlap ``prepared``."""
+    with the same settings (other than run length and output cadence); otherwise its outputs are replaced, and the
+    run starts from ``gan.start_from``'s checkpoint when named (from scratch when not). One run at a time writes
+    ``config.out`` (process 0 holds its lock), which must overlap neither ``prepared`` nor ``gan.start_from``."""
     check_separate(config.out, [prepared, config.start_from], "gan.out")
     check_replaceable(config.out, LAYOUT)  # a fresh start deletes the checkpoint, log and grids found there
     writer = not dist.is_initialized() or dist.get_rank() == 0
@@ -402,24 +403,25 @@ def _train(
         LAYOUT.stamp(config.out)  # the folder is facegen's GAN training folder from its first file on
     checkpoint = Path(config.out) / GAN_CHECKPOINT_NAME
     state = read_checkpoint(checkpoint) if checkpoint.is_file() else None
-    if state is None and config.start_from is not None:
-        start = Path(config.start_from) / GAN_CHECKPOINT_NAME
-        state = started_from(start, config)
-        if trainer.rank == 0 and (Path(config.start_from) / METRICS).is_file():  # one log from step 1
-            with atomic_file(Path(config.out) / METRICS, "w") as f:
-                f.write((Path(config.start_from) / METRICS).read_text())
-        trainer.load_checkpoint(start, state)
-    elif state is not None and resumable(state["config"], config):
+    if state is not None and resumable(state["config"], config):
         trainer.load_checkpoint(checkpoint, state)
-    elif trainer.rank == 0 and Path(config.out).is_dir():
-        log.info("%s: settings changed, training from scratch", checkpoint)
-        for old in [
-            checkpoint,
-            Path(config.out) / METRICS,
-            *Path(config.out).glob("grid_*.png"),
-            *Path(config.out).glob("edits_*.png"),
-        ]:
-            old.unlink(missing_ok=True)
+    else:
+        origin = None if config.start_from is None else Path(config.start_from) / GAN_CHECKPOINT_NAME
+        origin_state = None if origin is None else started_from(origin, config)  # checked before anything goes
+        if trainer.rank == 0 and Path(config.out).is_dir():
+            log.info("%s: settings changed, training from %s", checkpoint, origin or "scratch")
+            for old in [
+                checkpoint,
+                Path(config.out) / METRICS,
+                *Path(config.out).glob("grid_*.png"),
+                *Path(config.out).glob("edits_*.png"),
+            ]:
+                old.unlink(missing_ok=True)
+        if origin is not None:
+            if trainer.rank == 0 and (origin.parent / METRICS).is_file():  # one log from step 1
+                with atomic_file(Path(config.out) / METRICS, "w") as f:
+                    f.write((origin.parent / METRICS).read_text())
+            trainer.load_checkpoint(origin, origin_state)
     start, started = trainer.step, time.perf_counter()
     trainer.run()
     seconds = time.perf_counter() - started
