@@ -40,7 +40,7 @@ from facegen.gan.inference import FaceModel
 from facegen.gan.training_loop import GanTrainer
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.convnet import holdout_split
-from facegen.metrics.detector import encoded, real_vs_synthetic
+from facegen.metrics.detector import detect_edits
 from facegen.metrics.editing import EditJudges, EditOutcomes, Gallery, IdentityJudge, judge_edits, summarise_edits
 from facegen.metrics.identity import far_threshold
 from facegen.paths import GAN_CHECKPOINT_NAME
@@ -157,13 +157,10 @@ def run(
         keep=max(strengths),
     )
     outcomes, confined = judged(model), judged(model.with_sampling(SamplingConfig(confine_edits=True)))
-    real = encoded(images[held_out], evaluate.detector_encoding, evaluate.jpeg_quality)
 
     def detector_on_edits(judged_edits: EditOutcomes) -> dict[str, float]:
         return {"strength": max(strengths)} | {
-            name: real_vs_synthetic(
-                real, encoded(faces, evaluate.detector_encoding, evaluate.jpeg_quality), evaluate.detector
-            )["accuracy"]
+            name: detect_edits(images[held_out], faces, evaluate, regions=())["face"]["accuracy"]
             for name, faces in judged_edits.at_strength.items()
         }
 

@@ -45,7 +45,7 @@ from facegen.gan.inference import FaceModel, save_grid, to_tensor
 from facegen.io import atomic_file, write_json
 from facegen.metrics.attribute_classifier import train_attribute_classifier
 from facegen.metrics.control import attribute_control
-from facegen.metrics.detector import REGIONS, encoded, real_vs_synthetic, region_crops
+from facegen.metrics.detector import detect_edits, encoded, real_vs_synthetic
 from facegen.metrics.editing import (
     EditJudges,
     EditOutcomes,
@@ -273,16 +273,6 @@ def detect_target_edits(real: np.ndarray, outcomes: EditOutcomes, e: EvaluateCon
         attribute: detect_edits(real, edits, e)
         for attribute, edits in outcomes.at_strength.items()
         if attribute in TARGET_ATTRIBUTES
-    }
-
-
-def detect_edits(real: np.ndarray, edits: np.ndarray, e: EvaluateConfig) -> dict:
-    """The real-vs-synthetic detector on edits alone against real unseen faces, on whole faces and on the eye and
-    mouth bands (all through the same encoding first)."""
-    real, edits = (encoded(x, e.detector_encoding, e.jpeg_quality) for x in (real, edits))
-    return {"face": real_vs_synthetic(real, edits, e.detector)} | {
-        region: real_vs_synthetic(region_crops(real, region), region_crops(edits, region), e.detector)
-        for region in REGIONS
     }
 
 

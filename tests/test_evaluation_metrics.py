@@ -10,11 +10,12 @@ import pytest
 import torch
 from PIL import Image
 
-from facegen.config import NetTraining
+from facegen.config import EvaluateConfig, NetTraining
+from facegen.gan.regions import region_bounds
 from facegen.metrics.attribute_classifier import AttributeClassifier, train_attribute_classifier
 from facegen.metrics.control import attribute_control, control_of_requests, requests
 from facegen.metrics.convnet import ConvNet, fit, holdout_split
-from facegen.metrics.detector import real_vs_synthetic
+from facegen.metrics.detector import detect_edits, real_vs_synthetic
 from facegen.metrics.diversity import latent_diversity
 from facegen.metrics.feature_distance import fid_kid
 from facegen.metrics.identity import far_threshold, identity_preservation
@@ -170,6 +171,19 @@ def test_detector_cannot_tell_real_from_real_but_tells_noise(real_faces) -> None
     assert 0.35 < same["accuracy"] < 0.65 and same["p_value"] > 0.01, same
     fake = real_vs_synthetic(images[:200], noise(200), config)
     assert fake["accuracy"] > 0.98 and fake["p_value"] < 1e-20, fake
+
+
+def test_detector_on_edits_finds_the_band_an_edit_changed(real_faces) -> None:
+    images = real_faces[0]
+    edits = images[1::2].copy()  # other photos, their mouth band replaced by noise: the eye band stays real
+    top, bottom, left, right = region_bounds("mouth", edits.shape[1])
+    edits[:, top:bottom, left:right] = noise(len(edits))[:, top:bottom, left:right]
+    config = EvaluateConfig(detector=TINY.model_copy(update={"epochs": 3, "holdout_fraction": 0.3}))
+    found = detect_edits(images[::2], edits, config)
+    assert set(found) == {"face", "eyes", "mouth"}
+    assert found["mouth"]["accuracy"] > 0.95 and found["face"]["accuracy"] > 0.9, found
+    assert 0.35 < found["eyes"]["accuracy"] < 0.65, found
+    assert set(detect_edits(images[::2], edits, config, regions=())) == {"face"}
 
 
 def test_identity_kept_by_the_same_face_not_by_another_person(classifier, real_faces) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 from scipy.stats import binomtest
 
-from facegen.config import NetTraining
+from facegen.config import EvaluateConfig, NetTraining
 from facegen.gan.regions import FACE_REGIONS, region_bounds
 from facegen.metrics.convnet import ConvNet, fit, holdout_split, predict_logits
 
@@ -65,3 +65,15 @@ def encoded(images: np.ndarray, encoding: Literal["png", "jpeg"], quality: int =
         Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
         out[i] = np.asarray(Image.open(buffer).convert("RGB"))
     return out
+
+
+def detect_edits(
+    real: np.ndarray, edits: np.ndarray, config: EvaluateConfig, regions: tuple[str, ...] = REGIONS
+) -> dict[str, dict[str, float]]:
+    """The detector on edits alone against real unseen faces, both through the same encoding first
+    (``config.detector_encoding``): on whole faces (``face``) and on each band in ``regions``."""
+    real, edits = (encoded(x, config.detector_encoding, config.jpeg_quality) for x in (real, edits))
+    return {"face": real_vs_synthetic(real, edits, config.detector)} | {
+        region: real_vs_synthetic(region_crops(real, region), region_crops(edits, region), config.detector)
+        for region in regions
+    }
