@@ -519,6 +519,9 @@ class RecognitionConfig(_Section):
     distill: DistillConfig = DistillConfig()
 
 
+OWN_EDITOR = "own"  # the name of a study's own editor among the augmentation's GAN sources
+
+
 class SecondEditor(_Section):
     """Another study's editor as a second source of GAN edits (issue 28): e.g. studies/celeba64's identity editor,
     trained on people faces64 never shows; it must edit faces of the study's size and alignment."""
@@ -558,14 +561,26 @@ class AugmentationConfig(_Section):
     power_simulations: int = Field(500, ge=10)
     lenses: Path | None = None  # CSV image_id,identity,lenses (clear | sun | none), labelled by looking
     second_editor: SecondEditor | None = None  # adds arm gan_<name>_<primary_attribute>_1 beside the study's own
+    # editors (own: the study's; or the second editor's name) whose edits are also kept inside the attribute's
+    # band (sampling.confine_edits: the photo elsewhere); each adds arm gan_<editor>_confined_<primary_attribute>_1
+    confined: tuple[str, ...] = ()
     out: Path = paths.AUGMENT_FACES
 
     @model_validator(mode="after")
-    def _primary_budget_is_one(self) -> AugmentationConfig:
+    def _primary_budget_is_one_and_confined_editors_known(self) -> AugmentationConfig:
         if self.budgets[0] != 1:
             raise ValueError(
                 f"augmentation.budgets={list(self.budgets)}: the first (the primary arm's) must be 1: the primary arm "
                 "adds one verified edit per enrolment photo, as the reconstruction arm adds one reconstruction"
+            )
+        editors = [OWN_EDITOR] + ([self.second_editor.name] if self.second_editor else [])
+        if editors.count(OWN_EDITOR) > 1:
+            raise ValueError(f"augmentation.second_editor.name: {OWN_EDITOR!r} names the study's own editor")
+        unknown = [name for name in self.confined if name not in editors]
+        if unknown or len(set(self.confined)) != len(self.confined):
+            raise ValueError(
+                f"augmentation.confined={list(self.confined)}: each editor once, of {', '.join(editors)} "
+                "(own: the study's editor; the second editor by its name)"
             )
         return self
 

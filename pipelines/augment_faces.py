@@ -7,11 +7,13 @@ Makes, with the study's generator (`generate.checkpoint`, trained by `train_gan`
 - `augmentation.background_edits` background photos without `augmentation.primary_attribute`, given it;
 - `augmentation.synthetic_faces` generator samples, half with that attribute;
 - with `augmentation.second_editor` (e.g. studies/celeba64's identity editor), its edits of every enrolment photo
-  too, ranked alike (column `editor`: its name; `own` for the study's generator).
+  too, ranked alike (column `editor`: its name; `own` for the study's generator);
+- for each editor of `augmentation.confined`, its edits once more kept inside the attribute's band, the photo
+  elsewhere (`sampling.confine_edits`; column `editor`: its name + `_confined`).
 
 Writes `augmentation.out` (data/augment/: images.npy, faces.parquet, teacher.npy, meta.json), the metrics
 `metrics/augment_faces.json` (verified and flipped shares per strength, the reconstructions' verified share) and a
-grid of sources, their best edits, their reconstructions and the second editor's best edits, `plots/augment_edits.png`.
+grid of sources, their best edits, their reconstructions and the other editors' best edits, `plots/augment_edits.png`.
 Run by `dvc repro augment_faces`, or standalone: `python -m pipelines.augment_faces [--params FILE]`.
 """
 
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from facegen.config import AugmentationConfig, Params, load_params
+from facegen.config import OWN_EDITOR, AugmentationConfig, Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, save_grid
 from facegen.io import write_json
@@ -33,8 +35,8 @@ from pipelines import run_from_command_line
 from recognition.models.embeddings import EmbeddingCache
 from recognition.sets import attendance_sets
 from recognition.models.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
+from recognition.augmentation.arms import CONFINED
 from recognition.augmentation.verified_edits import (
-    OWN_EDITOR,
     RECONSTRUCTION_KIND,
     MadeFaces,
     background_edits,
@@ -69,7 +71,8 @@ def make_faces(params: Params) -> dict:
     faces = PreparedFaces(params.prepare.out)
     everyone, table = faces.images, faces.annotations.reset_index(drop=True)
     enrol_images = np.ascontiguousarray(everyone[enrol_rows])
-    editors = [(model, OWN_EDITOR)] + ([(second, aug.second_editor.name)] if second is not None else [])
+    editors = {OWN_EDITOR: model} | ({aug.second_editor.name: second} if second is not None else {})
+    editors |= {name + CONFINED: confined(editors[name]) for name in aug.confined}
     sources, descriptors = table.iloc[enrol_rows], teacher_all[enrol_rows]
     parts = [
         enrolment_edits(
@@ -83,7 +86,7 @@ def make_faces(params: Params) -> dict:
             threshold,
             editor=name,
         )
-        for editor, name in editors
+        for name, editor in editors.items()
     ]
     parts.append(reconstructions(model, teacher, enrol_images, sources, descriptors, threshold))
     background = draws[0]["pretrain"]
@@ -110,6 +113,7 @@ def make_faces(params: Params) -> dict:
     meta = {"threshold": threshold, "far": rec.far, "checkpoint_sha256": model.checkpoint_sha256}
     if second is not None:
         meta["second_editor"] = {"name": aug.second_editor.name, "checkpoint_sha256": second.checkpoint_sha256}
+    meta["confined"] = list(aug.confined)
     made = concatenate(parts)
     write_made_faces(aug.out, made, meta)
     grid, per_source = _grid(made, everyone, table)
@@ -137,18 +141,22 @@ def second_editor(settings: AugmentationConfig, resolution: int) -> FaceModel:
     return model
 
 
+def confined(model: FaceModel) -> FaceModel:
+    """``model`` with its edits kept inside the changed attribute's band (sampling.confine_edits)."""
+    return model.with_sampling(model.sampling.model_copy(update={"confine_edits": True}))
+
+
 def _grid(made: MadeFaces, everyone: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """Rows of: a source enrolment photo, its best edit, its reconstruction (and the second editor's best edit);
+    """Rows of: a source enrolment photo, its best edit, its reconstruction, then each other editor's best edit;
     the tiles and the row length."""
     made_table = made.table
-    own = made_table["editor"] == OWN_EDITOR
-    best = made_table["rank"] == 0
+    best_edits = made_table[(made_table["rank"] == 0) & (made_table["kind"] == "enrolment_edit")]
+    others = [name for name in best_edits["editor"].unique() if name != OWN_EDITOR]
     columns = [
-        made_table[own & best & (made_table["kind"] == "enrolment_edit")],
-        made_table[own & (made_table["kind"] == RECONSTRUCTION_KIND)],
+        best_edits[best_edits["editor"] == OWN_EDITOR],
+        made_table[(made_table["editor"] == OWN_EDITOR) & (made_table["kind"] == RECONSTRUCTION_KIND)],
+        *(best_edits[best_edits["editor"] == name] for name in others),
     ]
-    if (~own).any():
-        columns.append(made_table[~own & best & (made_table["kind"] == "enrolment_edit")])
     sources = columns[0]["source_image"].drop_duplicates().iloc[:GRID_SOURCES]
     row_of = dict(zip(table["image_id"].astype(str), range(len(table))))
     tiles = []
@@ -174,9 +182,10 @@ def _summary(made: MadeFaces, threshold: float, far: float, seconds: float) -> d
         "enrolment_photos": int(own["source_image"].nunique()),
         "enrolment_edits": _by_strength(own),
     }
-    theirs = edits[edits["editor"] != OWN_EDITOR]
-    if len(theirs):
-        summary["second_editor"] = {"name": theirs["editor"].iloc[0], "enrolment_edits": _by_strength(theirs)}
+    summary["other_editors"] = {
+        name: {"enrolment_edits": _by_strength(theirs)}
+        for name, theirs in edits[edits["editor"] != OWN_EDITOR].groupby("editor", sort=False)
+    }
     rebuilt = table[table["kind"] == RECONSTRUCTION_KIND]
     summary["reconstructions"] = {
         "made": len(rebuilt),

@@ -2,7 +2,8 @@
 to a real photo (issues 19, 28)?
 
 Runs every arm (baseline, classic, the oracle's real eyeglass photo, the editor's reconstruction, verified GAN
-eyeglass edits at each budget, and at budget 1 from `augmentation.second_editor`) with five recognizers
+eyeglass edits at each budget, and at budget 1 from `augmentation.second_editor` and the editors of
+`augmentation.confined` with their edits kept inside the eye band) with five recognizers
 (prototypes with real and added images weighed 1:1, pooled, or max over templates; the roster fine-tune for a
 validated, fixed number of steps; the embedding retrained with GAN faces) over `augmentation.roster_draws`
 roster draws, `augmentation.training_seeds` and the oracle's leave-one-out turns (recognition/augmentation/),
@@ -137,9 +138,7 @@ def markdown_table(summary: dict, primary: str) -> str:
         f"Primary contrast (pre-specified): {chosen['family']} / {chosen['arm']} on {chosen['endpoint']}: "
         + _cell(chosen, with_tests=True),
     ]
-    shares = [(chosen["arm"], summary["oracle_share"])]
-    if "second_editor" in summary:
-        shares.append((summary["second_editor"]["arm"], summary["second_editor"]["oracle_share"]))
+    shares = [(chosen["arm"], summary["oracle_share"]), *summary["other_editors"].items()]
     for arm, by_family in shares:
         for family, share in by_family.items():
             if share.get("share") is not None:

@@ -135,6 +135,8 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
         rows.append((RECONSTRUCTION_KIND, "own", source, owner, "none", 0.0, 0, False, 0.99, True))
     for source, owner in zip(enrol["image_id"], enrol["identity"]):  # a second editor: only d's edit verified
         rows.append(("enrolment_edit", "other", source, owner, "Eyeglasses", 2.0, 0, True, 0.8, source == "d"))
+    for source, owner in zip(enrol["image_id"], enrol["identity"]):  # the own editor confined: a's and c's verified
+        rows.append(("enrolment_edit", "own_confined", source, owner, "Eyeglasses", 3.0, 0, True, 0.9, source in "ac"))
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     made = MadeFaces(_faces(len(table), seed=3), table, np.zeros((len(table), 128), np.float32))
     trunk = EmbeddingCache(tmp_path / "trunk", TrunkFeatures(model, "random", 80))
@@ -166,6 +168,8 @@ def test_arms_add_verified_edits_reconstructions_and_oracle_photos(model: Distil
         two.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
         == arms.added("gan_Eyeglasses_1", draw, seed=0).trunk.tolist()
     )
+    confined = Arms(AugmentationConfig(confined=["own"]), *arms_inputs, made)  # its confined edits only
+    assert list(confined.added("gan_own_confined_Eyeglasses_1", draw, seed=0).identities) == ["p", "q"]
     with pytest.raises(ValueError, match="unknown arm 'gan_other_Eyeglasses_1'; this study's arms: baseline, "):
         arms.added("gan_other_Eyeglasses_1", draw, seed=0)  # no second editor configured: no such arm
     # the oracle: p has two eyeglass check-ins (e, g), q one (not eligible); each turn enrols the next of p's
@@ -281,6 +285,7 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
     """Photos 0 (clear glasses) and 1 (sunglasses) of 12 people wear eyeglasses; the baseline misses both, the
     oracle names both, the GAN arm only the clear ones: half of the oracle's gain, all of it on clear glasses."""
     named = {"baseline": set(), "oracle": {0, 1}, "gan_Eyeglasses_1": {0}, "gan_other_Eyeglasses_1": set()}
+    named["gan_own_confined_Eyeglasses_1"] = {0, 1}
     rows = []
     for arm, fixed in named.items():
         run = dict(family="prototypes", arm=arm, seed=0, turn=0, draw=0)
@@ -295,6 +300,7 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
         permutation_samples=500,
         power_simulations=10,
         second_editor={"name": "other", "checkpoint": "x.pt"},
+        confined=["own"],
     )
     summary = summarise(pd.DataFrame(rows), settings, far=0.1)
     gan = summary["arms"]["prototypes"]["gan_Eyeglasses_1"]
@@ -305,8 +311,11 @@ def test_oracle_share_and_the_clear_and_sun_strata() -> None:
     assert oracle["delta"] == 1.0 and oracle["p_permutation"] < 0.01
     share = summary["oracle_share"]["prototypes"]
     assert share["share"] == pytest.approx(0.5) and share["ci"] == [0.5, 0.5] and share["people"] == 12
-    second = summary["second_editor"]  # an editor that names nothing more reaches none of the oracle's gain
-    assert second["arm"] == "gan_other_Eyeglasses_1" and second["oracle_share"]["prototypes"]["share"] == 0
+    # an editor that names nothing more reaches none of the oracle's gain; one that names every photo, all of it
+    others = summary["other_editors"]
+    assert list(others) == ["gan_other_Eyeglasses_1", "gan_own_confined_Eyeglasses_1"]
+    assert others["gan_other_Eyeglasses_1"]["prototypes"]["share"] == 0
+    assert others["gan_own_confined_Eyeglasses_1"]["prototypes"]["share"] == pytest.approx(1.0)
     # the primary contrast stands alone; the oracle's test is adjusted with the rest (Holm)
     assert summary["primary"]["p_holm"] == summary["primary"]["p_permutation"]
     assert oracle["p_permutation"] <= summary["arms"]["prototypes"]["oracle"]["top1_with_Eyeglasses"]["p_holm"]

@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from facegen.data.prepared import PreparedFaces
+from facegen.gan.regions import edit_masks
+from recognition.augmentation.verified_edits import read_made_faces
 from tests.support.scratch import run_in, scratch_copy
 from tests.support.faces import copy_people, make_celeba_people
 from tests.support.synthetic import prepare_demo, tiny_checkpoint
@@ -60,6 +64,7 @@ def test_faces64_and_ownphotos_studies_rebuild_with_dvc_repro(
         permutation_samples=200,
         power_simulations=20,
         second_editor={"name": "drawn", "checkpoint": str(second_editor)},
+        confined=["own", "drawn"],
     )
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = yaml.safe_load((study / "celeba.yaml").read_text())
@@ -183,13 +188,16 @@ def _check_augmentation(study: Path) -> None:
     assert made["reconstructions"]["made"] == made["enrolment_photos"] > 0
     assert made["background_edit"]["made"] == 20 and made["sample"]["made"] == 8
     assert 0 < made["teacher_threshold"] < 1
-    second = made["second_editor"]  # the second editor's candidates, at the same strengths
-    assert second["name"] == "drawn" and set(second["enrolment_edits"]["Eyeglasses"]) == {"1", "2", "3"}
+    # the second editor's candidates and both editors' confined ones, at the same strengths
+    assert set(made["other_editors"]) == {"drawn", "own_confined", "drawn_confined"}
+    assert all(set(e["enrolment_edits"]["Eyeglasses"]) == {"1", "2", "3"} for e in made["other_editors"].values())
+    _check_confined_edits(study)
     summary = json.loads((study / "metrics" / "augmentation.json").read_text())
     arms = summary["arms"]
     assert set(arms) == {"prototypes", "prototypes_pooled", "prototypes_max", "finetuned", "embedding"}
     roster_arms = {"classic", "oracle", "reconstruction", "gan_Eyeglasses_1", "gan_Eyeglasses_2"}
     roster_arms.add("gan_drawn_Eyeglasses_1")  # the second editor's verified edits, budget 1
+    roster_arms |= {"gan_own_confined_Eyeglasses_1", "gan_drawn_confined_Eyeglasses_1"}  # and confined edits
     assert all(set(arms[f]) == roster_arms for f in arms if f != "embedding")
     assert set(arms["embedding"]) == {"gan_trained"}
     for family in arms.values():
@@ -211,9 +219,24 @@ def _check_augmentation(study: Path) -> None:
         "4",
     }
     assert summary["primary"]["arm"] == "gan_Eyeglasses_1" and summary["primary"]["family"] == "prototypes"
-    assert summary["second_editor"]["arm"] == "gan_drawn_Eyeglasses_1"
-    assert set(summary["second_editor"]["oracle_share"]) <= set(arms)
+    others = {"gan_drawn_Eyeglasses_1", "gan_own_confined_Eyeglasses_1", "gan_drawn_confined_Eyeglasses_1"}
+    assert set(summary["other_editors"]) == others
+    assert all(set(share) <= set(arms) for share in summary["other_editors"].values())
     assert set(summary["power"]["curve"]) == {"0.05", "0.1", "0.15", "0.2", "0.3"}
     table = (study / "metrics" / "augmentation.md").read_text()
     assert "oracle" in table and "reconstruction" in table and "Primary contrast" in table
     assert (study / "plots" / "augmentation.png").stat().st_size > 10_000
+
+
+def _check_confined_edits(study: Path) -> None:
+    """Each confined eyeglass edit is its source photo wherever the eye band's mask is zero; the plain edits are
+    not (the editor's round trip changes the whole face)."""
+    made = read_made_faces(study / "data" / "augment")
+    prepared = PreparedFaces(study / "data" / "prepared")
+    row_of = dict(zip(prepared.annotations["image_id"].astype(str), range(len(prepared.annotations))))
+    outside = edit_masks(torch.ones(1, 1, dtype=torch.bool), ["Eyeglasses"], prepared.images.shape[1])[0, 0] == 0
+    for editor, kept in (("own_confined", True), ("drawn_confined", True), ("own", False), ("drawn", False)):
+        rows = np.flatnonzero((made.table["editor"] == editor) & (made.table["kind"] == "enrolment_edit"))
+        sources = prepared.images[[row_of[s] for s in made.table["source_image"].iloc[rows]]]
+        same = (made.images[rows] == sources)[:, outside.numpy()].all()
+        assert len(rows) and same == kept, editor

@@ -136,7 +136,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(prepared: 
     assert lines[0].startswith("error: edited.pt: its G_ema weights do not match its config (size mismatch for ")
 
 
-def test_a_second_editor_that_is_missing_or_does_not_fit_the_study_is_named(prepared: Path, tmp_path: Path) -> None:
+def test_other_editors_that_are_missing_unknown_or_do_not_fit_the_study_are_named(prepared: Path, tmp_path: Path) -> None:
     checkpoint = tiny_checkpoint(prepared, tmp_path / "gan")  # 32 px faces; Male, Eyeglasses, Smiling
 
     def settings(path: Path, attribute: str = "Eyeglasses") -> AugmentationConfig:
@@ -151,6 +151,12 @@ def test_a_second_editor_that_is_missing_or_does_not_fit_the_study_is_named(prep
         second_editor(settings(checkpoint, "Young"), 32)
     with pytest.raises(ValueError, match="second_editor.name"):
         AugmentationConfig.model_validate({"second_editor": {"name": "Celeba 64", "checkpoint": "x.pt"}})
+    with pytest.raises(ValueError, match="second_editor.name: 'own' names the study's own editor"):
+        AugmentationConfig(second_editor={"name": "own", "checkpoint": "x.pt"})
+    for confined in (["other"], ["own", "own"]):  # no second editor named other; each editor once
+        with pytest.raises(ValueError, match=r"augmentation.confined=.*each editor once, of own \(own:"):
+            AugmentationConfig(confined=confined)
+    assert AugmentationConfig(confined=["own", "other"], second_editor={"name": "other", "checkpoint": "x.pt"})
 
 
 def test_a_manifest_without_a_column_is_named(tmp_path: Path) -> None:

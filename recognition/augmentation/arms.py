@@ -11,7 +11,9 @@
   ranked; an unverified edit never enters), for each budget ``b`` of ``augmentation.budgets``; the first budget
   (1) is the primary arm;
 - ``gan_<editor>_<attribute>_1``: the same at budget 1 from ``augmentation.second_editor`` (another study's
-  editor, e.g. celeba64's, trained on other people).
+  editor, e.g. celeba64's, trained on other people);
+- ``gan_<editor>_confined_<attribute>_1``: the same at budget 1 from an editor of ``augmentation.confined``
+  (``own`` or the second editor) with its edits kept inside the attribute's band, the photo elsewhere.
 """
 
 from __future__ import annotations
@@ -21,32 +23,37 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from facegen.config import AugmentationConfig, ClassicAugmentation
+from facegen.config import OWN_EDITOR, AugmentationConfig, ClassicAugmentation
 from recognition.augment import classic_copies
-from recognition.augmentation.verified_edits import OWN_EDITOR, RECONSTRUCTION_KIND, MadeFaces
+from recognition.augmentation.verified_edits import RECONSTRUCTION_KIND, MadeFaces
 from recognition.models.embeddings import EmbeddingCache
 from recognition.sets import FaceSet
 
 BASELINE, CLASSIC, ORACLE, RECONSTRUCTION = "baseline", "classic", "oracle", "reconstruction"
-SECOND_EDITOR_BUDGET = 1  # the second editor is compared at the primary arm's budget
+OTHER_EDITOR_BUDGET = 1  # the second editor and confined edits are compared at the primary arm's budget
+CONFINED = "_confined"  # an editor's name with this suffix: its edits kept inside the attribute's band
 
 
 def gan_arm(attribute: str, budget: int, editor: str = OWN_EDITOR) -> str:
     return f"gan_{attribute}_{budget}" if editor == OWN_EDITOR else f"gan_{editor}_{attribute}_{budget}"
 
 
-def second_editor_arm(settings: AugmentationConfig) -> str | None:
-    """The second editor's arm (its verified edits at budget 1), or None without ``augmentation.second_editor``."""
-    if settings.second_editor is None:
-        return None
-    return gan_arm(settings.primary_attribute, SECOND_EDITOR_BUDGET, settings.second_editor.name)
+def other_editors(settings: AugmentationConfig) -> list[str]:
+    """The GAN sources beside the study's own editor: the second editor, then each confined editor."""
+    second = [settings.second_editor.name] if settings.second_editor is not None else []
+    return second + [name + CONFINED for name in settings.confined]
+
+
+def other_editor_arms(settings: AugmentationConfig) -> list[str]:
+    """The arms of :func:`other_editors` (their verified edits at budget 1)."""
+    return [gan_arm(settings.primary_attribute, OTHER_EDITOR_BUDGET, name) for name in other_editors(settings)]
 
 
 def gan_arms(settings: AugmentationConfig) -> dict[str, tuple[str, int]]:
-    """Each GAN arm's name -> (editor, budget): the study's editor at every budget, a second editor at 1."""
+    """Each GAN arm's name -> (editor, budget): the study's editor at every budget, the other sources at 1."""
     arms = {gan_arm(settings.primary_attribute, b): (OWN_EDITOR, b) for b in settings.budgets}
-    if settings.second_editor is not None:
-        arms[second_editor_arm(settings)] = (settings.second_editor.name, SECOND_EDITOR_BUDGET)
+    for name, arm in zip(other_editors(settings), other_editor_arms(settings)):
+        arms[arm] = (name, OTHER_EDITOR_BUDGET)
     return arms
 
 

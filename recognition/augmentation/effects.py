@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from facegen.config import AugmentationConfig
-from recognition.augmentation.arms import BASELINE, ORACLE, primary_arm, second_editor_arm
+from recognition.augmentation.arms import BASELINE, ORACLE, other_editor_arms, primary_arm
 from recognition.augmentation.experiment import PRIMARY_FAMILY
 from recognition.statistics import (
     bca_interval,
@@ -62,8 +62,8 @@ def endpoints(primary: str, lenses: bool = False) -> dict[str, Endpoint]:
 
 
 def summarise(outcomes: pd.DataFrame, settings: AugmentationConfig, far: float, seed: int = 0) -> dict:
-    """primary, arms (family -> arm -> endpoint -> effect), oracle_share, power and, with a second editor,
-    second_editor (its arm and its share of the oracle's gain)."""
+    """primary, arms (family -> arm -> endpoint -> effect), oracle_share (the primary arm's share of the oracle's
+    gain), power and other_editors (arm -> its share of the oracle's gain, for the second editor and confined edits)."""
     table = outcomes.assign(identified=outcomes["correct"] & outcomes["accepted"])
     primary = settings.primary_attribute
     names = endpoints(primary, lenses=bool((table["lenses"] != "").any()))
@@ -88,10 +88,8 @@ def summarise(outcomes: pd.DataFrame, settings: AugmentationConfig, far: float, 
         "arms": arms,
         "oracle_share": _oracle_shares(table, primary_arm(settings), settings, seed),
         "power": _power(table, primary, settings, seed),
+        "other_editors": {arm: _oracle_shares(table, arm, settings, seed) for arm in other_editor_arms(settings)},
     }
-    second = second_editor_arm(settings)
-    if second is not None:
-        summary["second_editor"] = {"arm": second, "oracle_share": _oracle_shares(table, second, settings, seed)}
     return summary
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from facegen.config import OWN_EDITOR
 from facegen.gan.inference import FaceModel
 from facegen.io import Layout, atomic_dir
 from facegen.metrics.identity import cosine
@@ -43,7 +44,6 @@ TABLE_COLUMNS = (
     "verified",
 )
 RECONSTRUCTION_KIND = "enrolment_reconstruction"
-OWN_EDITOR = "own"  # the study's own generator; a second editor's faces carry its name (augmentation.second_editor)
 AUGMENT_META = "meta.json"
 AUGMENT_LAYOUT = Layout(
     "augmentation faces", AUGMENT_META, ("images.npy", "faces.parquet", "teacher.npy", AUGMENT_META)
