@@ -136,7 +136,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(prepared: 
     assert lines[0].startswith("error: edited.pt: its G_ema weights do not match its config (size mismatch for ")
 
 
-def test_other_editors_that_are_missing_unknown_or_do_not_fit_the_study_are_named(prepared: Path, tmp_path: Path) -> None:
+def test_other_editors_missing_unknown_or_unfit_for_the_study_are_named(prepared: Path, tmp_path: Path) -> None:
     checkpoint = tiny_checkpoint(prepared, tmp_path / "gan")  # 32 px faces; Male, Eyeglasses, Smiling
 
     def settings(path: Path, attribute: str = "Eyeglasses") -> AugmentationConfig:
