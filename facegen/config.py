@@ -520,6 +520,7 @@ class RecognitionConfig(_Section):
 
 
 OWN_EDITOR = "own"  # the name of a study's own editor among the augmentation's GAN sources
+CONFINED = "_confined"  # "<editor>_confined": that editor with its edits kept inside the attribute's band
 
 
 class SecondEditor(_Section):

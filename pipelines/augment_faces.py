@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from prefect import flow, task
 
-from facegen.config import OWN_EDITOR, AugmentationConfig, Params, load_params
+from facegen.config import CONFINED, OWN_EDITOR, AugmentationConfig, Params, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, save_grid
 from facegen.io import write_json
@@ -35,7 +35,6 @@ from pipelines import run_from_command_line
 from recognition.models.embeddings import EmbeddingCache
 from recognition.sets import attendance_sets
 from recognition.models.teacher import DlibTeacher, cache_folder, read_teacher_embeddings
-from recognition.augmentation.arms import CONFINED
 from recognition.augmentation.verified_edits import (
     RECONSTRUCTION_KIND,
     MadeFaces,

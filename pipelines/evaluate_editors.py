@@ -39,7 +39,7 @@ from matplotlib.figure import Figure
 from prefect import flow, task
 from torchvision.utils import save_image
 
-from facegen.config import EvaluateConfig, GanConfig, Params, SamplingConfig, load_params
+from facegen.config import CONFINED, EvaluateConfig, GanConfig, Params, SamplingConfig, load_params
 from facegen.data.prepared import PreparedFaces
 from facegen.gan.inference import FaceModel, save_grid, to_tensor
 from facegen.io import atomic_file, write_json
@@ -95,7 +95,6 @@ EDITOR_NAMES = {
 }
 # Paired: a change against what it changes (a variant's contrast where params has it)
 CONTRASTS = ((STUDIED, BASELINE), *((name, STUDIED) for name in list(EDITOR_NAMES.values())[2:]))
-CONFINED = "_confined"  # an editor judged again with sampling.confine_edits: "<editor>_confined"
 
 
 def editors(params: Params) -> dict[str, GanConfig]:

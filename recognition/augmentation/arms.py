@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from facegen.config import OWN_EDITOR, AugmentationConfig, ClassicAugmentation
+from facegen.config import CONFINED, OWN_EDITOR, AugmentationConfig, ClassicAugmentation
 from recognition.augment import classic_copies
 from recognition.augmentation.verified_edits import RECONSTRUCTION_KIND, MadeFaces
 from recognition.models.embeddings import EmbeddingCache
@@ -31,7 +31,6 @@ from recognition.sets import FaceSet
 
 BASELINE, CLASSIC, ORACLE, RECONSTRUCTION = "baseline", "classic", "oracle", "reconstruction"
 OTHER_EDITOR_BUDGET = 1  # the second editor and confined edits are compared at the primary arm's budget
-CONFINED = "_confined"  # an editor's name with this suffix: its edits kept inside the attribute's band
 
 
 def gan_arm(attribute: str, budget: int, editor: str = OWN_EDITOR) -> str:
