@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
@@ -42,6 +43,20 @@ def with_torch_threads(fn: Callable[[T], R], threads: int) -> Callable[[T], R]:
 def _run_like_here(fn: Callable[[T], R], threads: int, kernels: dict[str, str | None], chunk: T) -> R:
     match_torch(threads, kernels)
     return fn(chunk)
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch computes with `threads` intra-op threads inside the block (a mapped function's :func:`match_torch`
+    included), with this process's count again after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def torch_kernels() -> dict[str, str | None]:

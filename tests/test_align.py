@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from facegen.config import DataConfig, PrepareConfig
@@ -157,7 +158,9 @@ def test_prepare_counts_no_face_several_faces_and_is_reproducible(shared_faces64
 
     tight = cropper_for(DataConfig(source="folder", image_size=64), PrepareConfig(workers=0))
     assert isinstance(tight, LandmarkAlign) and tight.tight
-    first = prepare_faces(FaceFolder(root), tmp_path / "a", tight, workers=0)
+    threads = torch.get_num_threads()
+    first = prepare_faces(FaceFolder(root), tmp_path / "a", tight, workers=0)  # in this process: 1 torch thread
+    assert torch.get_num_threads() == threads  # for the crops only (CROP_THREADS), as loader workers crop
     prepare_faces(FaceFolder(root), tmp_path / "b", tight, workers=2, batch_size=2)
     assert first.images_written == 6
     for name in ("images.npy", "annotations.parquet", "meta.json", "skipped.csv"):

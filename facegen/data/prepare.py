@@ -32,11 +32,14 @@ from facegen.data.base import FaceDataset
 from facegen.data.images import CorruptImageError
 from facegen.data.prepared import ANNOTATIONS_FILE, IMAGES_FILE, LAYOUT, META_FILE, SKIPPED_FILE
 from facegen.io import atomic_dir, write_json
-from facegen.mapping import Mapper, chunked, with_torch_threads
+from facegen.mapping import Mapper, chunked, torch_threads, with_torch_threads
 from facegen.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
+# torch threads every crop runs with, in this process, a loader worker or a mapper's: on some CPUs (an AMD EPYC)
+# MTCNN's floats, and so the crops' bytes, depend on the thread count, and the cache must not depend on `workers`
+CROP_THREADS = 1
 NO_FACE = "no face found"
 LANDMARKS_OFF = "landmarks outside the photo"
 FACES_FOUND = "faces_found"  # key of a crop's ``info``: faces the detector saw in the photo (the largest is kept)
@@ -213,9 +216,9 @@ def prepare_faces(
 ) -> PrepareReport:
     """Crop every face of `faces` and write the cache to `out` (atomically); returns what happened.
 
+    Every crop runs with :data:`CROP_THREADS` torch threads, so the cache is the same bytes whatever ``workers``.
     With `mapper` (facegen.mapping: e.g. Dask workers), chunks of rows are cropped through it instead of by the
-    ``workers`` loader processes, each with the torch threads a local run crops with, and kept in order: the
-    same bytes.
+    ``workers`` loader processes, and kept in order: the same bytes again.
 
     Photos that cannot be used (and ``faces.skipped_files``) are listed in skipped.csv (``strict``: the first
     stops the run); a source with no usable photo at all is an error, not an empty cache."""
@@ -230,14 +233,13 @@ def prepare_faces(
         # spawn, not fork: callers such as Prefect flows run threads that a forked worker must not inherit
         multiprocessing_context="spawn" if workers else None,
     )
-    if mapper is not None:  # loader workers crop with 1 torch thread, an in-process loader with this process's
-        threads = 1 if workers else torch.get_num_threads()
-        crop = with_torch_threads(partial(_crop_rows, _Cropped(faces, cropper)), threads)
+    if mapper is not None:
+        crop = with_torch_threads(partial(_crop_rows, _Cropped(faces, cropper)), CROP_THREADS)
         loader = mapper(crop, chunked(range(len(faces)), min(batch_size, MAPPED_CHUNK)))
     kept: list[int] = []
     skipped = list(faces.skipped_files)
     several_faces = 0
-    with atomic_dir(Path(out), LAYOUT) as tmp:
+    with atomic_dir(Path(out), LAYOUT) as tmp, torch_threads(CROP_THREADS):
         staging = open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
         with tqdm(total=len(faces), desc="prepare", unit="img") as progress:
             for batch in loader:
@@ -314,6 +316,6 @@ def _finalise_images(folder: Path, staging: np.memmap, count: int) -> None:
 
 
 def _init_worker(parent_pid: int, worker_id: int) -> None:
-    """One torch thread per loader worker, and the worker dies with the run (``kill -9`` included)."""
-    torch.set_num_threads(1)
+    """A loader worker crops with :data:`CROP_THREADS` torch threads and dies with the run (``kill -9`` included)."""
+    torch.set_num_threads(CROP_THREADS)
     die_with_parent(parent_pid)
