@@ -71,7 +71,7 @@ def make_faces(params: Params) -> dict:
     everyone, table = faces.images, faces.annotations.reset_index(drop=True)
     enrol_images = np.ascontiguousarray(everyone[enrol_rows])
     editors = {OWN_EDITOR: model} | ({aug.second_editor.name: second} if second is not None else {})
-    editors |= {name + CONFINED: confined(editors[name]) for name in aug.confined}
+    editors |= {name + CONFINED: editors[name].confined() for name in aug.confined}
     sources, descriptors = table.iloc[enrol_rows], teacher_all[enrol_rows]
     parts = [
         enrolment_edits(
@@ -138,11 +138,6 @@ def second_editor(settings: AugmentationConfig, resolution: int) -> FaceModel:
             f"{list(model.attributes)}; this study needs {resolution} px and {settings.primary_attribute}"
         )
     return model
-
-
-def confined(model: FaceModel) -> FaceModel:
-    """``model`` with its edits kept inside the changed attribute's band (sampling.confine_edits)."""
-    return model.with_sampling(model.sampling.model_copy(update={"confine_edits": True}))
 
 
 def _grid(made: MadeFaces, everyone: np.ndarray, table: pd.DataFrame) -> tuple[np.ndarray, int]:

@@ -242,7 +242,7 @@ def evaluate(params: Params) -> tuple[dict, pd.DataFrame]:
             "confined_from": None,
         }
         if name in confined:  # the same editor, its edits kept inside the changed attribute's band
-            kept = judged(plain.with_sampling(SamplingConfig(confine_edits=True)))
+            kept = judged(plain.confined())
             tables.append(kept.table.assign(editor=name + CONFINED))
             examples[name + CONFINED] = kept.examples
             metrics["editors"][name + CONFINED] = metrics["editors"][name] | {

@@ -128,6 +128,11 @@ class FaceModel:
             sampling,
         )
 
+    def confined(self) -> FaceModel:
+        """The same networks and sampling, with each edit kept inside the changed attribute's band
+        (``sampling.confine_edits``)."""
+        return self.with_sampling(self.sampling.model_copy(update={"confine_edits": True}))
+
     def attribute_matrix(self, values: Mapping[str, float], n: int) -> Tensor:
         """An n x A 0/1 matrix: the named attributes set as given, the others 0."""
         unknown = set(values) - set(self.attributes)
